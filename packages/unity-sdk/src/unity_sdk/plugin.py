@@ -1,0 +1,121 @@
+"""The plugin contract: every method the hub calls on a plugin, in one place.
+
+A plugin is a subclass of :class:`PluginBase` with two methods:
+``get_metadata()`` and ``async collect_data()``. Everything else has a sensible
+default. The hub owns scheduling, timeouts, retries, execution history and
+storage; a plugin only describes itself and collects.
+
+Example::
+
+    from unity_sdk import PluginBase, PluginCategory, PluginMetadata
+
+    class Uptime(PluginBase):
+        def get_metadata(self) -> PluginMetadata:
+            return PluginMetadata(
+                id="uptime", name="Uptime", version="1.0.0",
+                category=PluginCategory.SYSTEM,
+            )
+
+        async def collect_data(self) -> dict[str, float]:
+            with open("/proc/uptime") as f:
+                return {"uptime": float(f.read().split()[0])}
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+from unity_sdk.metadata import HealthStatus, PluginMetadata
+
+__all__ = ["PluginBase"]
+
+
+class PluginBase(ABC):
+    """Base class of every Unity plugin.
+
+    The hub creates one instance per plugin and keeps it for as long as the
+    plugin is loaded. ``self.config`` holds the validated config (defaults
+    filled in); ``self.logger`` is a logger named after the plugin.
+    """
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        self.config: dict[str, Any] = dict(config or {})
+        self.logger = logging.getLogger(f"unity.plugin.{type(self).__name__}")
+
+    @abstractmethod
+    def get_metadata(self) -> PluginMetadata:
+        """Describe the plugin: id, name, version, category, metrics, schema.
+
+        Called once when the plugin is loaded; the result must not change while
+        the plugin runs. Example::
+
+            def get_metadata(self) -> PluginMetadata:
+                return PluginMetadata(
+                    id="uptime", name="Uptime", version="1.0.0",
+                    metrics=[MetricField(name="uptime", unit="s")],
+                    default_interval=30,
+                )
+        """
+
+    @abstractmethod
+    async def collect_data(self) -> dict[str, Any]:
+        """Collect one document of metrics and return it as a JSON-able dict.
+
+        Raise one of :mod:`unity_sdk.errors` when collection fails; the hub
+        records the failure and retries with backoff. Example::
+
+            async def collect_data(self) -> dict[str, Any]:
+                return {"cpu": {"percent": psutil.cpu_percent()}}
+        """
+
+    async def health_check(self) -> HealthStatus:
+        """Report whether the plugin can collect right now (default: healthy).
+
+        Example::
+
+            async def health_check(self) -> HealthStatus:
+                if not shutil.which("sensors"):
+                    return HealthStatus.unhealthy("the sensors command is not installed")
+                return HealthStatus.healthy()
+        """
+        return HealthStatus.healthy()
+
+    async def on_enable(self) -> None:
+        """Called when the plugin is enabled or loaded enabled; open resources here.
+
+        Example::
+
+            async def on_enable(self) -> None:
+                self.client = httpx.AsyncClient(base_url=self.config["url"])
+        """
+
+    async def on_disable(self) -> None:
+        """Called when the plugin is disabled, reloaded or the hub stops; release resources.
+
+        Example::
+
+            async def on_disable(self) -> None:
+                await self.client.aclose()
+        """
+
+    async def on_error(self, exc: BaseException) -> None:
+        """Called after a collection failed or timed out, with the exception.
+
+        The hub has already recorded the failure; use this to reset state.
+        Example::
+
+            async def on_error(self, exc: BaseException) -> None:
+                self.connection = None  # reconnect on the next run
+        """
+
+    async def on_config_change(self, new: dict[str, Any]) -> None:
+        """Called after a new, validated config was stored and set as ``self.config``.
+
+        Example::
+
+            async def on_config_change(self, new: dict[str, Any]) -> None:
+                self.client.base_url = new["url"]
+        """

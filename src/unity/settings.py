@@ -1,0 +1,135 @@
+"""Hub settings: ``UNITY_*`` environment variables, then an optional TOML file.
+
+Every setting is listed in ``docs/configuration.md``; a test keeps the two in
+sync. The config file is ``$UNITY_CONFIG_FILE`` when set, else
+``<data dir>/unity.toml`` when that exists. Environment variables win.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "default_data_dir", "get_settings"]
+
+DEFAULT_AUTOENABLE = ["system-info", "disk-monitor", "network-monitor", "process-monitor"]
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/unity``, else ``~/.local/share/unity``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "unity"
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("UNITY_CONFIG_FILE")
+    if explicit:
+        return Path(explicit)
+    data_dir = Path(os.environ.get("UNITY_DATA_DIR") or default_data_dir())
+    candidate = data_dir / "unity.toml"
+    return candidate if candidate.is_file() else None
+
+
+class Settings(BaseSettings):
+    """The hub's settings. Each field is one ``UNITY_<NAME>`` variable."""
+
+    model_config = SettingsConfigDict(env_prefix="UNITY_", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Folder for the SQLite database and other state.",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy async URL; empty means SQLite in the data dir. "
+        "PostgreSQL: postgresql+asyncpg://user:pass@host/db",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `unity serve` listens on.")
+    port: int = Field(default=8765, ge=1, le=65535, description="Port `unity serve` listens on.")
+    log_level: str = Field(default="INFO", description="Python logging level of the hub.")
+    hostname: str = Field(
+        default_factory=socket.gethostname,
+        description="Host name recorded with metrics the hub collects locally.",
+    )
+    autoenable: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_AUTOENABLE),
+        description="Plugins enabled when they first enter an empty registry "
+        "(JSON list, e.g. '[\"system-info\"]'; '[]' enables none).",
+    )
+    disabled_plugins: list[str] = Field(
+        default_factory=list,
+        description="Plugin ids the loader skips entirely (JSON list).",
+    )
+    retention_days: int = Field(
+        default=30, ge=1, description="Days of metrics and executions kept per plugin by default."
+    )
+    retention_check_seconds: float = Field(
+        default=3600, gt=0, description="How often the hub deletes data past retention."
+    )
+    scheduler_jitter: float = Field(
+        default=0.1,
+        ge=0,
+        le=0.5,
+        description="Random spread of each run's start, as a fraction of the interval.",
+    )
+    degraded_after: int = Field(
+        default=1, ge=1, description="Consecutive failures after which a plugin is degraded."
+    )
+    failing_after: int = Field(
+        default=3, ge=1, description="Consecutive failures after which a plugin is failing."
+    )
+    max_backoff_seconds: float = Field(
+        default=900, gt=0, description="Upper bound of the delay between failing runs."
+    )
+    max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` a list accepts.")
+    bootstrap_token: bool = Field(
+        default=True,
+        description="On start, create and print an admin token when no admin token exists.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'unity.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+@lru_cache(maxsize=1)
+def get_settings(**overrides: Any) -> Settings:
+    """The process-wide settings (cached); tests build ``Settings`` directly."""
+    return Settings(**overrides)
