@@ -1,0 +1,1 @@
+"""The plugin runtime: loader, manager, scheduler and the built-in plugins."""
