@@ -92,6 +92,14 @@ class Settings(BaseSettings):
     max_backoff_seconds: float = Field(
         default=900, gt=0, description="Upper bound of the delay between failing runs."
     )
+    isolation_memory_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="Address-space cap of process-isolated plugin runs (0: none).",
+    )
+    dev_mode: bool = Field(
+        default=False, description="Watch plugin source files and hot-reload them (serve --reload)."
+    )
     max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` a list accepts.")
     bootstrap_token: bool = Field(
         default=True,

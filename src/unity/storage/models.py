@@ -20,7 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from unity.storage.types import JSONDocument, UTCDateTime, utcnow
 
-__all__ = ["ApiToken", "Base", "Plugin", "PluginExecution", "PluginMetric"]
+__all__ = ["ApiToken", "Base", "LatestMetric", "Plugin", "PluginExecution", "PluginMetric"]
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -76,10 +76,24 @@ class PluginMetric(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    plugin_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("plugins.id", ondelete="CASCADE")
-    )
+    plugin_id: Mapped[str] = mapped_column(String(64), ForeignKey("plugins.id", ondelete="CASCADE"))
     host: Mapped[str] = mapped_column(String(255))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+
+
+class LatestMetric(Base):
+    """The newest document per plugin and host, kept up to date on every write.
+
+    ``/metrics`` and the overview read this instead of searching the history.
+    """
+
+    __tablename__ = "plugin_latest"
+
+    plugin_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("plugins.id", ondelete="CASCADE"), primary_key=True
+    )
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
     data: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
 
@@ -91,9 +105,7 @@ class PluginExecution(Base):
     __table_args__ = (Index("ix_plugin_executions_plugin_started", "plugin_id", "started_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    plugin_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("plugins.id", ondelete="CASCADE")
-    )
+    plugin_id: Mapped[str] = mapped_column(String(64), ForeignKey("plugins.id", ondelete="CASCADE"))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16))

@@ -25,6 +25,7 @@ from unity_sdk.metadata import (
     PluginMetadata,
     Requirements,
 )
+from unity_sdk.metrics import check_document, iter_metric_values
 from unity_sdk.plugin import PluginBase
 
 __version__ = "0.1.0"
@@ -48,4 +49,6 @@ __all__ = [
     "Requirements",
     "UnityError",
     "__version__",
+    "check_document",
+    "iter_metric_values",
 ]

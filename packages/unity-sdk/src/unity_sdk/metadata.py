@@ -119,9 +119,7 @@ class MetricField(BaseModel):
     @classmethod
     def _check_path(cls, value: str) -> str:
         if not _METRIC_PATH.match(value):
-            raise ValueError(
-                f"metric name {value!r} must be a dotted path of identifiers or '*'"
-            )
+            raise ValueError(f"metric name {value!r} must be a dotted path of identifiers or '*'")
         return value
 
     @property

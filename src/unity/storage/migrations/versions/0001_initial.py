@@ -69,6 +69,21 @@ def upgrade() -> None:
     )
 
     op.create_table(
+        "plugin_latest",
+        sa.Column("plugin_id", sa.String(64), nullable=False),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("timestamp", UTCDateTime(), nullable=False),
+        sa.Column("data", JSONDocument, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["plugin_id"],
+            ["plugins.id"],
+            name=op.f("fk_plugin_latest_plugin_id_plugins"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("plugin_id", "host", name=op.f("pk_plugin_latest")),
+    )
+
+    op.create_table(
         "plugin_executions",
         sa.Column("id", BigId, autoincrement=True, nullable=False),
         sa.Column("plugin_id", sa.String(64), nullable=False),
@@ -109,6 +124,7 @@ def downgrade() -> None:
     op.drop_table("api_tokens")
     op.drop_index("ix_plugin_executions_plugin_started", table_name="plugin_executions")
     op.drop_table("plugin_executions")
+    op.drop_table("plugin_latest")
     op.drop_index("ix_plugin_metrics_plugin_host_time", table_name="plugin_metrics")
     op.drop_index("ix_plugin_metrics_plugin_time", table_name="plugin_metrics")
     op.drop_table("plugin_metrics")

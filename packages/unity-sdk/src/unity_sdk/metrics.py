@@ -1,0 +1,74 @@
+"""Reading declared metrics out of a collected document.
+
+Shared by the hub (``/metrics``, charts) and the test harness, so a plugin's
+declaration is read the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from unity_sdk.metadata import MetricField, PluginMetadata
+
+__all__ = ["check_document", "iter_metric_values"]
+
+
+def iter_metric_values(
+    field: MetricField, document: Mapping[str, Any]
+) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Yield ``(keys, value)`` for every value the field's path reaches.
+
+    ``keys`` holds what each ``*`` segment matched, so ``disks.*.percent`` on
+    ``{"disks": {"sda": {"percent": 3}}}`` yields ``(("sda",), 3)``.
+    """
+
+    def walk(node: Any, path: tuple[str, ...], keys: tuple[str, ...]) -> Iterator[Any]:
+        if not path:
+            yield keys, node
+            return
+        head, rest = path[0], path[1:]
+        if head == "*":
+            if isinstance(node, Mapping):
+                for key, child in node.items():
+                    yield from walk(child, rest, (*keys, str(key)))
+            elif isinstance(node, list):
+                for index, child in enumerate(node):
+                    yield from walk(child, rest, (*keys, str(index)))
+        elif isinstance(node, Mapping) and head in node:
+            yield from walk(node[head], rest, keys)
+
+    yield from walk(document, field.path, ())
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def check_document(
+    metadata: PluginMetadata, document: Any, *, require_all: bool = True
+) -> list[str]:
+    """Problems with ``document`` against the declared metrics (empty when fine).
+
+    Numeric kinds (gauge, counter) must be finite numbers; with
+    ``require_all`` every declared path without ``*`` must be present.
+    """
+    if not isinstance(document, Mapping):
+        return [f"collect_data returned {type(document).__name__}, expected a dict"]
+    problems: list[str] = []
+    for field in metadata.metrics:
+        values = list(iter_metric_values(field, document))
+        if not values and require_all and "*" not in field.path:
+            problems.append(f"declared metric {field.name!r} is missing from the document")
+        for keys, value in values:
+            if field.numeric and not _is_number(value):
+                where = f"{field.name}[{','.join(keys)}]" if keys else field.name
+                problems.append(
+                    f"metric {where!r} is declared {field.kind.value} but the value is {value!r}"
+                )
+    return problems

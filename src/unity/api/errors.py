@@ -1,0 +1,96 @@
+"""JSON errors: every failure answers ``{"error": {"code", "message", "details"}}``.
+
+Bad input is always a 4xx with a message; handlers here translate the
+domain errors of the manager and storage so routes stay free of try/except.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from unity.plugins.manager import PluginNotFoundError, PluginStateError
+from unity.storage.pagination import InvalidCursorError
+from unity_sdk import ConfigError
+
+__all__ = ["ApiError", "install_error_handlers"]
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "invalid",
+    429: "too_many_requests",
+}
+
+
+class ApiError(Exception):
+    """Raise from a route to answer with a JSON error."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details
+        self.headers = headers
+
+
+def error_response(
+    status: int, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": _CODES.get(status, "error"), "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
+    return [
+        {"loc": [str(part) for part in e.get("loc", ())], "msg": e.get("msg", "")} for e in errors
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return error_response(exc.status_code, message, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "request is not valid", _clean_validation_errors(exc.errors()))
+
+    @app.exception_handler(ConfigError)
+    async def _config_error(_: Request, exc: ConfigError) -> JSONResponse:
+        return error_response(422, str(exc), exc.errors)
+
+    @app.exception_handler(PluginNotFoundError)
+    async def _not_found(_: Request, exc: PluginNotFoundError) -> JSONResponse:
+        return error_response(404, f"no plugin with id {exc.args[0]!r}")
+
+    @app.exception_handler(PluginStateError)
+    async def _conflict(_: Request, exc: PluginStateError) -> JSONResponse:
+        return error_response(409, str(exc))
+
+    @app.exception_handler(InvalidCursorError)
+    async def _bad_cursor(_: Request, exc: InvalidCursorError) -> JSONResponse:
+        return error_response(400, str(exc))

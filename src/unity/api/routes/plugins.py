@@ -1,0 +1,340 @@
+"""``/api/plugins/v2``: list, inspect, control and query plugins."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+
+from unity.api.deps import AdminToken, ManagerDep, ReadToken, SessionDep, SettingsDep
+from unity.api.errors import ApiError
+from unity.api.schemas import (
+    ConfigOut,
+    ExecutionList,
+    ExecutionOut,
+    HealthOut,
+    LoadFailureOut,
+    MetricList,
+    MetricOut,
+    PluginDetail,
+    PluginList,
+    PluginSummary,
+    RunResultOut,
+    SeriesOut,
+    SeriesPointOut,
+)
+from unity.plugins import config as plugin_config
+from unity.plugins.manager import PluginManager, PluginNotFoundError
+from unity.storage import metrics as metric_store
+from unity.storage import registry
+from unity.storage.models import Plugin
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/plugins/v2", tags=["plugins"])
+
+PLUGIN_ID = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+MAX_SERIES_POINTS = 10_000
+EXECUTION_STATUSES = {"success", "failed", "timed_out", "skipped"}
+
+
+def _summary_fields(row: Plugin, manager: PluginManager) -> dict[str, Any]:
+    managed = manager.plugins.get(row.id)
+    return {
+        "id": row.id,
+        "name": row.name,
+        "version": row.version,
+        "description": row.description,
+        "category": row.category,
+        "enabled": row.enabled,
+        "external": row.external,
+        "loaded": managed is not None,
+        "state": row.state if row.enabled else "disabled",
+        "health": HealthOut(
+            status=row.health_status, message=row.health_message, checked_at=row.health_checked_at
+        ),
+        "interval": managed.interval if managed else row.config.get("interval"),
+        "run_count": row.run_count,
+        "last_run_at": row.last_run_at,
+        "last_success_at": row.last_success_at,
+        "last_error": row.last_error,
+    }
+
+
+def _detail(row: Plugin, manager: PluginManager) -> PluginDetail:
+    managed = manager.plugins.get(row.id)
+    config = (
+        plugin_config.mask_secrets(managed.metadata, row.config) if managed else dict(row.config)
+    )
+    return PluginDetail(
+        **_summary_fields(row, manager),
+        author=row.author,
+        metadata=row.plugin_metadata,
+        config=config,
+        consecutive_failures=row.consecutive_failures,
+        reload_error=managed.reload_error if managed else None,
+    )
+
+
+async def _row(session: SessionDep, plugin_id: str) -> Plugin:
+    row = await registry.get_plugin(session, plugin_id)
+    if row is None:
+        raise PluginNotFoundError(plugin_id)
+    return row
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@router.get("", response_model=PluginList)
+async def list_plugins(
+    _: ReadToken,
+    session: SessionDep,
+    manager: ManagerDep,
+    settings: SettingsDep,
+    category: str | None = None,
+    enabled: bool | None = None,
+    external: bool | None = None,
+    limit: Annotated[int, Query(ge=1)] = 100,
+    cursor: Annotated[str | None, Query(pattern=PLUGIN_ID)] = None,
+) -> PluginList:
+    """List plugins, filtered by category, enabled and external; paginated by id."""
+    if limit > settings.max_page_size:
+        raise ApiError(422, f"limit must be at most {settings.max_page_size}")
+    rows = await registry.list_plugins(
+        session,
+        category=category,
+        enabled=enabled,
+        external=external,
+        after=cursor,
+        limit=limit + 1,
+    )
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return PluginList(
+        items=[PluginSummary(**_summary_fields(row, manager)) for row in rows[:limit]],
+        next_cursor=next_cursor,
+        load_failures=[
+            LoadFailureOut(name=f.name, source=f.source, error=f.error, distribution=f.distribution)
+            for f in manager.failures.values()
+        ],
+    )
+
+
+@router.get("/{plugin_id}", response_model=PluginDetail)
+async def get_plugin(
+    plugin_id: str, _: ReadToken, session: SessionDep, manager: ManagerDep
+) -> PluginDetail:
+    """Everything about one plugin: metadata, config (secrets masked), health, state, last run."""
+    return _detail(await _row(session, plugin_id), manager)
+
+
+@router.post("/{plugin_id}/enable", response_model=PluginDetail)
+async def enable_plugin(plugin_id: str, _: AdminToken, manager: ManagerDep) -> PluginDetail:
+    """Enable the plugin and schedule it at once. 422 when its config is incomplete."""
+    await manager.enable(plugin_id)
+    return _detail(await manager.row(plugin_id), manager)
+
+
+@router.post("/{plugin_id}/disable", response_model=PluginDetail)
+async def disable_plugin(plugin_id: str, _: AdminToken, manager: ManagerDep) -> PluginDetail:
+    """Disable the plugin: unschedule it and call its ``on_disable``."""
+    await manager.disable(plugin_id)
+    return _detail(await manager.row(plugin_id), manager)
+
+
+@router.post("/{plugin_id}/execute", response_model=RunResultOut)
+async def execute_plugin(plugin_id: str, _: AdminToken, manager: ManagerDep) -> RunResultOut:
+    """Run a collection now, record it like a scheduled run, and return the result."""
+    result = await manager.execute(plugin_id)
+    return RunResultOut(
+        plugin_id=result.plugin_id,
+        status=result.status,
+        started_at=result.started_at,
+        duration_ms=result.duration_ms,
+        error=result.error,
+        metrics_count=result.metrics_count,
+        data=result.data,
+    )
+
+
+@router.get("/{plugin_id}/config", response_model=ConfigOut)
+async def get_config(
+    plugin_id: str, _: ReadToken, session: SessionDep, manager: ManagerDep
+) -> ConfigOut:
+    """The stored config; secret fields read back as ``********``."""
+    row = await _row(session, plugin_id)
+    managed = manager.plugins.get(plugin_id)
+    if managed is None:
+        return ConfigOut(
+            plugin_id=plugin_id,
+            config=dict(row.config),
+            config_schema=row.plugin_metadata.get("config_schema", {}),
+        )
+    return ConfigOut(
+        plugin_id=plugin_id,
+        config=plugin_config.mask_secrets(managed.metadata, row.config),
+        config_schema=managed.metadata.config_json_schema(),
+    )
+
+
+@router.put("/{plugin_id}/config", response_model=ConfigOut)
+async def put_config(
+    plugin_id: str,
+    _: AdminToken,
+    manager: ManagerDep,
+    config: Annotated[dict[str, Any], Body(description="The whole new config object")],
+) -> ConfigOut:
+    """Replace the config. Validated against the plugin's schema first: on any
+    error the answer is 422 with one entry per field and nothing is saved.
+    ``interval`` (seconds) and ``retention_days`` are understood by the hub."""
+    validated = await manager.set_config(plugin_id, config)
+    metadata = manager.get(plugin_id).metadata
+    return ConfigOut(
+        plugin_id=plugin_id,
+        config=plugin_config.mask_secrets(metadata, validated.stored),
+        config_schema=metadata.config_json_schema(),
+    )
+
+
+@router.get("/{plugin_id}/health", response_model=HealthOut)
+async def get_health(
+    plugin_id: str,
+    _: ReadToken,
+    session: SessionDep,
+    manager: ManagerDep,
+    cached: bool = False,
+) -> HealthOut:
+    """Run the plugin's health check now and return it (``cached=true``: the last answer)."""
+    if cached or plugin_id not in manager.plugins:
+        row = await _row(session, plugin_id)
+        return HealthOut(
+            status=row.health_status, message=row.health_message, checked_at=row.health_checked_at
+        )
+    await _row(session, plugin_id)
+    status = await manager.check_health(plugin_id)
+    row = await manager.row(plugin_id)
+    return HealthOut(
+        status=status.status.value, message=status.message, checked_at=row.health_checked_at
+    )
+
+
+@router.get("/{plugin_id}/metrics", response_model=MetricList | SeriesOut)
+async def get_metrics(
+    plugin_id: str,
+    _: ReadToken,
+    session: SessionDep,
+    settings: SettingsDep,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    host: str | None = None,
+    limit: Annotated[int, Query(ge=1)] = 100,
+    cursor: str | None = None,
+    field: Annotated[str | None, Query(description="A declared numeric metric")] = None,
+    step: Annotated[int | None, Query(ge=1, le=86400 * 31)] = None,
+) -> MetricList | SeriesOut:
+    """Stored collections, newest first (time range, host, limit/cursor).
+
+    With ``field`` (a declared numeric metric without ``*``) the answer is a
+    series instead: avg/min/max/count per ``step`` seconds over the range
+    (default: the last 24 hours, step chosen for ~300 points).
+    """
+    row = await _row(session, plugin_id)
+    start, end = _utc(start), _utc(end)
+    if start and end and start >= end:
+        raise ApiError(422, "start must be before end")
+    if field is None:
+        if limit > settings.max_page_size:
+            raise ApiError(422, f"limit must be at most {settings.max_page_size}")
+        rows, next_cursor = await metric_store.query_metrics(
+            session,
+            plugin_id=plugin_id,
+            start=start,
+            end=end,
+            host=host,
+            limit=limit,
+            cursor=cursor,
+        )
+        return MetricList(
+            plugin_id=plugin_id,
+            items=[
+                MetricOut(id=r.id, host=r.host, timestamp=r.timestamp, data=r.data) for r in rows
+            ],
+            next_cursor=next_cursor,
+        )
+    declared = {m["name"]: m for m in row.plugin_metadata.get("metrics", [])}
+    metric = declared.get(field)
+    if metric is None:
+        raise ApiError(422, f"plugin {plugin_id!r} declares no metric {field!r}")
+    if metric.get("kind") == "info" or "*" in field.split("."):
+        raise ApiError(422, f"metric {field!r} is not a single numeric series")
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(hours=24)
+    span = (end - start).total_seconds()
+    step = step or max(1, int(span // 300))
+    if span / step > MAX_SERIES_POINTS:
+        raise ApiError(422, f"range/step gives more than {MAX_SERIES_POINTS} points")
+    points = await metric_store.series(
+        session,
+        plugin_id=plugin_id,
+        path=field.split("."),
+        start=start,
+        end=end,
+        step=step,
+        host=host,
+    )
+    return SeriesOut(
+        plugin_id=plugin_id,
+        field=field,
+        unit=metric.get("unit", ""),
+        kind=metric.get("kind", "gauge"),
+        step=step,
+        start=start,
+        end=end,
+        host=host,
+        points=[
+            SeriesPointOut(t=p.bucket, avg=p.avg, min=p.min, max=p.max, count=p.count)
+            for p in points
+        ],
+    )
+
+
+@router.get("/{plugin_id}/executions", response_model=ExecutionList)
+async def get_executions(
+    plugin_id: str,
+    _: ReadToken,
+    session: SessionDep,
+    settings: SettingsDep,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1)] = 100,
+    cursor: str | None = None,
+) -> ExecutionList:
+    """Run history, newest first: status, duration, error, metrics count."""
+    await _row(session, plugin_id)
+    if limit > settings.max_page_size:
+        raise ApiError(422, f"limit must be at most {settings.max_page_size}")
+    if status is not None and status not in EXECUTION_STATUSES:
+        raise ApiError(422, f"status must be one of {', '.join(sorted(EXECUTION_STATUSES))}")
+    rows, next_cursor = await metric_store.list_executions(
+        session, plugin_id=plugin_id, status=status, limit=limit, cursor=cursor
+    )
+    return ExecutionList(
+        plugin_id=plugin_id,
+        items=[
+            ExecutionOut(
+                id=r.id,
+                started_at=r.started_at,
+                completed_at=r.completed_at,
+                status=r.status,
+                duration_ms=r.duration_ms,
+                error=r.error,
+                metrics_count=r.metrics_count,
+                trigger=r.trigger,
+            )
+            for r in rows
+        ],
+        next_cursor=next_cursor,
+    )

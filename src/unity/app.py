@@ -1,0 +1,88 @@
+"""The app factory: one FastAPI app owning one database and one plugin manager."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from unity import __version__
+from unity.api.errors import install_error_handlers
+from unity.api.routes import plugins, system
+from unity.auth.tokens import Scope, create_token, has_admin_token
+from unity.plugins.loader import PluginLoader
+from unity.plugins.manager import PluginManager
+from unity.plugins.reloader import watch_plugins
+from unity.settings import Settings, get_settings
+from unity.storage.db import Database
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+async def bootstrap_admin_token(db: Database, settings: Settings) -> str | None:
+    """Create an admin token when none exists; return it (it is shown once)."""
+    async with db.session() as session:
+        if await has_admin_token(session):
+            return None
+        token = await create_token(session, name="bootstrap", scope=Scope.ADMIN)
+    return token.value
+
+
+def _announce(settings: Settings, token: str | None) -> None:
+    url = f"http://{settings.host}:{settings.port}"
+    lines = [f"Unity {__version__} on {url}  (API docs: {url}/docs)"]
+    if token:
+        lines += [
+            "",
+            "No admin token existed, so one was created. It is shown only this once:",
+            f"    {token}",
+            f"Use it as:  curl -H 'Authorization: Bearer {token}' {url}/api/plugins/v2",
+            "Create more with `unity token create`; revoke with `unity token revoke`.",
+            "",
+        ]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def create_app(settings: Settings | None = None, *, loader: PluginLoader | None = None) -> FastAPI:
+    """Build the hub. ``settings`` defaults to the environment's."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.effective_database_url)
+        await db.upgrade()
+        manager = PluginManager(db, settings, loader)
+        app.state.db = db
+        app.state.manager = manager
+        token = await bootstrap_admin_token(db, settings) if settings.bootstrap_token else None
+        await manager.start()
+        watcher = asyncio.create_task(watch_plugins(manager)) if settings.dev_mode else None
+        _announce(settings, token)
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            await manager.stop()
+            await db.dispose()
+
+    app = FastAPI(
+        title="Unity",
+        version=__version__,
+        summary="Self-hosted homelab intelligence hub",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(system.router)
+    app.include_router(plugins.router)
+    return app

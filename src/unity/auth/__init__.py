@@ -1,0 +1,1 @@
+"""Hub tokens: scoped credentials for people and scripts."""

@@ -1,0 +1,183 @@
+"""Finding plugins: the built-in list and the ``unity.plugins`` entry points.
+
+There are exactly two sources, both explicit: ``BUILTIN_PLUGINS`` in
+``unity.plugins.builtin`` and the entry-point group ``unity.plugins`` (the
+entry-point name is the plugin id). Every plugin is validated here; one that
+fails to import or validate becomes a :class:`LoadFailure` and is skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+
+from unity.plugins.config import check_schema
+from unity_sdk import MetadataError, PluginBase, PluginMetadata
+
+__all__ = ["ENTRY_POINT_GROUP", "LoadFailure", "LoadedPlugin", "PluginLoader"]
+
+ENTRY_POINT_GROUP = "unity.plugins"
+_ASYNC_METHODS = (
+    "collect_data",
+    "health_check",
+    "on_enable",
+    "on_disable",
+    "on_error",
+    "on_config_change",
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedPlugin:
+    """A plugin class that passed validation, with its metadata."""
+
+    cls: type[PluginBase]
+    metadata: PluginMetadata
+    source: str  # "builtin" or "entry_point"
+    distribution: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.metadata.id
+
+    @property
+    def source_file(self) -> Path | None:
+        module = sys.modules.get(self.cls.__module__)
+        path = getattr(module, "__file__", None)
+        return Path(path) if path else None
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """A plugin that could not be loaded, and why."""
+
+    name: str
+    source: str
+    error: str
+    distribution: str | None = field(default=None)
+
+
+def validate_class(obj: object, *, expected_id: str | None = None) -> PluginMetadata:
+    """Check that ``obj`` is a usable plugin class and return its metadata."""
+    if not (inspect.isclass(obj) and issubclass(obj, PluginBase)):
+        raise MetadataError(f"{obj!r} is not a subclass of unity_sdk.PluginBase")
+    if inspect.isabstract(obj):
+        missing = ", ".join(sorted(obj.__abstractmethods__))
+        raise MetadataError(f"{obj.__name__} does not implement: {missing}")
+    for name in _ASYNC_METHODS:
+        if not inspect.iscoroutinefunction(getattr(obj, name)):
+            raise MetadataError(f"{obj.__name__}.{name} must be an async method")
+    metadata = obj().get_metadata()
+    if not isinstance(metadata, PluginMetadata):
+        raise MetadataError(f"{obj.__name__}.get_metadata() must return PluginMetadata")
+    if expected_id is not None and metadata.id != expected_id:
+        raise MetadataError(
+            f"entry point {expected_id!r} loads plugin id {metadata.id!r}; they must be equal"
+        )
+    check_schema(metadata)
+    return metadata
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class PluginLoader:
+    """Discovers and validates plugins from the two explicit sources."""
+
+    def __init__(
+        self,
+        builtins: Sequence[type[PluginBase]] | None = None,
+        *,
+        group: str = ENTRY_POINT_GROUP,
+        skip: Iterable[str] = (),
+    ) -> None:
+        if builtins is None:
+            from unity.plugins.builtin import BUILTIN_PLUGINS
+
+            builtins = BUILTIN_PLUGINS
+        self.builtins = list(builtins)
+        self.group = group
+        self.skip = set(skip)
+
+    def discover(self) -> tuple[list[LoadedPlugin], list[LoadFailure]]:
+        """Load every plugin; return the good ones and the failures."""
+        loaded: dict[str, LoadedPlugin] = {}
+        failures: list[LoadFailure] = []
+
+        def add(result: LoadedPlugin | LoadFailure) -> None:
+            if isinstance(result, LoadFailure):
+                log.error(
+                    "plugin %s (%s) failed to load: %s", result.name, result.source, result.error
+                )
+                failures.append(result)
+            elif result.id in self.skip:
+                log.info("plugin %s skipped by settings", result.id)
+            elif result.id in loaded:
+                other = loaded[result.id]
+                failures.append(
+                    LoadFailure(
+                        result.id,
+                        result.source,
+                        f"duplicate plugin id: already provided by {other.cls.__module__}",
+                        result.distribution,
+                    )
+                )
+            else:
+                loaded[result.id] = result
+
+        for cls in self.builtins:
+            add(self._load_class(cls, "builtin"))
+        for ep in sorted(entry_points(group=self.group), key=lambda e: e.name):
+            if ep.name not in self.skip:
+                add(self._load_entry_point(ep))
+        return list(loaded.values()), failures
+
+    def _load_class(
+        self,
+        cls: object,
+        source: str,
+        *,
+        expected_id: str | None = None,
+        distribution: str | None = None,
+    ) -> LoadedPlugin | LoadFailure:
+        name = expected_id or getattr(cls, "__name__", repr(cls))
+        try:
+            metadata = validate_class(cls, expected_id=expected_id)
+        except Exception as exc:
+            return LoadFailure(name, source, _describe(exc), distribution)
+        assert isinstance(cls, type)
+        return LoadedPlugin(cls, metadata, source, distribution)
+
+    def _load_entry_point(self, ep: EntryPoint) -> LoadedPlugin | LoadFailure:
+        distribution = ep.dist.name if ep.dist else None
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            return LoadFailure(ep.name, "entry_point", _describe(exc), distribution)
+        return self._load_class(obj, "entry_point", expected_id=ep.name, distribution=distribution)
+
+    def reload(self, plugin: LoadedPlugin) -> LoadedPlugin | LoadFailure:
+        """Re-import the plugin's module and validate the new class.
+
+        On any failure the caller keeps the old class: nothing here touches it.
+        """
+        module_name = plugin.cls.__module__
+        try:
+            module = importlib.reload(sys.modules[module_name])
+            cls = getattr(module, plugin.cls.__qualname__)
+        except Exception as exc:
+            return LoadFailure(plugin.id, plugin.source, _describe(exc), plugin.distribution)
+        expected = plugin.id
+        result = self._load_class(
+            cls, plugin.source, expected_id=expected, distribution=plugin.distribution
+        )
+        return result

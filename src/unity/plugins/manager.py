@@ -1,0 +1,584 @@
+"""The plugin manager: one long-lived object that owns every loaded plugin.
+
+It syncs the registry, enables and disables (rescheduling at once), runs
+collections and records them, checks health, validates and applies config,
+hot-reloads plugin code and shuts everything down cleanly. The API and CLI
+only ever talk to this object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from unity.plugins import config as plugin_config
+from unity.plugins.isolation import run_isolated
+from unity.plugins.loader import LoadedPlugin, LoadFailure, PluginLoader
+from unity.plugins.scheduler import Scheduler
+from unity.plugins.stats import HubStats
+from unity.plugins.worker import PluginWorker
+from unity.settings import Settings
+from unity.storage import metrics as metric_store
+from unity.storage import registry
+from unity.storage.db import Database
+from unity.storage.models import Plugin
+from unity.storage.types import utcnow
+from unity_sdk import (
+    ConfigError,
+    HealthState,
+    HealthStatus,
+    Isolation,
+    PluginBase,
+    PluginError,
+    PluginMetadata,
+)
+
+__all__ = [
+    "ManagedPlugin",
+    "PluginManager",
+    "PluginNotFoundError",
+    "PluginStateError",
+    "RunResult",
+    "RunState",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+HOOK_TIMEOUT = 30.0
+
+
+class RunState(StrEnum):
+    """A plugin's state from its recent runs (not its own health check)."""
+
+    UNKNOWN = "unknown"
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    FAILING = "failing"
+
+
+class PluginNotFoundError(LookupError):
+    """No plugin with that id is known to the hub."""
+
+
+class PluginStateError(RuntimeError):
+    """The request conflicts with the plugin's state (not loaded, hook failed...)."""
+
+
+@dataclass
+class ManagedPlugin:
+    """A loaded plugin and everything the manager tracks about it."""
+
+    loaded: LoadedPlugin
+    instance: PluginBase
+    worker: PluginWorker
+    config: plugin_config.ValidatedConfig
+    enabled: bool = False
+    active: bool = False
+    consecutive_failures: int = 0
+    reload_error: str | None = None
+    run_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def id(self) -> str:
+        return self.loaded.id
+
+    @property
+    def metadata(self) -> PluginMetadata:
+        return self.loaded.metadata
+
+    @property
+    def isolated(self) -> bool:
+        return self.metadata.isolation is Isolation.PROCESS
+
+    @property
+    def interval(self) -> float:
+        return self.config.interval or self.metadata.default_interval
+
+    @property
+    def busy(self) -> bool:
+        return self.run_lock.locked() or self.worker.busy
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one run, as recorded."""
+
+    plugin_id: str
+    status: str
+    started_at: datetime
+    duration_ms: float
+    error: str | None = None
+    data: dict[str, Any] | None = None
+    metrics_count: int = 0
+
+
+def describe_error(exc: BaseException) -> str:
+    message = str(exc).strip()
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _as_document(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"collect_data returned {type(value).__name__}, expected a dict")
+    try:
+        document: dict[str, Any] = json.loads(json.dumps(value, allow_nan=False, default=str))
+    except ValueError as exc:
+        raise TypeError(f"collect_data returned a document that is not JSON: {exc}") from exc
+    return document
+
+
+def _as_health(value: Any) -> HealthStatus:
+    if isinstance(value, HealthStatus):
+        return value
+    if isinstance(value, HealthState):
+        return HealthStatus(status=value)
+    if isinstance(value, bool):
+        return HealthStatus(status=HealthState.HEALTHY if value else HealthState.UNHEALTHY)
+    return HealthStatus.model_validate(value)
+
+
+class PluginManager:
+    """Owns the loaded plugins, their workers, the scheduler and the registry sync."""
+
+    def __init__(
+        self, db: Database, settings: Settings, loader: PluginLoader | None = None
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.loader = loader or PluginLoader(skip=settings.disabled_plugins)
+        self.stats = HubStats()
+        self.plugins: dict[str, ManagedPlugin] = {}
+        self.failures: dict[str, LoadFailure] = {}
+        self.scheduler = Scheduler(
+            self._scheduled_run,
+            self._record_skip,
+            jitter=settings.scheduler_jitter,
+            on_lateness=self.stats.lateness.observe,
+        )
+        self._background: set[asyncio.Task[Any]] = set()
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Discover plugins, sync the registry, activate and schedule enabled ones."""
+        loaded, failures = self.loader.discover()
+        self.failures = {f.name: f for f in failures}
+        for _ in failures:
+            self.stats.load_failures.inc()
+        async with self.db.session() as session:
+            first_start = not await registry.list_plugins(session, limit=1)
+        for plugin in loaded:
+            await self._register(plugin, autoenable=first_start)
+        for managed in self.plugins.values():
+            if managed.enabled:
+                try:
+                    await self._activate(managed)
+                except PluginStateError as exc:
+                    log.error("plugin %s could not start: %s", managed.id, exc)
+        self._spawn(self._retention_loop(), "retention")
+        self._started = True
+        log.info(
+            "%d plugins loaded, %d enabled, %d failed to load",
+            len(self.plugins),
+            sum(m.enabled for m in self.plugins.values()),
+            len(self.failures),
+        )
+
+    async def stop(self) -> None:
+        """Stop scheduling, wait for runs in flight, call ``on_disable``, free workers."""
+        await self.scheduler.stop()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        for managed in self.plugins.values():
+            if managed.active:
+                await self._hook(managed, "on_disable")
+                managed.active = False
+            managed.worker.stop()
+        self._started = False
+
+    async def _register(self, plugin: LoadedPlugin, *, autoenable: bool) -> None:
+        async with self.db.session() as session:
+            row, created = await registry.sync_plugin(
+                session,
+                metadata=plugin.metadata,
+                enable_if_new=autoenable and plugin.id in self.settings.autoenable,
+            )
+            stored = dict(row.config or {})
+            try:
+                validated = plugin_config.validate(plugin.metadata, stored)
+            except ConfigError as exc:
+                log.error("stored config of %s no longer validates: %s", plugin.id, exc.errors)
+                validated = plugin_config.ValidatedConfig(stored, {}, None, None)
+                row.enabled = False
+                row.last_error = f"stored config is invalid: {exc.errors}"
+            enabled = row.enabled
+            failures = row.consecutive_failures
+        instance = plugin.cls(config=validated.plugin)
+        self.plugins[plugin.id] = ManagedPlugin(
+            loaded=plugin,
+            instance=instance,
+            worker=PluginWorker(plugin.id),
+            config=validated,
+            enabled=enabled,
+            consecutive_failures=failures,
+        )
+        if created:
+            log.info("registered new plugin %s %s", plugin.id, plugin.metadata.version)
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- lookups ---------------------------------------------------------------------
+
+    def get(self, plugin_id: str) -> ManagedPlugin:
+        managed = self.plugins.get(plugin_id)
+        if managed is None:
+            raise PluginNotFoundError(plugin_id)
+        return managed
+
+    async def row(self, plugin_id: str) -> Plugin:
+        async with self.db.session() as session:
+            row = await registry.get_plugin(session, plugin_id)
+        if row is None:
+            raise PluginNotFoundError(plugin_id)
+        return row
+
+    def _loaded(self, plugin_id: str) -> ManagedPlugin:
+        if plugin_id in self.plugins:
+            return self.plugins[plugin_id]
+        if plugin_id in self.failures:
+            raise PluginStateError(
+                f"plugin {plugin_id!r} failed to load: {self.failures[plugin_id].error}"
+            )
+        raise PluginNotFoundError(plugin_id)
+
+    # -- enable / disable -----------------------------------------------------------
+
+    async def enable(self, plugin_id: str) -> None:
+        """Enable and schedule at once; ``ConfigError`` if its config is incomplete."""
+        managed = self._loaded(plugin_id)
+        plugin_config.validate(managed.metadata, managed.config.stored)
+        if not managed.active:
+            await self._activate(managed)
+        await self._update_row(plugin_id, enabled=True, last_error=None)
+        managed.enabled = True
+
+    async def disable(self, plugin_id: str) -> None:
+        managed = self._loaded(plugin_id)
+        self.scheduler.unschedule(plugin_id)
+        if managed.active:
+            await self._hook(managed, "on_disable")
+            managed.active = False
+        managed.enabled = False
+        await self._update_row(plugin_id, enabled=False)
+
+    async def _activate(self, managed: ManagedPlugin) -> None:
+        if not managed.isolated:
+            try:
+                await managed.worker.call(managed.instance.on_enable, timeout=HOOK_TIMEOUT)
+            except Exception as exc:
+                await self._update_row(managed.id, last_error=f"on_enable: {describe_error(exc)}")
+                raise PluginStateError(f"on_enable failed: {describe_error(exc)}") from exc
+        managed.active = True
+        self._schedule(managed)
+
+    def _schedule(self, managed: ManagedPlugin) -> None:
+        self.scheduler.schedule(
+            managed.id,
+            interval=managed.interval,
+            next_delay=lambda: self.next_delay(managed),
+            busy=lambda: managed.busy,
+        )
+
+    def next_delay(self, managed: ManagedPlugin) -> float:
+        """The interval, or an exponential backoff after consecutive failures."""
+        if managed.consecutive_failures == 0:
+            return managed.interval
+        exponent = min(managed.consecutive_failures, 16)
+        ceiling = max(self.settings.max_backoff_seconds, managed.interval)
+        return min(managed.interval * 2**exponent, ceiling)
+
+    async def _hook(self, managed: ManagedPlugin, name: str, *args: Any) -> bool:
+        if managed.isolated:
+            return True
+        method: Callable[..., Awaitable[None]] = getattr(managed.instance, name)
+        try:
+            await managed.worker.call(lambda: method(*args), timeout=HOOK_TIMEOUT)
+        except Exception as exc:
+            log.warning("plugin %s: %s raised %s", managed.id, name, describe_error(exc))
+            return False
+        return True
+
+    async def _update_row(self, plugin_id: str, **values: Any) -> None:
+        async with self.db.session() as session:
+            row = await registry.get_plugin(session, plugin_id)
+            if row is None:
+                raise PluginNotFoundError(plugin_id)
+            for key, value in values.items():
+                setattr(row, key, value)
+
+    # -- running ---------------------------------------------------------------------
+
+    async def execute(self, plugin_id: str) -> RunResult:
+        """Run now (whether enabled or not) and return the recorded result."""
+        managed = self._loaded(plugin_id)
+        if managed.busy:
+            raise PluginStateError(f"plugin {plugin_id!r} is already running")
+        return await self._run(managed, trigger="manual")
+
+    async def _scheduled_run(self, plugin_id: str) -> RunResult | None:
+        managed = self.plugins.get(plugin_id)
+        if managed is None or not managed.enabled:
+            return None
+        return await self._run(managed, trigger="schedule")
+
+    async def _record_skip(self, plugin_id: str) -> None:
+        self.stats.runs.labels(plugin_id, "skipped").inc()
+        now = utcnow()
+        async with self.db.session() as session:
+            await metric_store.record_execution(
+                session,
+                plugin_id=plugin_id,
+                started_at=now,
+                completed_at=now,
+                status="skipped",
+                duration_ms=0.0,
+                error="previous run still in progress",
+            )
+
+    async def _collect(self, managed: ManagedPlugin) -> dict[str, Any]:
+        timeout = managed.metadata.timeout
+        if managed.isolated:
+            raw = await run_isolated(
+                managed.loaded.cls,
+                "collect",
+                managed.config.stored,
+                timeout=timeout,
+                memory_mb=self.settings.isolation_memory_mb,
+            )
+        else:
+            raw = await managed.worker.call(managed.instance.collect_data, timeout=timeout)
+        return _as_document(raw)
+
+    async def _run(self, managed: ManagedPlugin, *, trigger: str) -> RunResult:
+        async with managed.run_lock:
+            started = utcnow()
+            clock = time.perf_counter()
+            document: dict[str, Any] | None = None
+            failure: BaseException | None = None
+            status = "success"
+            try:
+                document = await self._collect(managed)
+            except TimeoutError as exc:
+                status, failure = "timed_out", exc
+            except Exception as exc:
+                status, failure = "failed", exc
+                if not isinstance(exc, PluginError | TypeError):
+                    log.warning("plugin %s raised", managed.id, exc_info=exc)
+            duration_ms = (time.perf_counter() - clock) * 1000
+            error = None
+            if status == "timed_out":
+                error = f"timed out after {managed.metadata.timeout:g}s"
+            elif failure is not None:
+                error = describe_error(failure)
+            state = self._next_state(managed, failure)
+            await self._record_run(
+                managed,
+                started=started,
+                status=status,
+                duration_ms=duration_ms,
+                error=error,
+                document=document,
+                state=state,
+                trigger=trigger,
+            )
+        self.stats.runs.labels(managed.id, status).inc()
+        self.stats.run_duration.labels(managed.id).observe(duration_ms / 1000)
+        if failure is not None:
+            await self._hook(managed, "on_error", failure)
+        return RunResult(
+            plugin_id=managed.id,
+            status=status,
+            started_at=started,
+            duration_ms=duration_ms,
+            error=error,
+            data=document,
+            metrics_count=1 if document is not None else 0,
+        )
+
+    def _next_state(self, managed: ManagedPlugin, failure: BaseException | None) -> RunState:
+        if failure is None:
+            managed.consecutive_failures = 0
+            return RunState.HEALTHY
+        managed.consecutive_failures += 1
+        unrecoverable = isinstance(failure, PluginError) and not failure.recoverable
+        if unrecoverable or managed.consecutive_failures >= self.settings.failing_after:
+            return RunState.FAILING
+        if managed.consecutive_failures >= self.settings.degraded_after:
+            return RunState.DEGRADED
+        return RunState.HEALTHY
+
+    async def _record_run(
+        self,
+        managed: ManagedPlugin,
+        *,
+        started: datetime,
+        status: str,
+        duration_ms: float,
+        error: str | None,
+        document: dict[str, Any] | None,
+        state: RunState,
+        trigger: str,
+    ) -> None:
+        completed = utcnow()
+        async with self.db.session() as session:
+            await metric_store.record_execution(
+                session,
+                plugin_id=managed.id,
+                started_at=started,
+                completed_at=completed,
+                status=status,
+                duration_ms=duration_ms,
+                error=error,
+                metrics_count=1 if document is not None else 0,
+                trigger=trigger,
+            )
+            if document is not None:
+                sample = metric_store.MetricSample(
+                    managed.id, self.settings.hostname, started, document
+                )
+                await metric_store.insert_samples(session, [sample])
+            row = await registry.get_plugin(session, managed.id)
+            if row is not None:
+                row.last_run_at = started
+                row.run_count += 1
+                row.state = state.value
+                row.consecutive_failures = managed.consecutive_failures
+                if document is not None:
+                    row.last_success_at = completed
+                    row.last_error = None
+                else:
+                    row.last_error = error
+
+    # -- health and config -------------------------------------------------------------
+
+    async def check_health(self, plugin_id: str) -> HealthStatus:
+        """Run the plugin's health check now and persist the answer."""
+        managed = self._loaded(plugin_id)
+        timeout = managed.metadata.timeout
+        try:
+            if managed.isolated:
+                raw: Any = await run_isolated(
+                    managed.loaded.cls,
+                    "health",
+                    managed.config.stored,
+                    timeout=timeout,
+                    memory_mb=self.settings.isolation_memory_mb,
+                )
+            else:
+                raw = await managed.worker.call(managed.instance.health_check, timeout=timeout)
+            status = _as_health(raw)
+        except TimeoutError:
+            status = HealthStatus.unhealthy(f"health check timed out after {timeout:g}s")
+        except Exception as exc:
+            status = HealthStatus.unhealthy(describe_error(exc))
+        await self._update_row(
+            plugin_id,
+            health_status=status.status.value,
+            health_message=status.message,
+            health_checked_at=utcnow(),
+        )
+        return status
+
+    async def set_config(self, plugin_id: str, raw: Any) -> plugin_config.ValidatedConfig:
+        """Validate, persist, apply and announce a new config.
+
+        Raises ``ConfigError`` (nothing saved) when it does not validate.
+        """
+        managed = self._loaded(plugin_id)
+        validated = plugin_config.validate(managed.metadata, raw, previous=managed.config.stored)
+        await self._update_row(plugin_id, config=validated.stored)
+        old_interval = managed.interval
+        managed.config = validated
+        managed.instance.config = dict(validated.plugin)
+        await self._hook(managed, "on_config_change", dict(validated.plugin))
+        if managed.enabled and managed.active and managed.interval != old_interval:
+            self._schedule(managed)
+        return validated
+
+    # -- hot reload ------------------------------------------------------------------
+
+    async def reload(self, plugin_id: str) -> str | None:
+        """Re-import a plugin's code and swap the live instance.
+
+        Returns None on success, else the error; on error the old instance
+        keeps running untouched.
+        """
+        managed = self._loaded(plugin_id)
+        result = self.loader.reload(managed.loaded)
+        if isinstance(result, LoadedPlugin):
+            try:
+                validated = plugin_config.validate(result.metadata, managed.config.stored)
+                instance = result.cls(config=validated.plugin)
+            except Exception as exc:
+                result = LoadFailure(plugin_id, managed.loaded.source, describe_error(exc))
+        if isinstance(result, LoadFailure):
+            managed.reload_error = result.error
+            log.error("reload of %s failed, keeping the running code: %s", plugin_id, result.error)
+            return result.error
+        was_active = managed.active
+        self.scheduler.unschedule(plugin_id)
+        async with managed.run_lock:
+            if was_active:
+                await self._hook(managed, "on_disable")
+            managed.loaded = result
+            managed.instance = instance
+            managed.config = validated
+            managed.reload_error = None
+            managed.active = False
+        async with self.db.session() as session:
+            await registry.sync_plugin(session, metadata=result.metadata)
+        if was_active and managed.enabled:
+            await self._activate(managed)
+        log.info("reloaded plugin %s %s", plugin_id, result.metadata.version)
+        return None
+
+    # -- retention -------------------------------------------------------------------
+
+    async def purge(self, now: datetime | None = None) -> dict[str, tuple[int, int]]:
+        """Delete metrics and executions past each plugin's retention."""
+        now = now or utcnow()
+        removed: dict[str, tuple[int, int]] = {}
+        async with self.db.session() as session:
+            rows = await registry.list_plugins(session, limit=1_000_000)
+            for row in rows:
+                days = (row.config or {}).get("retention_days") or self.settings.retention_days
+                cutoff = metric_store.retention_cutoff(now, int(days))
+                counts = await metric_store.purge_older_than(
+                    session, plugin_id=row.id, cutoff=cutoff
+                )
+                if any(counts):
+                    removed[row.id] = counts
+        return removed
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                removed = await self.purge()
+                if removed:
+                    log.info("retention removed %s", removed)
+            except Exception:
+                log.exception("retention pass failed")
+            await asyncio.sleep(self.settings.retention_check_seconds)

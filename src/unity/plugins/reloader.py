@@ -1,0 +1,45 @@
+"""Development hot reload: watch plugin source files and swap live instances.
+
+Started by ``unity serve --reload``. When a plugin's module file changes, the
+manager re-imports it and swaps the instance (old ``on_disable``, new
+``on_enable``, config kept). A broken edit leaves the old code running and
+the error visible on the plugin (``reload_error``) and in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from watchfiles import Change, awatch
+
+from unity.plugins.manager import PluginManager
+
+__all__ = ["watch_plugins"]
+
+log = logging.getLogger(__name__)
+
+
+def _sources(manager: PluginManager) -> dict[Path, list[str]]:
+    files: dict[Path, list[str]] = {}
+    for plugin_id, managed in manager.plugins.items():
+        path = managed.loaded.source_file
+        if path is not None:
+            files.setdefault(path.resolve(), []).append(plugin_id)
+    return files
+
+
+async def watch_plugins(manager: PluginManager, *, debounce_ms: int = 300) -> None:
+    """Reload plugins whose source file changes, until cancelled."""
+    files = _sources(manager)
+    if not files:
+        return
+    folders = sorted({str(path.parent) for path in files})
+    log.info("watching %d plugin source files for changes", len(files))
+    async for changes in awatch(*folders, debounce=debounce_ms, recursive=False):
+        changed = {Path(name).resolve() for kind, name in changes if kind is not Change.deleted}
+        for path in sorted(changed & files.keys()):
+            for plugin_id in files[path]:
+                error = await manager.reload(plugin_id)
+                if error is None:
+                    log.info("hot-reloaded %s from %s", plugin_id, path)

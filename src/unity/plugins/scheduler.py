@@ -1,0 +1,132 @@
+"""The scheduler: one timer task per enabled plugin.
+
+Each plugin fires every ``interval`` seconds on a fixed-rate grid, offset by a
+random jitter so plugins with equal intervals do not fire together. A run is
+started as its own task, so a slow run never delays the timer; if the previous
+run of the same plugin is still going, the tick is recorded as skipped. After
+failures the manager asks for a longer delay (exponential backoff).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+__all__ = ["Schedule", "Scheduler"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Schedule:
+    """What the scheduler needs to know about one plugin."""
+
+    interval: float
+    next_delay: Callable[[], float]  # the delay after a run, given the plugin's state
+    busy: Callable[[], bool]
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+    current_run: asyncio.Task[object] | None = field(default=None, repr=False)
+
+
+class Scheduler:
+    """Fires plugin runs on time; never lets one plugin overlap itself."""
+
+    def __init__(
+        self,
+        run: Callable[[str], Awaitable[object]],
+        skip: Callable[[str], Awaitable[None]],
+        *,
+        jitter: float = 0.1,
+        on_lateness: Callable[[float], None] | None = None,
+    ) -> None:
+        self._run = run
+        self._skip = skip
+        self.jitter = jitter
+        self._on_lateness = on_lateness
+        self._schedules: dict[str, Schedule] = {}
+
+    def __contains__(self, plugin_id: str) -> bool:
+        return plugin_id in self._schedules
+
+    @property
+    def scheduled(self) -> list[str]:
+        return sorted(self._schedules)
+
+    def schedule(
+        self,
+        plugin_id: str,
+        *,
+        interval: float,
+        next_delay: Callable[[], float],
+        busy: Callable[[], bool],
+        first_delay: float | None = None,
+    ) -> None:
+        """(Re)start the timer of ``plugin_id``."""
+        self.unschedule(plugin_id)
+        entry = Schedule(interval=interval, next_delay=next_delay, busy=busy)
+        if first_delay is None:
+            # Run soon after enabling, spread a little so a start-up burst is smoothed.
+            first_delay = random.uniform(0, min(1.0, interval * self.jitter))
+        entry.task = asyncio.create_task(
+            self._loop(plugin_id, entry, first_delay), name=f"schedule:{plugin_id}"
+        )
+        self._schedules[plugin_id] = entry
+
+    def unschedule(self, plugin_id: str) -> None:
+        entry = self._schedules.pop(plugin_id, None)
+        if entry is not None and entry.task is not None:
+            entry.task.cancel()
+
+    async def stop(self) -> None:
+        """Cancel every timer and wait for the runs in flight to settle."""
+        entries = list(self._schedules.values())
+        self._schedules.clear()
+        for entry in entries:
+            if entry.task is not None:
+                entry.task.cancel()
+        tasks = [e.task for e in entries if e.task is not None]
+        runs = [e.current_run for e in entries if e.current_run is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if runs:
+            await asyncio.wait(runs, timeout=5)
+
+    def _jittered(self, interval: float) -> float:
+        return random.uniform(0, interval * self.jitter)
+
+    async def _loop(self, plugin_id: str, entry: Schedule, first_delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        base = loop.time() + first_delay
+        due = base
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            if self._on_lateness is not None:
+                self._on_lateness(loop.time() - due)
+            running = entry.current_run is not None and not entry.current_run.done()
+            if running or entry.busy():
+                await self._skip(plugin_id)
+            else:
+                entry.current_run = asyncio.create_task(
+                    self._guarded_run(plugin_id), name=f"run:{plugin_id}"
+                )
+                # Wait for the run up to the next tick so backoff sees its outcome.
+                await asyncio.wait(
+                    {entry.current_run}, timeout=max(0.0, base + entry.interval - loop.time())
+                )
+            delay = entry.next_delay()
+            base = base + entry.interval if delay <= entry.interval else loop.time() + delay
+            if base < loop.time():
+                # Fell behind (the process was suspended): restart the grid from now.
+                base = loop.time()
+            due = base + self._jittered(entry.interval)
+
+    async def _guarded_run(self, plugin_id: str) -> object:
+        try:
+            return await self._run(plugin_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("run of plugin %s failed inside the hub", plugin_id)
+            return None

@@ -1,0 +1,91 @@
+"""Queries over the plugin registry (the ``plugins`` table)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unity.storage.models import Plugin
+from unity.storage.types import utcnow
+from unity_sdk import PluginMetadata
+
+__all__ = ["get_plugin", "list_plugins", "metadata_document", "sync_plugin"]
+
+
+def metadata_document(metadata: PluginMetadata) -> dict[str, Any]:
+    """The metadata as stored and served: JSON, with the config schema as JSON Schema."""
+    document = metadata.model_dump(mode="json", exclude={"config_schema"})
+    document["config_schema"] = metadata.config_json_schema()
+    return document
+
+
+async def sync_plugin(
+    session: AsyncSession,
+    *,
+    metadata: PluginMetadata,
+    external: bool = False,
+    enable_if_new: bool = False,
+) -> tuple[Plugin, bool]:
+    """Insert the plugin if new, else refresh its metadata. Returns (row, created).
+
+    The row is locked for the rest of the transaction, so two hubs starting at
+    once against one PostgreSQL do not both insert it.
+    """
+    document = metadata_document(metadata)
+    row = await session.get(Plugin, metadata.id, with_for_update=True)
+    created = row is None
+    if row is None:
+        row = Plugin(
+            id=metadata.id,
+            enabled=enable_if_new,
+            external=external,
+            config={},
+            state="unknown",
+            consecutive_failures=0,
+            health_status="unknown",
+            health_message="",
+            run_count=0,
+        )
+        session.add(row)
+    row.name = metadata.name
+    row.version = metadata.version
+    row.description = metadata.description
+    row.author = metadata.author
+    row.category = metadata.category.value
+    if row.plugin_metadata != document:
+        row.plugin_metadata = document
+    row.external = external
+    await session.flush()
+    return row, created
+
+
+async def get_plugin(session: AsyncSession, plugin_id: str) -> Plugin | None:
+    return await session.get(Plugin, plugin_id)
+
+
+async def list_plugins(
+    session: AsyncSession,
+    *,
+    category: str | None = None,
+    enabled: bool | None = None,
+    external: bool | None = None,
+    after: str | None = None,
+    limit: int = 100,
+) -> list[Plugin]:
+    stmt = select(Plugin).order_by(Plugin.id).limit(limit)
+    if category is not None:
+        stmt = stmt.where(Plugin.category == category)
+    if enabled is not None:
+        stmt = stmt.where(Plugin.enabled == enabled)
+    if external is not None:
+        stmt = stmt.where(Plugin.external == external)
+    if after is not None:
+        stmt = stmt.where(Plugin.id > after)
+    return list((await session.scalars(stmt)).all())
+
+
+def touch(row: Plugin, when: datetime | None = None) -> None:
+    row.updated_at = when or utcnow()
