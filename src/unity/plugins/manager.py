@@ -216,10 +216,13 @@ class PluginManager:
             try:
                 validated = plugin_config.validate(plugin.metadata, stored)
             except ConfigError as exc:
-                log.error("stored config of %s no longer validates: %s", plugin.id, exc.errors)
+                # A plugin with required settings starts unconfigured; only a stored
+                # config that stopped validating (the schema changed) is an error.
                 validated = plugin_config.ValidatedConfig(stored, {}, None, None)
-                row.enabled = False
-                row.last_error = f"stored config is invalid: {exc.errors}"
+                if stored or row.enabled:
+                    log.error("stored config of %s does not validate: %s", plugin.id, exc.errors)
+                    row.enabled = False
+                    row.last_error = f"stored config is invalid: {exc.errors}"
             enabled = row.enabled
             failures = row.consecutive_failures
         instance = plugin.cls(config=validated.plugin)
