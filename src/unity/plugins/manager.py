@@ -337,8 +337,10 @@ class PluginManager:
     async def execute(self, plugin_id: str) -> RunResult:
         """Run now (whether enabled or not) and return the recorded result."""
         managed = self._loaded(plugin_id)
-        if managed.busy:
-            raise PluginStateError(f"plugin {plugin_id!r} is already running")
+        if managed.worker.busy and not managed.run_lock.locked():
+            # A timed-out run is still stuck in blocking code on the worker thread.
+            raise PluginStateError(f"plugin {plugin_id!r} is still busy with an earlier run")
+        # A run in progress is waited for (it ends by its timeout), then this one runs.
         return await self._run(managed, trigger="manual")
 
     async def _scheduled_run(self, plugin_id: str) -> RunResult | None:
@@ -577,6 +579,8 @@ class PluginManager:
         return removed
 
     async def _retention_loop(self) -> None:
+        # The first pass waits a minute so start-up stays quick.
+        await asyncio.sleep(min(60.0, self.settings.retention_check_seconds))
         while True:
             try:
                 removed = await self.purge()

@@ -1,0 +1,163 @@
+"""The SDK contract: the seed example, metadata validation, the public API."""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import unity_sdk
+from pydantic import ValidationError
+from unity_sdk import (
+    HealthState,
+    HealthStatus,
+    MetricField,
+    PluginBase,
+    PluginError,
+    PluginMetadata,
+    check_document,
+    iter_metric_values,
+)
+
+from unity.plugins.loader import validate_class
+
+# The example from the original design summary, with only its import line changed.
+SEED_EXAMPLE = """
+from unity_sdk import PluginBase, PluginMetadata, PluginCategory
+
+class MyPlugin(PluginBase):
+    def get_metadata(self):
+        return PluginMetadata(
+            id="my-plugin",
+            name="My Plugin",
+            version="1.0.0",
+            description="My awesome plugin",
+            author="Me",
+            category=PluginCategory.SYSTEM
+        )
+
+    async def collect_data(self):
+        return {"metric": "value"}
+"""
+
+
+async def test_seed_example_runs_with_only_its_import_changed() -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(SEED_EXAMPLE, "seed_example.py", "exec"), namespace)
+    cls = namespace["MyPlugin"]
+    metadata = validate_class(cls)
+    assert metadata.id == "my-plugin"
+    assert metadata.category.value == "system"
+    plugin = cls()
+    assert await plugin.collect_data() == {"metric": "value"}
+    assert (await plugin.health_check()).status is HealthState.HEALTHY
+
+
+def test_readme_first_plugin_is_valid() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(textwrap.dedent(block), "README.md", "exec"), namespace)
+    plugins = [
+        v
+        for v in namespace.values()
+        if inspect.isclass(v) and issubclass(v, PluginBase) and v is not PluginBase
+    ]
+    assert len(plugins) == 1
+    assert validate_class(plugins[0]).metrics
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("id", "Not Kebab", "String should match pattern"),
+        ("id", "trailing-", "String should match pattern"),
+        ("version", "1.0", "not semantic versioning"),
+        ("default_interval", 0, "greater than 0"),
+        ("timeout", -1, "greater than 0"),
+        ("config_schema", {"type": "array"}, "must describe an object"),
+    ],
+)
+def test_metadata_rejects_bad_values(field: str, value: Any, message: str) -> None:
+    values: dict[str, Any] = {"id": "ok", "name": "Ok", "version": "1.0.0", field: value}
+    with pytest.raises(ValidationError, match=message):
+        PluginMetadata(**values)
+
+
+def test_metrics_must_be_unique_paths() -> None:
+    with pytest.raises(ValidationError, match="declared twice: a"):
+        PluginMetadata(
+            id="ok",
+            name="Ok",
+            version="1.0.0",
+            metrics=[MetricField(name="a"), MetricField(name="a")],
+        )
+    with pytest.raises(ValidationError, match="dotted path"):
+        MetricField(name="a..b")
+
+
+def test_metric_paths_read_documents() -> None:
+    doc = {"disks": {"sda": {"used": 1}, "sdb": {"used": 2}}, "cores": [5, 6]}
+    assert list(iter_metric_values(MetricField(name="disks.*.used"), doc)) == [
+        (("sda",), 1),
+        (("sdb",), 2),
+    ]
+    assert list(iter_metric_values(MetricField(name="cores.*"), doc)) == [(("0",), 5), (("1",), 6)]
+    assert list(iter_metric_values(MetricField(name="missing.x"), doc)) == []
+
+
+def test_check_document_reports_missing_and_non_numeric() -> None:
+    metadata = PluginMetadata(
+        id="ok",
+        name="Ok",
+        version="1.0.0",
+        metrics=[MetricField(name="a"), MetricField(name="b.*"), MetricField(name="c")],
+    )
+    problems = check_document(metadata, {"a": "high", "b": {"x": float("nan")}})
+    assert problems == [
+        "metric 'a' is declared gauge but the value is 'high'",
+        "metric 'b.*[x]' is declared gauge but the value is nan",
+        "declared metric 'c' is missing from the document",
+    ]
+    assert check_document(metadata, [1]) == ["collect_data returned list, expected a dict"]
+
+
+def test_public_api_is_complete() -> None:
+    exported = {
+        name
+        for name, value in vars(unity_sdk).items()
+        if not name.startswith("_") and (inspect.isclass(value) or inspect.isfunction(value))
+    }
+    assert exported <= set(unity_sdk.__all__)
+
+
+def test_error_hierarchy_is_drawn_in_the_docstring() -> None:
+    doc = unity_sdk.errors.__doc__ or ""
+    for name in unity_sdk.errors.__all__:
+        assert name in doc, name
+        cls = getattr(unity_sdk.errors, name)
+        assert issubclass(cls, unity_sdk.UnityError)
+    assert not unity_sdk.PluginAuthError.recoverable
+    assert unity_sdk.PluginNotReadyError.recoverable
+    assert issubclass(unity_sdk.CollectionError, PluginError)
+
+
+def test_health_status_helpers() -> None:
+    assert HealthStatus.degraded("slow", ms=300).details == {"ms": 300}
+    assert HealthStatus.unhealthy("down").status is HealthState.UNHEALTHY
+
+
+def test_every_contract_method_documents_an_example() -> None:
+    for name in (
+        "get_metadata",
+        "collect_data",
+        "health_check",
+        "on_enable",
+        "on_disable",
+        "on_error",
+        "on_config_change",
+    ):
+        doc = getattr(PluginBase, name).__doc__ or ""
+        assert "Example::" in doc, name
