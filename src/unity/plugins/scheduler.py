@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Schedule", "Scheduler"]
 
@@ -36,8 +37,8 @@ class Scheduler:
 
     def __init__(
         self,
-        run: Callable[[str], Awaitable[object]],
-        skip: Callable[[str], Awaitable[None]],
+        run: Callable[[str], Coroutine[Any, Any, object]],
+        skip: Callable[[str], Coroutine[Any, Any, None]],
         *,
         jitter: float = 0.1,
         on_lateness: Callable[[float], None] | None = None,
@@ -47,6 +48,7 @@ class Scheduler:
         self.jitter = jitter
         self._on_lateness = on_lateness
         self._schedules: dict[str, Schedule] = {}
+        self._inflight: set[asyncio.Task[object]] = set()
 
     def __contains__(self, plugin_id: str) -> bool:
         return plugin_id in self._schedules
@@ -80,18 +82,26 @@ class Scheduler:
         if entry is not None and entry.task is not None:
             entry.task.cancel()
 
-    async def stop(self) -> None:
-        """Cancel every timer and wait for the runs in flight to settle."""
+    async def stop(self, grace: float = 5.0) -> None:
+        """Cancel every timer; let runs in flight finish (cancelled after ``grace`` s)."""
         entries = list(self._schedules.values())
         self._schedules.clear()
-        for entry in entries:
-            if entry.task is not None:
-                entry.task.cancel()
-        tasks = [e.task for e in entries if e.task is not None]
-        runs = [e.current_run for e in entries if e.current_run is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if runs:
-            await asyncio.wait(runs, timeout=5)
+        timers = [e.task for e in entries if e.task is not None]
+        for timer in timers:
+            timer.cancel()
+        await asyncio.gather(*timers, return_exceptions=True)
+        if self._inflight:
+            _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _launch(self, coro: Coroutine[Any, Any, object], name: str) -> asyncio.Task[object]:
+        """Start a run or skip record as a task that outlives its timer, tracked for stop()."""
+        task = asyncio.create_task(coro, name=name)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return task
 
     def _jittered(self, interval: float) -> float:
         return random.uniform(0, interval * self.jitter)
@@ -106,11 +116,9 @@ class Scheduler:
                 self._on_lateness(loop.time() - due)
             running = entry.current_run is not None and not entry.current_run.done()
             if running or entry.busy():
-                await self._skip(plugin_id)
+                await asyncio.shield(self._launch(self._skip(plugin_id), f"skip:{plugin_id}"))
             else:
-                entry.current_run = asyncio.create_task(
-                    self._guarded_run(plugin_id), name=f"run:{plugin_id}"
-                )
+                entry.current_run = self._launch(self._guarded_run(plugin_id), f"run:{plugin_id}")
                 # Wait for the run up to the next tick so backoff sees its outcome.
                 await asyncio.wait(
                     {entry.current_run}, timeout=max(0.0, base + entry.interval - loop.time())
