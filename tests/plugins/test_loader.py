@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from unity_sdk import PluginBase, PluginMetadata
-
 from tests.support import sample_plugins
+
 from unity.plugins.loader import PluginLoader
+from unity_sdk import PluginBase, PluginMetadata
 
 GROUP = "unity.plugins.loader-tests"
 

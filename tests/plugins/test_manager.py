@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from unity_sdk import ConfigError, MetricField, PluginBase, PluginMetadata
-
 from tests.support import sample_plugins
+
 from unity.plugins.loader import PluginLoader
 from unity.plugins.manager import PluginManager
 from unity.settings import Settings
@@ -17,6 +16,7 @@ from unity.storage import metrics as metric_store
 from unity.storage.db import Database
 from unity.storage.models import Plugin, PluginExecution, PluginMetric
 from unity.storage.types import utcnow
+from unity_sdk import ConfigError, MetricField, PluginBase, PluginMetadata
 
 
 def _versioned(version: str, metrics: list[str]) -> type[PluginBase]:
@@ -30,7 +30,7 @@ def _versioned(version: str, metrics: list[str]) -> type[PluginBase]:
             )
 
         async def collect_data(self) -> dict[str, Any]:
-            return {m: 1 for m in metrics}
+            return dict.fromkeys(metrics, 1)
 
     return Versioned
 

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import unity_sdk
 from pydantic import ValidationError
+
+import unity_sdk
+from unity.plugins.loader import validate_class
 from unity_sdk import (
     HealthState,
     HealthStatus,
@@ -20,8 +22,6 @@ from unity_sdk import (
     check_document,
     iter_metric_values,
 )
-
-from unity.plugins.loader import validate_class
 
 # The example from the original design summary, with only its import line changed.
 SEED_EXAMPLE = """
