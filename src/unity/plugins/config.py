@@ -139,6 +139,7 @@ def validate(
     interval, retention = _hub_keys(stored, errors)
     data = {k: v for k, v in stored.items() if k not in RESERVED_KEYS}
     schema = metadata.config_schema
+    schema_errors: list[dict[str, Any]]
     if schema is None:
         plugin_config, schema_errors = data, []
     elif isinstance(schema, dict):

@@ -149,7 +149,7 @@ class PluginLoader:
         expected_id: str | None = None,
         distribution: str | None = None,
     ) -> LoadedPlugin | LoadFailure:
-        name = expected_id or getattr(cls, "__name__", repr(cls))
+        name = expected_id or str(getattr(cls, "__name__", repr(cls)))
         try:
             metadata = validate_class(cls, expected_id=expected_id)
         except Exception as exc:

@@ -311,7 +311,7 @@ class PluginManager:
             return managed.interval
         exponent = min(managed.consecutive_failures, 16)
         ceiling = max(self.settings.max_backoff_seconds, managed.interval)
-        return min(managed.interval * 2**exponent, ceiling)
+        return float(min(managed.interval * 2.0**exponent, ceiling))
 
     async def _hook(self, managed: ManagedPlugin, name: str, *args: Any) -> bool:
         if managed.isolated:

@@ -50,11 +50,15 @@ class SeriesPoint:
     count: int
 
 
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
 async def insert_samples(session: AsyncSession, samples: Sequence[MetricSample]) -> None:
     """Store samples and move the latest-value rows forward, in the caller's transaction."""
     if not samples:
         return
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"plugin_id": s.plugin_id, "host": s.host, "timestamp": s.timestamp, "data": s.data}
         for s in samples
     ]
@@ -64,7 +68,7 @@ async def insert_samples(session: AsyncSession, samples: Sequence[MetricSample])
         key = (row["plugin_id"], row["host"])
         if key not in newest or row["timestamp"] >= newest[key]["timestamp"]:
             newest[key] = row
-    dialect = session.bind.dialect.name
+    dialect = _dialect(session)
     upsert_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for row in newest.values():
         stmt = upsert_insert(LatestMetric).values(**row)
@@ -173,7 +177,7 @@ async def series(
     host: str | None = None,
 ) -> list[SeriesPoint]:
     """Average, min, max and count of one numeric field per ``step`` seconds."""
-    dialect = session.bind.dialect.name
+    dialect = _dialect(session)
     value = PluginMetric.data[tuple(path)].as_float()
     bucket = func.floor(_epoch(dialect, PluginMetric.timestamp) / step) * step
     stmt = (
