@@ -1,0 +1,128 @@
+"""End to end: the real `unity serve` process, over HTTP, across a restart."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+TOKEN_RE = re.compile(r"unity_[a-z0-9]{12}_[A-Za-z0-9_-]{43}")
+UNITY = Path(sys.executable).with_name("unity")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Hub:
+    """A `unity serve` subprocess with its log captured to a file."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.url = f"http://127.0.0.1:{env['UNITY_PORT']}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [str(UNITY), "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError(f"hub did not answer in time:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        """SIGTERM, then a clean shutdown (uvicorn re-raises the signal on exit)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self.proc = None
+        assert code in (0, -signal.SIGTERM), code
+        assert self.log.read_text().rstrip().endswith(("Finished server process", "]"))
+        assert "Application shutdown complete" in self.log.read_text()
+
+
+@pytest.fixture
+def hub(tmp_path: Path, database_url: str) -> Iterator[Hub]:
+    env = {
+        **os.environ,
+        "UNITY_DATA_DIR": str(tmp_path / "data"),
+        "UNITY_DATABASE_URL": database_url,
+        "UNITY_PORT": str(_free_port()),
+        "UNITY_AUTOENABLE": "[]",
+        "UNITY_HOSTNAME": "e2e-host",
+        "UNITY_CONFIG_FILE": str(tmp_path / "absent.toml"),
+    }
+    instance = Hub(env, tmp_path / "hub.log")
+    yield instance
+    if instance.proc is not None:
+        instance.proc.kill()
+        instance.proc.wait()
+
+
+def _wait_for_runs(client: httpx.Client, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = client.get("/api/plugins/v2/system-info/executions").json()["items"]
+        scheduled = [e for e in items if e["trigger"] == "schedule" and e["status"] == "success"]
+        if len(scheduled) >= count:
+            return scheduled
+        time.sleep(0.3)
+    raise AssertionError(f"fewer than {count} scheduled runs in {timeout}s")
+
+
+@pytest.mark.e2e
+def test_serve_collects_and_survives_a_restart(hub: Hub) -> None:
+    hub.start()
+    tokens = sorted(set(TOKEN_RE.findall(hub.log.read_text())))
+    assert len(tokens) == 1, "the first start prints exactly one admin token"
+    headers = {"Authorization": f"Bearer {tokens[0]}"}
+    with httpx.Client(base_url=hub.url, headers=headers, timeout=30) as client:
+        assert httpx.get(f"{hub.url}/api/plugins/v2").status_code == 401
+        listed = {p["id"]: p for p in client.get("/api/plugins/v2").json()["items"]}
+        assert {"system-info", "process-monitor", "disk-monitor", "network-monitor"} <= set(listed)
+        assert not listed["system-info"]["enabled"]
+
+        assert client.put("/api/plugins/v2/system-info/config", json={"interval": 1}).is_success
+        assert client.post("/api/plugins/v2/system-info/enable").json()["enabled"]
+        runs = _wait_for_runs(client, 2)
+        assert all(r["duration_ms"] > 0 and r["metrics_count"] == 1 for r in runs)
+
+        metrics = client.get("/api/plugins/v2/system-info/metrics").json()["items"]
+        assert len(metrics) >= 2
+        assert metrics[0]["host"] == "e2e-host"
+        assert 0 <= metrics[0]["data"]["memory"]["percent"] <= 100
+        before = {m["id"] for m in metrics}
+
+    hub.stop()
+    hub.start()
+    assert set(TOKEN_RE.findall(hub.log.read_text())) == set(tokens), "no new token on restart"
+    with httpx.Client(base_url=hub.url, headers=headers, timeout=30) as client:
+        detail = client.get("/api/plugins/v2/system-info").json()
+        assert detail["enabled"]
+        assert detail["config"] == {"interval": 1}
+        kept = {m["id"] for m in client.get("/api/plugins/v2/system-info/metrics").json()["items"]}
+        assert before <= kept
+        count = len(_wait_for_runs(client, 1))
+        assert len(_wait_for_runs(client, count + 1)) > count
+    hub.stop()
