@@ -1,0 +1,113 @@
+"""The wire models of the external-plugin API, shared by hub and SDK.
+
+The hub's routes and :class:`unity_sdk.HubClient` both import these, so the
+two sides cannot drift apart. Endpoints (all under ``/api/plugins/v2``):
+
+- ``POST /register`` (enrollment token) ``RegisterRequest`` -> ``RegisterResponse``
+- ``GET /{id}/config`` (plugin key) -> ``PluginConfig``
+- ``POST /{id}/metrics`` (plugin key) ``MetricBatch`` -> ``BatchAccepted``
+- ``POST /{id}/health`` (plugin key) ``HealthReport`` -> ``HealthAccepted``
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from unity_sdk.metadata import HealthState
+
+__all__ = [
+    "API_KEY_PREFIX",
+    "ENROLLMENT_PREFIX",
+    "MAX_BATCH_SAMPLES",
+    "BatchAccepted",
+    "HealthAccepted",
+    "HealthReport",
+    "MetricBatch",
+    "PluginConfig",
+    "RegisterRequest",
+    "RegisterResponse",
+    "Sample",
+]
+
+API_KEY_PREFIX = "unityk_"
+ENROLLMENT_PREFIX = "unitye_"
+MAX_BATCH_SAMPLES = 1000
+MAX_HOST_LENGTH = 255
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterRequest(_Wire):
+    """An external plugin introduces itself with its metadata (JSON form)."""
+
+    metadata: dict[str, Any] = Field(
+        description="PluginMetadata as JSON; config_schema as a JSON Schema"
+    )
+    hostname: str = Field(min_length=1, max_length=MAX_HOST_LENGTH)
+
+
+class RegisterResponse(_Wire):
+    """Returned once: the plugin's own API key is never shown again."""
+
+    plugin_id: str
+    api_key: str
+    key_id: str
+
+
+class Sample(_Wire):
+    """One collected document about one host at one moment."""
+
+    host: str = Field(min_length=1, max_length=MAX_HOST_LENGTH)
+    timestamp: AwareDatetime
+    data: dict[str, Any]
+
+    @field_validator("timestamp")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class MetricBatch(_Wire):
+    """A batch of samples, stored whole or not at all.
+
+    ``batch_id`` makes retries safe: the hub stores a given id once and
+    answers a repeat with ``duplicate: true``.
+    """
+
+    batch_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    samples: list[Sample] = Field(min_length=1)
+
+
+class BatchAccepted(_Wire):
+    stored: int
+    duplicate: bool = False
+
+
+class HealthReport(_Wire):
+    """An external plugin's own health, with its buffer state."""
+
+    status: HealthState
+    message: str = Field(default="", max_length=2000)
+    details: dict[str, Any] = Field(default_factory=dict)
+    buffered: int = Field(default=0, ge=0, description="Samples waiting to be sent")
+    dropped: int = Field(default=0, ge=0, description="Samples dropped from a full buffer")
+
+
+class HealthAccepted(_Wire):
+    plugin_id: str
+    status: HealthState
+    received_at: datetime
+
+
+class PluginConfig(_Wire):
+    """What an external plugin fetches: its validated config and interval."""
+
+    plugin_id: str
+    config: dict[str, Any]
+    interval: float
+    enabled: bool
