@@ -105,9 +105,14 @@ class HealthAccepted(_Wire):
 
 
 class PluginConfig(_Wire):
-    """What an external plugin fetches: its validated config and interval."""
+    """A plugin's config as ``GET /{id}/config`` returns it.
+
+    To a plugin's own key ``config`` holds real values (what the plugin runs
+    with); to people's tokens secret fields read back as ``********``.
+    """
 
     plugin_id: str
     config: dict[str, Any]
-    interval: float
+    interval: float | None = Field(description="Seconds between runs")
     enabled: bool
+    config_schema: dict[str, Any] = Field(default_factory=dict)
