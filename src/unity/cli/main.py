@@ -1,0 +1,124 @@
+"""The ``unity`` command: global options, ``serve``, and the command groups.
+
+``serve`` and the ``db``/``token`` groups work on this machine's settings and
+database; the ``plugins`` group talks to a running hub over HTTP, found with
+the global ``--url`` and ``--token``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from unity import __version__
+from unity.cli import db, plugins, tokens
+from unity.cli.client import HubTarget
+from unity.cli.output import fail, load_settings
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="unity",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(db.app, name="db")
+app.add_typer(tokens.app, name="token")
+app.add_typer(plugins.app, name="plugins")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"unity {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="UNITY_URL",
+            help="The running hub, for `plugins` commands. "
+            "Default: where `unity serve` listens (UNITY_HOST, UNITY_PORT).",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="UNITY_TOKEN",
+            help="A hub token for `plugins` commands (get one: `unity token create`).",
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Unity: a self-hosted homelab metrics hub with trivially easy plugins."""
+    ctx.obj = HubTarget(url=url, token=token)
+
+
+def _log_level(name: str) -> int:
+    level = logging.getLevelNamesMapping().get(name.upper())
+    if level is None:
+        fail(f"UNITY_LOG_LEVEL {name!r} is not a logging level (DEBUG, INFO, WARNING, ERROR)")
+    return level
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on. Default: UNITY_HOST, else 127.0.0.1.")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Port to listen on. Default: UNITY_PORT, else 8765."),
+    ] = None,
+    reload: Annotated[
+        bool,
+        typer.Option(
+            "--reload", help="Hot-reload plugins when their source files change (development)."
+        ),
+    ] = False,
+) -> None:
+    """Run the hub: API, scheduler and plugins, until Ctrl-C."""
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if reload:
+        overrides["dev_mode"] = True
+    settings = load_settings(**overrides)
+    level = _log_level(settings.log_level)
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        force=True,
+    )
+    # Imported here so the other commands start without loading the web stack.
+    import uvicorn
+
+    from unity.app import create_app
+
+    # log_config=None: uvicorn's loggers propagate to the handler above, one format on stderr.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=level,
+        log_config=None,
+    )
+
+
+if __name__ == "__main__":
+    app()
