@@ -388,11 +388,6 @@ def test_config_set_merges(cli: Invoke, hub: Hub, settings: Settings) -> None:
         assert text in table.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="unity.plugins.config.secret_fields only looks at top-level writeOnly/format, so "
-    "an optional SecretStr (JSON Schema anyOf) is returned unmasked by the API",
-)
 def test_secret_fields_read_back_masked(cli: Invoke, hub: Hub, settings: Settings) -> None:
     args = ("plugins", "config", "set", "configured", "url=http://nas", "password=s3cret")
     first = cli(*as_admin(hub, *args))

@@ -56,12 +56,16 @@ def check_schema(metadata: PluginMetadata) -> None:
 def secret_fields(metadata: PluginMetadata) -> set[str]:
     """Top-level config properties the schema marks as secret."""
     properties = metadata.config_json_schema().get("properties", {})
-    return {
-        name
-        for name, prop in properties.items()
-        if isinstance(prop, dict)
-        and (prop.get("writeOnly") is True or prop.get("format") == "password")
-    }
+    return {name for name, prop in properties.items() if _is_secret(prop)}
+
+
+def _is_secret(prop: Any) -> bool:
+    if not isinstance(prop, dict):
+        return False
+    if prop.get("writeOnly") is True or prop.get("format") == "password":
+        return True
+    # Optional fields (``SecretStr | None``) carry the marker one level down.
+    return any(_is_secret(option) for key in ("anyOf", "oneOf") for option in prop.get(key, []))
 
 
 def mask_secrets(metadata: PluginMetadata, config: Mapping[str, Any]) -> dict[str, Any]:
