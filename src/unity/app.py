@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from unity import __version__
 from unity.api.errors import install_error_handlers
-from unity.api.routes import plugins, system
+from unity.api.routes import enrollment, external, plugins, system
 from unity.auth.tokens import Scope, create_token, has_admin_token
 from unity.plugins.loader import PluginLoader
 from unity.plugins.manager import PluginManager
@@ -84,5 +84,7 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(system.router)
+    app.include_router(external.router)
     app.include_router(plugins.router)
+    app.include_router(enrollment.router)
     return app

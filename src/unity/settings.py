@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     dev_mode: bool = Field(
         default=False, description="Watch plugin source files and hot-reload them (serve --reload)."
     )
+    stale_after_missed: int = Field(
+        default=3, ge=1, description="Missed intervals after which an external plugin is stale."
+    )
+    max_batch_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Largest metric batch body accepted (bytes)."
+    )
     max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` a list accepts.")
     bootstrap_token: bool = Field(
         default=True,

@@ -8,7 +8,6 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 __all__ = [
-    "ConfigOut",
     "ExecutionList",
     "ExecutionOut",
     "HealthOut",
@@ -39,7 +38,7 @@ class PluginSummary(BaseModel):
     enabled: bool
     external: bool
     loaded: bool = Field(description="False when the plugin's code is not available now")
-    state: str = Field(description="disabled, unknown, healthy, degraded or failing")
+    state: str = Field(description="disabled, unknown, healthy, degraded, failing or stale")
     health: HealthOut
     interval: float | None = Field(description="Seconds between scheduled runs")
     run_count: int
@@ -54,6 +53,10 @@ class PluginDetail(PluginSummary):
     config: dict[str, Any] = Field(description="Current config; secret fields are masked")
     consecutive_failures: int
     reload_error: str | None = None
+    last_seen_at: datetime | None = Field(
+        default=None, description="External plugins: when it last reported"
+    )
+    health_details: dict[str, Any] | None = None
 
 
 class LoadFailureOut(BaseModel):
@@ -69,12 +72,6 @@ class PluginList(BaseModel):
     load_failures: list[LoadFailureOut] = Field(
         description="Plugins that failed to import or validate and were skipped"
     )
-
-
-class ConfigOut(BaseModel):
-    plugin_id: str
-    config: dict[str, Any] = Field(description="Secret fields read back as '********'")
-    config_schema: dict[str, Any]
 
 
 class RunResultOut(BaseModel):

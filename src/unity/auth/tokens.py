@@ -1,17 +1,11 @@
-"""Hub tokens: ``unity_<id>_<secret>``, scoped, hashed at rest, revocable.
+"""Hub tokens for people and scripts: ``unity_<id>_<secret>``, scoped read or admin.
 
-The prefix makes a leaked token recognisable (secret scanners, log greps). The
-id is the database key; only the SHA-256 of the 256-bit random secret is
-stored, and the comparison is constant-time. A token is shown once, when it is
-created.
+Shown once when created, stored hashed, revocable, optionally expiring
+(mechanics in :mod:`unity.auth.bearer`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -19,6 +13,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from unity.auth import bearer
 from unity.storage.models import ApiToken
 from unity.storage.types import utcnow
 
@@ -33,7 +28,6 @@ __all__ = [
 ]
 
 TOKEN_PREFIX = "unity_"
-_TOKEN_RE = re.compile(r"^unity_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
 
 
 class Scope(StrEnum):
@@ -57,10 +51,6 @@ class IssuedToken:
     expires_at: datetime | None
 
 
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 async def create_token(
     session: AsyncSession,
     *,
@@ -68,30 +58,29 @@ async def create_token(
     scope: Scope,
     expires_at: datetime | None = None,
 ) -> IssuedToken:
-    token_id = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(12))
-    secret = secrets.token_urlsafe(32)
+    token_id, value, secret_hash = bearer.issue(TOKEN_PREFIX)
     session.add(
         ApiToken(
             id=token_id,
             name=name,
             scope=scope.value,
-            secret_hash=_hash(secret),
+            secret_hash=secret_hash,
             created_at=utcnow(),
             expires_at=expires_at,
         )
     )
     await session.flush()
-    return IssuedToken(token_id, name, scope, f"{TOKEN_PREFIX}{token_id}_{secret}", expires_at)
+    return IssuedToken(token_id, name, scope, value, expires_at)
 
 
 async def verify_token(session: AsyncSession, value: str) -> ApiToken | None:
     """The live token row matching ``value``, or None (malformed, unknown, revoked, expired)."""
-    match = _TOKEN_RE.match(value)
-    if match is None:
+    parsed = bearer.parse(TOKEN_PREFIX, value)
+    if parsed is None:
         return None
-    token_id, secret = match.groups()
+    token_id, secret = parsed
     row = await session.get(ApiToken, token_id)
-    if row is None or not hmac.compare_digest(row.secret_hash, _hash(secret)):
+    if row is None or not bearer.matches(secret, row.secret_hash):
         return None
     now = utcnow()
     if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):

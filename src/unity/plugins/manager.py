@@ -269,8 +269,30 @@ class PluginManager:
 
     # -- enable / disable -----------------------------------------------------------
 
+    async def _external(self, plugin_id: str) -> tuple[Plugin, PluginMetadata] | None:
+        """The registry row and metadata of an external plugin, None for in-hub ones."""
+        if plugin_id in self.plugins or plugin_id in self.failures:
+            return None
+        row = await self.row(plugin_id)
+        if not row.external:
+            return None
+        return row, PluginMetadata.model_validate(row.plugin_metadata)
+
+    async def metadata_for(self, plugin_id: str) -> PluginMetadata:
+        """The metadata of a loaded plugin, else as stored in the registry."""
+        if plugin_id in self.plugins:
+            return self.plugins[plugin_id].metadata
+        row = await self.row(plugin_id)
+        return PluginMetadata.model_validate(row.plugin_metadata)
+
     async def enable(self, plugin_id: str) -> None:
         """Enable and schedule at once; ``ConfigError`` if its config is incomplete."""
+        external = await self._external(plugin_id)
+        if external is not None:
+            row, metadata = external
+            plugin_config.validate(metadata, row.config)
+            await self._update_row(plugin_id, enabled=True)
+            return
         managed = self._loaded(plugin_id)
         plugin_config.validate(managed.metadata, managed.config.stored)
         if not managed.active:
@@ -279,6 +301,9 @@ class PluginManager:
         managed.enabled = True
 
     async def disable(self, plugin_id: str) -> None:
+        if await self._external(plugin_id) is not None:
+            await self._update_row(plugin_id, enabled=False)
+            return
         managed = self._loaded(plugin_id)
         self.scheduler.unschedule(plugin_id)
         if managed.active:
@@ -336,6 +361,10 @@ class PluginManager:
 
     async def execute(self, plugin_id: str) -> RunResult:
         """Run now (whether enabled or not) and return the recorded result."""
+        if await self._external(plugin_id) is not None:
+            raise PluginStateError(
+                f"{plugin_id!r} is an external plugin: it collects on its own host"
+            )
         managed = self._loaded(plugin_id)
         if managed.worker.busy and not managed.run_lock.locked():
             # A timed-out run is still stuck in blocking code on the worker thread.
@@ -512,6 +541,12 @@ class PluginManager:
 
         Raises ``ConfigError`` (nothing saved) when it does not validate.
         """
+        external = await self._external(plugin_id)
+        if external is not None:
+            row, metadata = external
+            validated = plugin_config.validate(metadata, raw, previous=row.config)
+            await self._update_row(plugin_id, config=validated.stored)
+            return validated
         managed = self._loaded(plugin_id)
         validated = plugin_config.validate(managed.metadata, raw, previous=managed.config.stored)
         await self._update_row(plugin_id, config=validated.stored)

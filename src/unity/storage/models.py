@@ -20,7 +20,17 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from unity.storage.types import JSONDocument, UTCDateTime, utcnow
 
-__all__ = ["ApiToken", "Base", "LatestMetric", "Plugin", "PluginExecution", "PluginMetric"]
+__all__ = [
+    "ApiToken",
+    "Base",
+    "BatchReceipt",
+    "EnrollmentToken",
+    "LatestMetric",
+    "Plugin",
+    "PluginApiKey",
+    "PluginExecution",
+    "PluginMetric",
+]
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -58,6 +68,8 @@ class Plugin(Base):
     health_status: Mapped[str] = mapped_column(String(16), default="unknown")
     health_message: Mapped[str] = mapped_column(Text, default="")
     health_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    health_details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -128,3 +140,48 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EnrollmentToken(Base):
+    """An admin-made token an external plugin trades for its own API key."""
+
+    __tablename__ = "enrollment_tokens"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    max_uses: Mapped[int | None] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PluginApiKey(Base):
+    """An external plugin's own key; it works only for its plugin id."""
+
+    __tablename__ = "plugin_api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    plugin_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("plugins.id", ondelete="CASCADE"), index=True
+    )
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    enrollment_token_id: Mapped[str | None] = mapped_column(String(16))
+    hostname: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BatchReceipt(Base):
+    """A metric batch already stored: a retried batch id is not stored again."""
+
+    __tablename__ = "batch_receipts"
+
+    plugin_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("plugins.id", ondelete="CASCADE"), primary_key=True
+    )
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    samples: Mapped[int] = mapped_column(Integer)

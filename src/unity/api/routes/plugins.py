@@ -7,10 +7,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
-from unity.api.deps import AdminToken, ManagerDep, ReadToken, SessionDep, SettingsDep
+from unity.api.deps import (
+    AdminToken,
+    ManagerDep,
+    PluginKeyOrReadToken,
+    ReadToken,
+    SessionDep,
+    SettingsDep,
+)
 from unity.api.errors import ApiError
 from unity.api.schemas import (
-    ConfigOut,
     ExecutionList,
     ExecutionOut,
     HealthOut,
@@ -25,10 +31,13 @@ from unity.api.schemas import (
     SeriesPointOut,
 )
 from unity.plugins import config as plugin_config
+from unity.plugins.external import is_stale
 from unity.plugins.manager import PluginManager, PluginNotFoundError
 from unity.storage import metrics as metric_store
 from unity.storage import registry
 from unity.storage.models import Plugin
+from unity_sdk import PluginMetadata
+from unity_sdk.wire import PluginConfig
 
 __all__ = ["router"]
 
@@ -50,7 +59,7 @@ def _summary_fields(row: Plugin, manager: PluginManager) -> dict[str, Any]:
         "enabled": row.enabled,
         "external": row.external,
         "loaded": managed is not None,
-        "state": row.state if row.enabled else "disabled",
+        "state": _state(row, manager),
         "health": HealthOut(
             status=row.health_status, message=row.health_message, checked_at=row.health_checked_at
         ),
@@ -62,11 +71,18 @@ def _summary_fields(row: Plugin, manager: PluginManager) -> dict[str, Any]:
     }
 
 
+def _state(row: Plugin, manager: PluginManager) -> str:
+    if not row.enabled:
+        return "disabled"
+    if is_stale(row, missed=manager.settings.stale_after_missed):
+        return "stale"
+    return row.state
+
+
 def _detail(row: Plugin, manager: PluginManager) -> PluginDetail:
     managed = manager.plugins.get(row.id)
-    config = (
-        plugin_config.mask_secrets(managed.metadata, row.config) if managed else dict(row.config)
-    )
+    metadata = managed.metadata if managed else PluginMetadata.model_validate(row.plugin_metadata)
+    config = plugin_config.mask_secrets(metadata, row.config)
     return PluginDetail(
         **_summary_fields(row, manager),
         author=row.author,
@@ -74,6 +90,8 @@ def _detail(row: Plugin, manager: PluginManager) -> PluginDetail:
         config=config,
         consecutive_failures=row.consecutive_failures,
         reload_error=managed.reload_error if managed else None,
+        last_seen_at=row.last_seen_at,
+        health_details=row.health_details,
     )
 
 
@@ -161,41 +179,44 @@ async def execute_plugin(plugin_id: str, _: AdminToken, manager: ManagerDep) -> 
     )
 
 
-@router.get("/{plugin_id}/config", response_model=ConfigOut)
+@router.get("/{plugin_id}/config", response_model=PluginConfig)
 async def get_config(
-    plugin_id: str, _: ReadToken, session: SessionDep, manager: ManagerDep
-) -> ConfigOut:
-    """The stored config; secret fields read back as ``********``."""
-    row = await _row(session, plugin_id)
-    managed = manager.plugins.get(plugin_id)
-    if managed is None:
-        return ConfigOut(
-            plugin_id=plugin_id,
-            config=dict(row.config),
-            config_schema=row.plugin_metadata.get("config_schema", {}),
-        )
-    return ConfigOut(
+    plugin_id: str, caller: PluginKeyOrReadToken, manager: ManagerDep
+) -> PluginConfig:
+    """The stored config. To people's tokens secret fields read back as
+    ``********``; to an external plugin's own key, the values it runs with."""
+    row = await manager.row(plugin_id)
+    metadata = await manager.metadata_for(plugin_id)
+    config = dict(row.config)
+    if caller.kind != "plugin":
+        config = plugin_config.mask_secrets(metadata, config)
+    return PluginConfig(
         plugin_id=plugin_id,
-        config=plugin_config.mask_secrets(managed.metadata, row.config),
-        config_schema=managed.metadata.config_json_schema(),
+        config=config,
+        interval=config.get("interval") or metadata.default_interval,
+        enabled=row.enabled,
+        config_schema=metadata.config_json_schema(),
     )
 
 
-@router.put("/{plugin_id}/config", response_model=ConfigOut)
+@router.put("/{plugin_id}/config", response_model=PluginConfig)
 async def put_config(
     plugin_id: str,
     _: AdminToken,
     manager: ManagerDep,
     config: Annotated[dict[str, Any], Body(description="The whole new config object")],
-) -> ConfigOut:
+) -> PluginConfig:
     """Replace the config. Validated against the plugin's schema first: on any
     error the answer is 422 with one entry per field and nothing is saved.
     ``interval`` (seconds) and ``retention_days`` are understood by the hub."""
     validated = await manager.set_config(plugin_id, config)
-    metadata = manager.get(plugin_id).metadata
-    return ConfigOut(
+    metadata = await manager.metadata_for(plugin_id)
+    row = await manager.row(plugin_id)
+    return PluginConfig(
         plugin_id=plugin_id,
         config=plugin_config.mask_secrets(metadata, validated.stored),
+        interval=validated.interval or metadata.default_interval,
+        enabled=row.enabled,
         config_schema=metadata.config_json_schema(),
     )
 
