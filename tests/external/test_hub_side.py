@@ -132,7 +132,8 @@ async def test_invalid_sample_refuses_the_whole_batch(
     "body",
     [
         b"{not json",
-        b'{"batch_id": "nan-00001", "samples": [{"host": "h", "timestamp": "2026-11-01T00:00:00Z", "data": {"v": NaN}}]}',
+        b'{"batch_id": "nan-00001", "samples": [{"host": "h", '
+        b'"timestamp": "2026-11-01T00:00:00Z", "data": {"v": NaN}}]}',
         b"[]",
         b'{"batch_id": "x", "samples": []}',
     ],
