@@ -471,7 +471,7 @@ def test_a_read_token_gets_a_clear_403(cli: Invoke, hub: Hub) -> None:
 def test_a_bad_token_gets_a_clear_401(cli: Invoke, hub: Hub) -> None:
     result = cli("--url", hub.url, "--token", "unity_nope", "plugins", "list")
     assert result.exit_code == 1
-    assert "token is invalid, expired or revoked" in result.stderr
+    assert "credential is invalid, expired or revoked" in result.stderr
     assert "--token or UNITY_TOKEN" in result.stderr
 
 
