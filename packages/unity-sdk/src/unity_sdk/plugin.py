@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from unity_sdk.metadata import HealthStatus, PluginMetadata
+from unity_sdk.runner import LocalRunner, Runner
 
 __all__ = ["PluginBase"]
 
@@ -36,13 +37,18 @@ __all__ = ["PluginBase"]
 class PluginBase(ABC):
     """Base class of every Unity plugin.
 
-    The hub creates one instance per plugin and keeps it for as long as the
-    plugin is loaded. ``self.config`` holds the validated config (defaults
-    filled in); ``self.logger`` is a logger named after the plugin.
+    The hub creates one instance per plugin (and per remote target) and keeps
+    it for as long as the plugin is loaded. ``self.config`` holds the validated
+    config (defaults filled in); ``self.runner`` runs commands on the target
+    host (see :mod:`unity_sdk.runner`); ``self.logger`` is a logger named
+    after the plugin.
     """
 
-    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, config: Mapping[str, Any] | None = None, *, runner: Runner | None = None
+    ) -> None:
         self.config: dict[str, Any] = dict(config or {})
+        self.runner: Runner = runner or LocalRunner()
         self.logger = logging.getLogger(f"unity.plugin.{type(self).__name__}")
 
     @abstractmethod
