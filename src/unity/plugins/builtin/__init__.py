@@ -5,6 +5,9 @@
 Each built-in uses only the public ``unity_sdk``, as a third-party plugin would.
 """
 
+from unity.plugins.builtin.catalogue_applications import APPLICATIONS_PLUGINS
+from unity.plugins.builtin.catalogue_hardware import HARDWARE_PLUGINS
+from unity.plugins.builtin.catalogue_services import SERVICES_PLUGINS
 from unity.plugins.builtin.disk_monitor import DiskMonitorPlugin
 from unity.plugins.builtin.network_monitor import NetworkMonitorPlugin
 from unity.plugins.builtin.process_monitor import ProcessMonitorPlugin
@@ -24,4 +27,7 @@ BUILTIN_PLUGINS: list[type[PluginBase]] = [
     ProcessMonitorPlugin,
     DiskMonitorPlugin,
     NetworkMonitorPlugin,
+    *HARDWARE_PLUGINS,
+    *SERVICES_PLUGINS,
+    *APPLICATIONS_PLUGINS,
 ]

@@ -1,0 +1,10 @@
+"""Application monitors: HTTP, TLS, DNS, PostgreSQL, MySQL, Redis, MQTT.
+
+This module lists the group's plugin classes; each plugin lives in its own module.
+"""
+
+from unity_sdk import PluginBase
+
+__all__ = ["APPLICATIONS_PLUGINS"]
+
+APPLICATIONS_PLUGINS: list[type[PluginBase]] = []

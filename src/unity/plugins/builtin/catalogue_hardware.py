@@ -1,0 +1,10 @@
+"""Hardware and host tools: sensors, IPMI, disks, RAID, GPUs, UPS.
+
+This module lists the group's plugin classes; each plugin lives in its own module.
+"""
+
+from unity_sdk import PluginBase
+
+__all__ = ["HARDWARE_PLUGINS"]
+
+HARDWARE_PLUGINS: list[type[PluginBase]] = []

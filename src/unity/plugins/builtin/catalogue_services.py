@@ -1,0 +1,10 @@
+"""Host services: containers, VMs, sockets, systemd, journald, fail2ban, iperf3, Ollama.
+
+This module lists the group's plugin classes; each plugin lives in its own module.
+"""
+
+from unity_sdk import PluginBase
+
+__all__ = ["SERVICES_PLUGINS"]
+
+SERVICES_PLUGINS: list[type[PluginBase]] = []
