@@ -3,18 +3,28 @@
 Everything a plugin author needs is importable from here::
 
     from unity_sdk import PluginBase, PluginMetadata, PluginCategory
+
+An external plugin (its own process, reporting over HTTP) subclasses
+``ExternalPluginBase``; ``HubClient`` is the HTTP client underneath. Test
+helpers live in :mod:`unity_sdk.testing`, not imported here.
 """
 
+from unity_sdk.client import HubClient
 from unity_sdk.errors import (
     CollectionError,
     ConfigError,
     DependencyMissingError,
+    HubAuthError,
+    HubError,
+    HubRequestError,
+    HubUnavailableError,
     MetadataError,
     PluginAuthError,
     PluginError,
     PluginNotReadyError,
     UnityError,
 )
+from unity_sdk.external import ExternalPluginBase
 from unity_sdk.metadata import (
     HealthState,
     HealthStatus,
@@ -45,10 +55,16 @@ __all__ = [
     "CollectionError",
     "ConfigError",
     "DependencyMissingError",
+    "ExternalPluginBase",
     "HealthAccepted",
     "HealthReport",
     "HealthState",
     "HealthStatus",
+    "HubAuthError",
+    "HubClient",
+    "HubError",
+    "HubRequestError",
+    "HubUnavailableError",
     "Isolation",
     "MetadataError",
     "MetricBatch",

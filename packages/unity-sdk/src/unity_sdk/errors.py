@@ -1,22 +1,30 @@
-"""Typed errors a plugin raises to tell the hub what went wrong.
+"""Typed errors: what a plugin raises, and what the hub client raises.
 
 A plugin never catches its own errors: it raises, and the hub maps the type to
-a state, records the run and owns retries and backoff.
+a state, records the run and owns retries and backoff. The ``HubError`` branch
+is the other direction: :class:`unity_sdk.HubClient` raises it when the hub
+refuses a request or cannot be reached.
 
 Exception hierarchy::
 
     UnityError
     ├── MetadataError              metadata or config schema is not valid
     ├── ConfigError                a config does not match the plugin's schema
-    └── PluginError                raised from collect_data / health_check
-        ├── PluginNotReadyError    transient: service starting, try again later
-        ├── PluginAuthError        credentials refused; needs an operator
-        ├── DependencyMissingError a command, package or permission is missing
-        └── CollectionError        collection failed for any other reason
+    ├── PluginError                raised from collect_data / health_check
+    │   ├── PluginNotReadyError    transient: service starting, try again later
+    │   ├── PluginAuthError        credentials refused; needs an operator
+    │   ├── DependencyMissingError a command, package or permission is missing
+    │   └── CollectionError        collection failed for any other reason
+    └── HubError                   the hub refused a request or is unreachable
+        ├── HubUnavailableError    connection failed, 5xx or 429 after all retries
+        ├── HubAuthError           401/403: key revoked, unknown or another plugin's
+        └── HubRequestError        any other 4xx (409, 413, 422...); never retried
 
 ``PluginError.recoverable`` says whether retrying without operator action can
 help; the hub backs off on every failure but marks unrecoverable ones as
-failing at once.
+failing at once. ``HubError.status`` is the HTTP status (``None`` when no
+answer came back), ``message`` the hub's own message and ``details`` its
+structured details (for a 422, one ``{"loc", "msg"}`` entry per problem).
 """
 
 from __future__ import annotations
@@ -27,6 +35,10 @@ __all__ = [
     "CollectionError",
     "ConfigError",
     "DependencyMissingError",
+    "HubAuthError",
+    "HubError",
+    "HubRequestError",
+    "HubUnavailableError",
     "MetadataError",
     "PluginAuthError",
     "PluginError",
@@ -78,3 +90,34 @@ class DependencyMissingError(PluginError):
 
 class CollectionError(PluginError):
     """Collection failed for a reason not covered by a more specific error."""
+
+
+class HubError(UnityError):
+    """The hub refused a request or could not be reached.
+
+    Never carries the API key or enrollment token in its message.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message if self.status is None else f"{self.message} (HTTP {self.status})"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, status={self.status!r})"
+
+
+class HubUnavailableError(HubError):
+    """The hub did not answer, or answered 5xx/429 until the retries ran out."""
+
+
+class HubAuthError(HubError):
+    """The hub refused the credential: 401 (unknown, expired or revoked) or 403."""
+
+
+class HubRequestError(HubError):
+    """The hub rejected the request itself (409, 413, 422...); retrying cannot help."""
