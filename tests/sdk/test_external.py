@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,12 @@ from unity_sdk import (
     ExternalPluginBase,
     HealthState,
     HubAuthError,
+    HubRequestError,
     MetricField,
     PluginMetadata,
+    Sample,
 )
+from unity_sdk.buffer import SampleBuffer
 from unity_sdk.testing import FakeHub
 
 HUB = "http://hub.test"
@@ -398,3 +402,79 @@ def test_command_line_loads_the_class_and_reports_failures(tmp_path: Path) -> No
     no_hub = _cli("beatplugin:Beat", env={**env, "UNITY_HUB_URL": ""}, cwd=tmp_path)
     assert no_hub.returncode == 2
     assert "--hub" in no_hub.stderr
+
+
+# -- the buffer on its own -------------------------------------------------------
+
+
+def _samples(count: int) -> list[Sample]:
+    now = datetime.now(UTC)
+    return [Sample(host="nas", timestamp=now, data={"n": n}) for n in range(count)]
+
+
+def _numbers(buffer: SampleBuffer) -> list[int]:
+    numbers: list[int] = []
+    while (batch := buffer.next_batch()) is not None:
+        numbers += [sample.data["n"] for sample in batch[1]]
+        buffer.accepted()
+    return numbers
+
+
+def test_buffer_drops_the_oldest_but_keeps_the_batch_in_flight() -> None:
+    buffer = SampleBuffer(6)
+    for sample in _samples(4):
+        buffer.append(sample)
+    batch = buffer.next_batch()
+    assert batch is not None
+    assert [s.data["n"] for s in batch[1]] == [0, 1, 2]
+    for sample in _samples(10)[4:]:
+        buffer.append(sample)
+    assert len(buffer) == 6
+    assert buffer.dropped == 4
+    assert buffer.next_batch() == batch
+    assert _numbers(buffer) == [0, 1, 2, 7, 8, 9]
+
+
+def test_a_buffer_of_one_keeps_the_newest() -> None:
+    buffer = SampleBuffer(1)
+    first, second = _samples(2)
+    buffer.append(first)
+    assert buffer.next_batch() is not None
+    buffer.append(second)
+    assert (len(buffer), buffer.dropped) == (1, 1)
+    assert _numbers(buffer) == [1]
+
+
+def test_buffer_splits_a_batch_the_hub_finds_too_large() -> None:
+    buffer = SampleBuffer(100)
+    for sample in _samples(8):
+        buffer.append(sample)
+    batch = buffer.next_batch()
+    assert batch is not None
+    assert len(batch[1]) == 8
+    assert buffer.refused(HubRequestError("too large", status=413)) == 0
+    assert buffer.batch_limit == 4
+    assert _numbers(buffer) == list(range(8))
+
+
+@pytest.mark.parametrize(
+    "loc", [["samples", 1, "data"], ["body", "samples", "1", "host"], ["samples", "1"]]
+)
+def test_buffer_discards_only_the_samples_a_422_names(loc: list[Any]) -> None:
+    buffer = SampleBuffer(100)
+    for sample in _samples(3):
+        buffer.append(sample)
+    buffer.next_batch()
+    error = HubRequestError("invalid", status=422, details=[{"loc": loc, "msg": "bad"}])
+    assert buffer.refused(error) == 1
+    assert buffer.rejected == 1
+    assert _numbers(buffer) == [0, 2]
+
+
+def test_buffer_discards_a_batch_refused_for_another_reason() -> None:
+    buffer = SampleBuffer(100)
+    for sample in _samples(3):
+        buffer.append(sample)
+    buffer.next_batch()
+    assert buffer.refused(HubRequestError("conflict", status=409)) == 3
+    assert len(buffer) == 0

@@ -25,14 +25,13 @@ import contextlib
 import logging
 import signal
 import socket
-import uuid
-from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from unity_sdk.buffer import SampleBuffer
 from unity_sdk.client import HubClient
 from unity_sdk.errors import (
     CollectionError,
@@ -44,7 +43,7 @@ from unity_sdk.errors import (
 from unity_sdk.keystore import KeyStore, SavedKey
 from unity_sdk.metadata import HealthStatus, PluginMetadata
 from unity_sdk.plugin import PluginBase
-from unity_sdk.wire import MAX_BATCH_SAMPLES, HealthReport, PluginConfig, Sample
+from unity_sdk.wire import HealthReport, PluginConfig, Sample
 
 __all__ = ["ExternalPluginBase"]
 
@@ -70,14 +69,7 @@ class ExternalPluginBase(PluginBase):
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config)
-        self._queue: deque[Sample] = deque()
-        # A batch handed to the hub keeps its samples and id until accepted, so
-        # a repeat after a lost answer is recognised as a duplicate.
-        self._in_flight: tuple[str, list[Sample]] | None = None
-        self._buffer_size = 10_000
-        self._batch_limit = MAX_BATCH_SAMPLES
-        self._dropped = 0
-        self._rejected = 0
+        self._buffer = SampleBuffer(10_000)
         self._sent = 0
         self._interval = 60.0
         self._enabled = True
@@ -86,17 +78,17 @@ class ExternalPluginBase(PluginBase):
     @property
     def buffered(self) -> int:
         """Samples collected and not yet accepted by the hub."""
-        return len(self._queue) + (len(self._in_flight[1]) if self._in_flight else 0)
+        return len(self._buffer)
 
     @property
     def dropped(self) -> int:
         """Samples lost because the buffer was full (oldest first)."""
-        return self._dropped
+        return self._buffer.dropped
 
     @property
     def rejected(self) -> int:
         """Samples the hub refused as invalid (422) and that were discarded."""
-        return self._rejected
+        return self._buffer.rejected
 
     @property
     def sent(self) -> int:
@@ -161,14 +153,10 @@ class ExternalPluginBase(PluginBase):
         and ``HubRequestError`` when it refuses the registration.
         ``transport`` replaces the network (``FakeHub.transport`` in tests).
         """
-        if buffer_size < 1:
-            raise ValueError("buffer_size must be at least 1")
+        self._buffer = SampleBuffer(buffer_size)
         metadata = self.get_metadata()
         stop = stop_event or asyncio.Event()
         host = hostname or socket.gethostname()
-        self._buffer_size = buffer_size
-        # Half the buffer at most, so a batch in flight never holds every slot.
-        self._batch_limit = min(MAX_BATCH_SAMPLES, max(1, buffer_size // 2))
         self._interval = metadata.default_interval
         keys = KeyStore(metadata.id, state_dir)
         async with HubClient(
@@ -291,46 +279,19 @@ class ExternalPluginBase(PluginBase):
                 self.logger.exception("on_error failed")
             return
         self._collect_error = None
-        self._buffer(sample)
-
-    def _buffer(self, sample: Sample) -> None:
-        self._queue.append(sample)
-        while self.buffered > self._buffer_size:
-            if len(self._queue) == 1 and self._in_flight:
-                # Only the new sample is left to drop: give up the batch in flight.
-                self._queue.extendleft(reversed(self._in_flight[1]))
-                self._in_flight = None
-            self._queue.popleft()
-            self._dropped += 1
+        self._buffer.append(sample)
 
     async def _flush(self, hub: HubClient, plugin_id: str) -> None:
         """Send the buffer in order; samples leave it only once accepted."""
-        while self._in_flight or self._queue:
-            if self._in_flight is None:
-                count = min(len(self._queue), self._batch_limit)
-                self._in_flight = (uuid.uuid4().hex, [self._queue.popleft() for _ in range(count)])
-            batch_id, samples = self._in_flight
+        while (batch := self._buffer.next_batch()) is not None:
+            batch_id, samples = batch
             try:
                 await hub.report_metrics(plugin_id, samples, batch_id=batch_id)
             except HubRequestError as exc:
-                self._in_flight = None
-                self._refused(samples, exc)
+                if discarded := self._buffer.refused(exc):
+                    self.logger.error("the hub refused %d sample(s): %s", discarded, exc)
                 continue
-            self._in_flight = None
-            self._sent += len(samples)
-
-    def _refused(self, samples: list[Sample], exc: HubRequestError) -> None:
-        """Handle a batch the hub refused (nothing of it was stored)."""
-        if exc.status == 413 and len(samples) > 1:
-            self._batch_limit = max(1, len(samples) // 2)
-            self._queue.extendleft(reversed(samples))
-            return
-        bad = _sample_indexes(exc.details) if exc.status == 422 else set()
-        if not bad or not bad <= set(range(len(samples))):
-            bad = set(range(len(samples)))
-        self.logger.error("the hub refused %d sample(s): %s", len(bad), exc)
-        self._rejected += len(bad)
-        self._queue.extendleft(reversed([s for i, s in enumerate(samples) if i not in bad]))
+            self._sent += self._buffer.accepted()
 
     async def _report_health(self, hub: HubClient, plugin_id: str) -> None:
         if self._collect_error is not None:
@@ -341,13 +302,13 @@ class ExternalPluginBase(PluginBase):
                 status = await self.health_check()
             except Exception as exc:
                 status = HealthStatus.unhealthy(f"health check failed: {exc}")
-        details = {**status.details, "sent": self._sent, "rejected": self._rejected}
+        details = {**status.details, "sent": self._sent, "rejected": self.rejected}
         report = HealthReport(
             status=status.status,
             message=status.message[:2000],
             details=details,
             buffered=self.buffered,
-            dropped=self._dropped,
+            dropped=self.dropped,
         )
         await hub.update_health(plugin_id, report)
 
@@ -357,16 +318,3 @@ class ExternalPluginBase(PluginBase):
                 await self._flush(hub, plugin_id)
         except (TimeoutError, HubUnavailableError, HubRequestError) as exc:
             self.logger.warning("stopping with %d samples unsent: %s", self.buffered, exc)
-
-
-def _sample_indexes(details: Any) -> set[int]:
-    """Indexes of the samples a 422's details point at (``loc`` = samples, i, ...)."""
-    indexes: set[int] = set()
-    for problem in details if isinstance(details, list) else ():
-        loc = list(problem.get("loc", ())) if isinstance(problem, dict) else []
-        if loc[:1] == ["body"]:
-            loc = loc[1:]
-        if len(loc) >= 2 and loc[0] == "samples":
-            with contextlib.suppress(TypeError, ValueError):
-                indexes.add(int(loc[1]))
-    return indexes
