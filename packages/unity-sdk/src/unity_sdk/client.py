@@ -221,7 +221,8 @@ class HubClient:
                 failure = self._error(method, path, response)
                 if not isinstance(failure, HubUnavailableError):
                     raise failure
-                delay = self._retry_after(response) or self._backoff(attempt)
+                retry_after = self._retry_after(response)
+                delay = self._backoff(attempt) if retry_after is None else retry_after
             if attempt >= self.max_retries:
                 raise failure
             attempt += 1

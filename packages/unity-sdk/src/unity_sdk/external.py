@@ -38,6 +38,7 @@ from unity_sdk.errors import (
     HubAuthError,
     HubRequestError,
     HubUnavailableError,
+    PluginError,
     UnityError,
 )
 from unity_sdk.keystore import KeyStore, SavedKey
@@ -53,6 +54,12 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
     if seconds > 0:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class ExternalPluginBase(PluginBase):
@@ -272,7 +279,9 @@ class ExternalPluginBase(PluginBase):
             sample = Sample.model_validate_json(sample.model_dump_json())
         except Exception as exc:
             self._collect_error = exc
-            self.logger.warning("collection failed: %s: %s", type(exc).__name__, exc)
+            # A traceback helps with a bug in the plugin, not with a reported failure.
+            expected = isinstance(exc, PluginError | TimeoutError)
+            self.logger.warning("collection failed: %s", _describe(exc), exc_info=not expected)
             try:
                 await self.on_error(exc)
             except Exception:
@@ -296,12 +305,12 @@ class ExternalPluginBase(PluginBase):
     async def _report_health(self, hub: HubClient, plugin_id: str) -> None:
         if self._collect_error is not None:
             error = self._collect_error
-            status = HealthStatus.unhealthy(f"collection failed: {type(error).__name__}: {error}")
+            status = HealthStatus.unhealthy(f"collection failed: {_describe(error)}")
         else:
             try:
                 status = await self.health_check()
             except Exception as exc:
-                status = HealthStatus.unhealthy(f"health check failed: {exc}")
+                status = HealthStatus.unhealthy(f"health check failed: {_describe(exc)}")
         details = {**status.details, "sent": self._sent, "rejected": self.rejected}
         report = HealthReport(
             status=status.status,
