@@ -95,6 +95,9 @@ class HubClient:
     def put(self, path: str, body: Any) -> Any:
         return self._request("PUT", path, json=body)
 
+    def delete(self, path: str) -> Any:
+        return self._request("DELETE", path)
+
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
@@ -109,6 +112,8 @@ class HubClient:
             raise HubError(f"the request to {self.url} failed: {exc}") from exc
         if response.is_error:
             raise self._error(response)
+        if response.status_code == 204:
+            return None
         try:
             return response.json()
         except ValueError as exc:

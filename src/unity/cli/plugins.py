@@ -222,6 +222,38 @@ def run(ctx: typer.Context, plugin_id: PluginId, as_json: JsonOption = False) ->
         fail(f"the run of {plugin_id} {result['status']}: {result['error'] or 'no error message'}")
 
 
+@app.command()
+def keys(ctx: typer.Context, plugin_id: PluginId, as_json: JsonOption = False) -> None:
+    """List the API keys issued to an external plugin (never their secrets)."""
+    with connect(ctx) as hub:
+        rows = hub.get(f"{API}/{plugin_id}/keys")
+    if as_json:
+        print_json(rows)
+        return
+    table = new_table("KEY ID", "HOSTNAME", "CREATED", "LAST USED", "REVOKED")
+    for row in rows:
+        table.add_row(
+            row["id"],
+            escape(row["hostname"]),
+            relative_time(row["created_at"]),
+            relative_time(row["last_used_at"], empty="never"),
+            relative_time(row["revoked_at"], empty="no"),
+        )
+    console().print(table)
+
+
+@app.command("revoke-key")
+def revoke_key(
+    ctx: typer.Context,
+    plugin_id: PluginId,
+    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="From `unity plugins keys`.")],
+) -> None:
+    """Revoke an external plugin's API key: its next report is refused (401)."""
+    with connect(ctx) as hub:
+        hub.delete(f"{API}/{plugin_id}/keys/{key_id}")
+    console().print(f"Revoked key {escape(key_id)} of {escape(plugin_id)}.")
+
+
 def _print_config(answer: dict[str, Any]) -> None:
     config: dict[str, Any] = answer["config"]
     schema: dict[str, Any] = answer["config_schema"]

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from unity.auth.external import create_enrollment
 from unity.auth.tokens import IssuedToken, Scope, create_token, list_tokens, revoke_token
 from unity.cli.db import migrated_database
 from unity.cli.output import (
@@ -23,7 +24,7 @@ from unity.cli.output import (
     print_json,
     relative_time,
 )
-from unity.storage.models import ApiToken
+from unity.storage.models import ApiToken, EnrollmentToken
 from unity.storage.types import utcnow
 
 __all__ = ["app"]
@@ -46,13 +47,31 @@ def create(
     expires_days: Annotated[
         int | None, typer.Option(min=1, help="Expire after this many days (default: never).")
     ] = None,
+    enroll: Annotated[
+        bool,
+        typer.Option(
+            "--enroll",
+            help="Create an enrollment token for external plugins instead of a hub token.",
+        ),
+    ] = False,
+    uses: Annotated[
+        int, typer.Option(min=0, help="With --enroll: registrations allowed (0: unlimited).")
+    ] = 1,
+    expires_hours: Annotated[
+        float, typer.Option(min=0.01, help="With --enroll: hours until the token expires.")
+    ] = 24.0,
     as_json: JsonOption = False,
 ) -> None:
     """Create a token and print it. It is shown only this once: only a hash is stored.
 
     The token alone goes to stdout (the notes to stderr), so
-    `export UNITY_TOKEN=$(unity token create --scope admin)` works.
+    `export UNITY_TOKEN=$(unity token create --scope admin)` works. With
+    `--enroll` it is an enrollment token an external plugin trades for its
+    own API key when it registers.
     """
+    if enroll:
+        _create_enrollment(name, uses or None, expires_hours, as_json)
+        return
     expires_at = utcnow() + timedelta(days=expires_days) if expires_days else None
 
     async def run() -> IssuedToken:
@@ -78,6 +97,35 @@ def create(
         soft_wrap=True,
     )
     console().print(issued.value, soft_wrap=True)
+
+
+def _create_enrollment(name: str, max_uses: int | None, hours: float, as_json: bool) -> None:
+    async def run() -> tuple[EnrollmentToken, str]:
+        async with migrated_database() as db, db.session() as session:
+            return await create_enrollment(
+                session, name=name, expires_in=timedelta(hours=hours), max_uses=max_uses
+            )
+
+    row, value = asyncio.run(run())
+    if as_json:
+        print_json(
+            {
+                "id": row.id,
+                "name": row.name,
+                "token": value,
+                "max_uses": row.max_uses,
+                "expires_at": _iso(row.expires_at),
+            }
+        )
+        return
+    uses = f"{row.max_uses} registration(s)" if row.max_uses else "unlimited registrations"
+    error_console().print(
+        f"Created enrollment token {row.name!r} (id {row.id}, {uses}, "
+        f"expires {row.expires_at:%Y-%m-%d %H:%M} UTC).\n"
+        "Give it to the external plugin (UNITY_ENROLLMENT_TOKEN); it is shown only once.",
+        soft_wrap=True,
+    )
+    console().print(value, soft_wrap=True)
 
 
 def _row(token: ApiToken) -> dict[str, Any]:

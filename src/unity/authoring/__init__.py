@@ -1,0 +1,1 @@
+"""Author tooling: scaffold a plugin package, load a plugin from a path, check and run it."""

@@ -1,0 +1,100 @@
+"""Checking a plugin as the hub would, and running it once, for authors.
+
+``check`` applies the loader's validation and adds advice (metrics without
+units, config fields without descriptions). ``run_once`` validates a config,
+collects once with the plugin's timeout and checks the document against the
+declared metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from unity.authoring.source import Candidate
+from unity.plugins import config as plugin_config
+from unity.plugins.loader import validate_class
+from unity_sdk import ConfigError, PluginBase, PluginMetadata, check_document
+
+__all__ = ["CheckReport", "RunReport", "check", "run_once"]
+
+
+@dataclass
+class CheckReport:
+    name: str
+    metadata: PluginMetadata | None = None
+    problems: list[str] = field(default_factory=list)
+    advice: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class RunReport:
+    document: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check(candidate: Candidate) -> CheckReport:
+    report = CheckReport(candidate.entry_point or candidate.cls.__name__)
+    try:
+        metadata = validate_class(candidate.cls, expected_id=candidate.entry_point)
+    except Exception as exc:
+        report.problems.append(f"{type(exc).__name__}: {exc}")
+        return report
+    report.metadata = metadata
+    report.name = metadata.id
+    if not metadata.metrics:
+        report.advice.append("declares no metrics: charts and /metrics will not show anything")
+    for metric in metadata.metrics:
+        if metric.numeric and not metric.unit:
+            report.advice.append(f"metric {metric.name!r} has no unit")
+        if not metric.description:
+            report.advice.append(f"metric {metric.name!r} has no description")
+    properties = metadata.config_json_schema().get("properties", {})
+    for name, prop in properties.items():
+        if isinstance(prop, dict) and not prop.get("description"):
+            report.advice.append(f"config field {name!r} has no description")
+    if not metadata.description:
+        report.advice.append("metadata has no description")
+    return report
+
+
+async def run_once(cls: type[PluginBase], config: dict[str, Any]) -> RunReport:
+    """Validate ``config``, collect once and check the document."""
+    report = RunReport()
+    metadata = validate_class(cls)
+    try:
+        validated = plugin_config.validate(metadata, config)
+    except ConfigError as exc:
+        report.problems.extend(
+            f"config {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+            for e in exc.errors
+        )
+        return report
+    plugin = cls(config=validated.plugin)
+    started = time.perf_counter()
+    await plugin.on_enable()
+    try:
+        document = await asyncio.wait_for(plugin.collect_data(), metadata.timeout)
+    except TimeoutError:
+        report.problems.append(f"collect_data did not finish within {metadata.timeout:g}s")
+        return report
+    except Exception as exc:
+        report.problems.append(f"collect_data raised {type(exc).__name__}: {exc}")
+        return report
+    finally:
+        report.duration_ms = (time.perf_counter() - started) * 1000
+        await plugin.on_disable()
+    report.document = document if isinstance(document, dict) else None
+    report.problems.extend(check_document(metadata, document))
+    return report

@@ -1,0 +1,132 @@
+"""Author tooling end to end: scaffold, check, run, install, test with the SDK fixtures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from unity.cli.main import app
+
+runner = CliRunner()
+
+
+def _unity(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    code, out, _ = _unity("plugin", "new", "nas-temp", "--dir", str(tmp_path))
+    assert code == 0, out
+    return tmp_path / "nas-temp"
+
+
+def test_scaffold_has_entry_point_class_and_test(package: Path) -> None:
+    pyproject = (package / "pyproject.toml").read_text()
+    assert '[project.entry-points."unity.plugins"]' in pyproject
+    assert 'nas-temp = "unity_plugin_nas_temp:NasTempPlugin"' in pyproject
+    assert (package / "src" / "unity_plugin_nas_temp" / "__init__.py").is_file()
+    assert "unity_plugin_check" in (package / "tests" / "test_plugin.py").read_text()
+    code, _, err = _unity("plugin", "new", "nas-temp", "--dir", str(package.parent))
+    assert code == 1
+    assert "already exists" in err
+    code, _, err = _unity("plugin", "new", "Bad_Id", "--dir", str(package.parent))
+    assert code == 1
+    assert "not a valid plugin id" in err
+
+
+def test_check_passes_without_advice(package: Path) -> None:
+    code, out, _ = _unity("plugin", "check", str(package), "--json")
+    assert code == 0
+    assert json.loads(out) == [{"plugin": "nas-temp", "ok": True, "problems": [], "advice": []}]
+
+
+def test_run_checks_config_and_document(package: Path, tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text('{"scale": 2}')
+    code, out, _ = _unity("plugin", "run", str(package), "--config", str(good), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["ok"] is True
+    assert set(report["document"]["load"]) == {"one", "five"}
+    bad = tmp_path / "bad.toml"
+    bad.write_text("scale = -1\nextra = 1\n")
+    code, out, _ = _unity("plugin", "run", str(package), "--config", str(bad), "--json")
+    assert code == 1
+    assert sorted(json.loads(out)["problems"]) == [
+        "config extra: Extra inputs are not permitted",
+        "config scale: Input should be greater than 0",
+    ]
+
+
+def test_check_reports_problems_in_a_file(tmp_path: Path) -> None:
+    source = tmp_path / "broken.py"
+    source.write_text(
+        "from unity_sdk import PluginBase, PluginMetadata, MetricField\n"
+        "class Broken(PluginBase):\n"
+        "    def get_metadata(self):\n"
+        "        return PluginMetadata(id='broken', name='B', version='1',\n"
+        "                              metrics=[MetricField(name='x')])\n"
+        "    async def collect_data(self):\n"
+        "        return {'x': 'text'}\n"
+    )
+    code, _, err = _unity("plugin", "check", str(source))
+    assert code == 1
+    assert "not semantic versioning" in err
+    source.write_text(source.read_text().replace("version='1'", "version='1.0.0'"))
+    code, _, err = _unity("plugin", "run", f"{source}:Broken")
+    assert code == 1
+    assert "metric 'x' is declared gauge but the value is 'text'" in err
+    code, _, err = _unity("plugin", "check", str(tmp_path / "missing.py"))
+    assert code == 1
+    assert "does not exist" in err
+
+
+def test_installed_package_is_found_and_its_own_tests_pass(package: Path, tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(package),
+        ],
+        check=True,
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    listed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from unity.plugins.loader import PluginLoader\n"
+            "loaded, failures = PluginLoader().discover()\n"
+            "print(sorted(p.id for p in loaded if p.source == 'entry_point'), failures)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert listed.stdout.strip() == "['nas-temp'] []"
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],
+        cwd=package,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "1 passed" in tests.stdout
