@@ -3,8 +3,11 @@
 This module lists the group's plugin classes; each plugin lives in its own module.
 """
 
+from unity.plugins.builtin.lm_sensors import LmSensorsPlugin
 from unity_sdk import PluginBase
 
 __all__ = ["HARDWARE_PLUGINS"]
 
-HARDWARE_PLUGINS: list[type[PluginBase]] = []
+HARDWARE_PLUGINS: list[type[PluginBase]] = [
+    LmSensorsPlugin,
+]

@@ -1,0 +1,228 @@
+"""The ``lm-sensors`` built-in plugin: temperatures, fans and voltages of the hardware monitors.
+
+Parses ``sensors -j`` (lm-sensors 3.5 and later): a JSON object of chips
+(``coretemp-isa-0000``), each with an ``Adapter`` string and one object per
+feature (``Package id 0``) whose subfeatures are named ``temp1_input``,
+``temp1_max``, ``temp1_crit``, ``fan2_input``, ``fan2_min``, ``in0_input``...
+A reading above its chip's own ``_max`` (or a fan below its ``_min``) makes
+the health check degraded, a temperature at or above ``_crit`` unhealthy.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from unity_sdk import (
+    CollectionError,
+    DependencyMissingError,
+    HealthStatus,
+    MetricField,
+    MetricKind,
+    PluginBase,
+    PluginCategory,
+    PluginError,
+    PluginMetadata,
+    Requirements,
+)
+
+__all__ = ["LmSensorsConfig", "LmSensorsPlugin"]
+
+_COMMAND = ["sensors", "-j"]
+_TIMEOUT = 15.0
+
+# Subfeature prefix -> (document section, limit subfeatures kept).
+_KINDS = {
+    "temp": ("temperatures", ("max", "crit")),
+    "fan": ("fans", ("min",)),
+    "in": ("voltages", ("min", "max")),
+}
+
+_METRICS = [
+    MetricField(name="chips.*.adapter", kind=MetricKind.INFO, description="Bus of the chip"),
+    MetricField(name="chips.*.temperatures.*.input", unit="°C", description="Temperature reading"),
+    MetricField(
+        name="chips.*.temperatures.*.max", unit="°C", description="High limit set on the chip"
+    ),
+    MetricField(
+        name="chips.*.temperatures.*.crit", unit="°C", description="Critical limit of the chip"
+    ),
+    MetricField(name="chips.*.fans.*.input", unit="RPM", description="Fan speed"),
+    MetricField(name="chips.*.fans.*.min", unit="RPM", description="Low fan speed limit"),
+    MetricField(name="chips.*.voltages.*.input", unit="V", description="Voltage reading"),
+    MetricField(name="chips.*.voltages.*.min", unit="V", description="Low voltage limit"),
+    MetricField(name="chips.*.voltages.*.max", unit="V", description="High voltage limit"),
+    MetricField(name="max_temperature", unit="°C", description="Hottest temperature reading"),
+    MetricField(name="temperature_count", unit="count", description="Temperature sensors"),
+    MetricField(name="fan_count", unit="count", description="Fan sensors"),
+    MetricField(name="voltage_count", unit="count", description="Voltage sensors"),
+    MetricField(
+        name="alarm_count",
+        unit="count",
+        description="Readings beyond their chip's limits (listed under alarms)",
+    ),
+]
+
+
+class LmSensorsConfig(BaseModel):
+    """Config of the ``lm-sensors`` plugin."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ignore: list[str] = Field(
+        default_factory=list,
+        description="Readings to leave out, as 'chip/feature' shell patterns "
+        "(e.g. 'nct6775-*/intrusion*' or '*/AUXTIN*' for unconnected inputs).",
+    )
+
+
+@dataclass
+class _Reading:
+    """What one ``sensors -j`` run says, ready for the document and the health check."""
+
+    chips: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    critical: list[str] = field(default_factory=list)
+
+
+class LmSensorsPlugin(PluginBase):
+    """Reads every hardware monitoring chip the kernel exposes through lm-sensors."""
+
+    def get_metadata(self) -> PluginMetadata:
+        return PluginMetadata(
+            id="lm-sensors",
+            name="lm-sensors",
+            version="1.0.0",
+            description="Temperatures, fan speeds and voltages from `sensors -j`, "
+            "with alarms when a reading passes the limits its chip reports.",
+            author="Unity developers",
+            category=PluginCategory.THERMAL,
+            tags=["sensors", "temperature", "fans", "voltage", "hardware"],
+            config_schema=LmSensorsConfig,
+            metrics=_METRICS,
+            requires=Requirements(commands=["sensors"]),
+            default_interval=30,
+            timeout=20,
+            supports_remote=True,
+        )
+
+    async def collect_data(self) -> dict[str, Any]:
+        reading = await self._read()
+        temperatures = [
+            values["input"]
+            for chip in reading.chips.values()
+            for values in chip["temperatures"].values()
+        ]
+        return {
+            "chips": reading.chips,
+            "max_temperature": max(temperatures),
+            "temperature_count": len(temperatures),
+            "fan_count": sum(len(chip["fans"]) for chip in reading.chips.values()),
+            "voltage_count": sum(len(chip["voltages"]) for chip in reading.chips.values()),
+            "alarm_count": len(reading.critical) + len(reading.warnings),
+            "alarms": reading.critical + reading.warnings,
+        }
+
+    async def health_check(self) -> HealthStatus:
+        try:
+            reading = await self._read()
+        except PluginError as exc:
+            return HealthStatus.unhealthy(str(exc))
+        if reading.critical:
+            return HealthStatus.unhealthy(
+                "; ".join(reading.critical + reading.warnings), alarms=reading.critical
+            )
+        if reading.warnings:
+            return HealthStatus.degraded("; ".join(reading.warnings), alarms=reading.warnings)
+        return HealthStatus.healthy()
+
+    async def _read(self) -> _Reading:
+        cfg = LmSensorsConfig.model_validate(self.config)
+        result = await self.runner.run(_COMMAND, timeout=_TIMEOUT)
+        if not result.ok and "no sensors found" in result.stderr.lower():
+            raise DependencyMissingError(
+                "sensors found no sensors; load the kernel drivers (sensors-detect)"
+            )
+        result.check()
+        try:
+            raw = json.loads(result.stdout)
+        except json.JSONDecodeError as exc:
+            raise CollectionError(f"sensors -j printed invalid JSON: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise CollectionError("sensors -j did not print a JSON object")
+        reading = _parse(raw, cfg.ignore)
+        if not any(chip["temperatures"] for chip in reading.chips.values()):
+            raise DependencyMissingError(
+                "sensors reports no temperature sensors; load the kernel drivers (sensors-detect)"
+            )
+        return reading
+
+
+def _parse(raw: dict[str, Any], ignore: list[str]) -> _Reading:
+    reading = _Reading()
+    for chip_name, chip in raw.items():
+        if not isinstance(chip, dict):
+            continue
+        sections: dict[str, dict[str, dict[str, float]]] = {
+            section: {} for section, _ in _KINDS.values()
+        }
+        for feature, subfeatures in chip.items():
+            if not isinstance(subfeatures, dict) or any(
+                fnmatch.fnmatchcase(f"{chip_name}/{feature}", pattern) for pattern in ignore
+            ):
+                continue
+            parsed = _feature(subfeatures)
+            if parsed is None:
+                continue
+            section, values = parsed
+            sections[section][feature] = values
+            _judge(reading, f"{chip_name}/{feature}", section, values)
+        if any(sections.values()):
+            adapter = chip.get("Adapter")
+            reading.chips[chip_name] = {
+                "adapter": adapter if isinstance(adapter, str) else "",
+                **sections,
+            }
+    return reading
+
+
+def _feature(subfeatures: dict[str, Any]) -> tuple[str, dict[str, float]] | None:
+    """The section and values of one feature, from its ``<kind><n>_<item>`` subfeatures."""
+    for key, value in subfeatures.items():
+        prefix, _, item = key.partition("_")
+        kind = prefix.rstrip("0123456789")
+        if item != "input" or kind not in _KINDS or not _is_number(value):
+            continue
+        section, limits = _KINDS[kind]
+        values = {"input": float(value)}
+        for limit in limits:
+            bound = subfeatures.get(f"{prefix}_{limit}")
+            # Chips report 0 for a limit nobody set (nct6775 temp maxima, most fan minima).
+            if _is_number(bound) and bound > 0:
+                values[limit] = float(bound)
+        return section, values
+    return None
+
+
+def _judge(reading: _Reading, name: str, section: str, values: dict[str, float]) -> None:
+    value = values["input"]
+    if section == "temperatures":
+        if "crit" in values and value >= values["crit"]:
+            reading.critical.append(f"{name} {value:g} °C at or above critical {values['crit']:g}")
+        elif "max" in values and value > values["max"]:
+            reading.warnings.append(f"{name} {value:g} °C above max {values['max']:g}")
+    elif section == "fans":
+        if "min" in values and value < values["min"]:
+            reading.warnings.append(f"{name} {value:g} RPM below min {values['min']:g}")
+    elif "max" in values and value > values["max"]:
+        reading.warnings.append(f"{name} {value:g} V above max {values['max']:g}")
+
+
+def _is_number(value: Any) -> TypeGuard[float]:
+    # json.loads accepts NaN and Infinity; such a reading is not a measurement.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,215 @@
+"""Shared helpers of the hardware group's tests, and the checks every plugin of the group passes.
+
+``FakeRunner`` stands where the real tool would: it implements the SDK's
+``Runner`` protocol and answers each command line with output recorded from
+the real tool, read from ``fixtures/<plugin-id>/`` (each folder's
+``SOURCE.md`` says where its formats come from). Nothing of the plugins'
+own code is patched.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from unity.plugins.builtin.catalogue_hardware import HARDWARE_PLUGINS
+from unity.plugins.loader import validate_class
+from unity_sdk import (
+    HealthState,
+    HealthStatus,
+    MetricKind,
+    PluginBase,
+    PluginMetadata,
+    check_document,
+)
+from unity_sdk.runner import CommandResult
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+EXPECTED_IDS = [
+    "lm-sensors",
+]
+
+P = TypeVar("P", bound=PluginBase)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One recorded answer of a tool: what it printed and its exit status."""
+
+    stdout: str = ""
+    stderr: str = ""
+    exit_status: int = 0
+
+
+def recorded(plugin_id: str, name: str, *, exit_status: int = 0, stderr: str = "") -> Reply:
+    """A reply whose stdout is the recorded fixture ``fixtures/<plugin_id>/<name>``."""
+    return Reply((FIXTURES / plugin_id / name).read_text(), stderr, exit_status)
+
+
+def failing(stderr: str, exit_status: int = 1, stdout: str = "") -> Reply:
+    """A reply of a tool that failed and said why on stderr."""
+    return Reply(stdout, stderr, exit_status)
+
+
+NOT_FOUND = Reply("", "command not found", 127)
+
+
+class FakeRunner:
+    """A ``Runner`` that answers command lines with recorded output.
+
+    ``replies`` maps an argv tuple to its reply; a command of ``missing`` is
+    answered like an absent program (exit 127, as ``LocalRunner`` does). Any
+    other command line fails the test, so a plugin cannot silently run
+    something the recording does not cover. ``calls`` lists what ran.
+    """
+
+    def __init__(
+        self, replies: Mapping[tuple[str, ...], Reply], *, missing: Sequence[str] = ()
+    ) -> None:
+        self.host = "recorded-host"
+        self.replies = dict(replies)
+        self.missing = set(missing)
+        self.calls: list[tuple[str, ...]] = []
+
+    async def run(
+        self, argv: Sequence[str], *, timeout: float = 30.0, stdin: str | None = None
+    ) -> CommandResult:
+        args = tuple(argv)
+        self.calls.append(args)
+        assert timeout > 0
+        if args[0] in self.missing:
+            return CommandResult(args, "", f"{args[0]}: command not found", 127, 0.0)
+        if args not in self.replies:
+            pytest.fail(f"unexpected command {args!r}; recorded: {sorted(self.replies)}")
+        reply = self.replies[args]
+        return CommandResult(args, reply.stdout, reply.stderr, reply.exit_status, 0.001)
+
+
+def make(cls: type[P], config: Mapping[str, Any] | None = None, runner: Any = None) -> P:
+    """An instance with ``config`` validated and defaults filled in, as the hub does."""
+    schema = cls().get_metadata().config_schema
+    assert isinstance(schema, type)
+    assert issubclass(schema, BaseModel)
+    return cls(schema.model_validate(dict(config or {})).model_dump(), runner=runner)
+
+
+def numeric_leaves(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """The path of every number in a document; list items get their index as key."""
+    if isinstance(node, Mapping):
+        for key, child in node.items():
+            yield from numeric_leaves(child, (*path, str(key)))
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            yield from numeric_leaves(child, (*path, str(index)))
+    elif isinstance(node, int | float) and not isinstance(node, bool):
+        yield path
+
+
+def uncovered(metadata: PluginMetadata, document: Mapping[str, Any]) -> list[str]:
+    """Numeric leaves of ``document`` that no declared metric path (with ``*``) matches."""
+    declared = [field.path for field in metadata.metrics]
+
+    def covered(path: tuple[str, ...]) -> bool:
+        return any(
+            len(pattern) == len(path)
+            and all(want in ("*", got) for want, got in zip(pattern, path, strict=True))
+            for pattern in declared
+        )
+
+    return ["/".join(path) for path in numeric_leaves(document) if not covered(path)]
+
+
+async def collect_checked(plugin: PluginBase) -> dict[str, Any]:
+    """Collect once and check the document against the plugin's declarations."""
+    metadata = plugin.get_metadata()
+    document = await plugin.collect_data()
+    assert check_document(metadata, document) == []
+    assert uncovered(metadata, document) == []
+    return document
+
+
+async def health(plugin: PluginBase) -> HealthStatus:
+    """The plugin's health check; it must answer, never raise."""
+    status = await plugin.health_check()
+    assert isinstance(status, HealthStatus)
+    if status.status is not HealthState.HEALTHY:
+        assert status.message, "a non-healthy status must say why"
+    return status
+
+
+def require_tool(name: str) -> str:
+    """The path of a locally installed tool: skip without it, but fail under CI."""
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not installed here (scripts/test installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+# -- checks every plugin of the group passes ---------------------------------
+
+
+def test_group_list_is_explicit_and_ordered() -> None:
+    assert [cls().get_metadata().id for cls in HARDWARE_PLUGINS] == EXPECTED_IDS
+
+
+@pytest.mark.parametrize("cls", HARDWARE_PLUGINS)
+def test_loader_accepts(cls: type[PluginBase]) -> None:
+    metadata = validate_class(cls)
+    assert metadata.version == "1.0.0"
+    assert metadata.author == "Unity developers"
+    assert metadata.description
+    assert metadata.tags
+    assert metadata.supports_remote
+    assert metadata.requires.commands
+    assert all(field.description for field in metadata.metrics)
+    assert all(field.unit for field in metadata.metrics if field.kind is not MetricKind.INFO)
+
+
+@pytest.mark.parametrize("cls", HARDWARE_PLUGINS)
+def test_config_schema_forbids_unknown_keys(cls: type[PluginBase]) -> None:
+    schema = cls().get_metadata().config_schema
+    assert isinstance(schema, type)
+    assert issubclass(schema, BaseModel)
+    with pytest.raises(ValidationError, match="extra"):
+        schema.model_validate({"no_such_option": 1})
+    for name, field in schema.model_fields.items():
+        assert field.description, f"{cls.__name__}.{name} has no description"
+
+
+def _imports(source: str) -> set[str]:
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+        elif isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+    return modules
+
+
+@pytest.mark.parametrize("cls", HARDWARE_PLUGINS)
+def test_uses_only_the_public_sdk_and_the_runner(cls: type[PluginBase]) -> None:
+    source = Path(inspect.getfile(cls)).read_text()
+    assert not {m for m in _imports(source) if m == "unity" or m.startswith("unity.")}
+    assert "subprocess" not in source, "commands must go through self.runner"
+    assert "self.runner.run(" in source or "run_nvidia_smi" in source
+
+
+@pytest.mark.parametrize("cls", HARDWARE_PLUGINS)
+def test_fixture_folder_says_where_formats_come_from(cls: type[PluginBase]) -> None:
+    plugin_id = cls().get_metadata().id
+    source = FIXTURES / plugin_id / "SOURCE.md"
+    assert source.is_file(), f"{source} is missing"
+    assert len(source.read_text()) > 200
