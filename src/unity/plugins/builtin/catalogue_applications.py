@@ -3,8 +3,11 @@
 This module lists the group's plugin classes; each plugin lives in its own module.
 """
 
+from unity.plugins.builtin.http_check import HttpCheckPlugin
 from unity_sdk import PluginBase
 
 __all__ = ["APPLICATIONS_PLUGINS"]
 
-APPLICATIONS_PLUGINS: list[type[PluginBase]] = []
+APPLICATIONS_PLUGINS: list[type[PluginBase]] = [
+    HttpCheckPlugin,
+]
