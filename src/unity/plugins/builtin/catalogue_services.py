@@ -3,8 +3,11 @@
 This module lists the group's plugin classes; each plugin lives in its own module.
 """
 
+from unity.plugins.builtin.ss import SsPlugin
 from unity_sdk import PluginBase
 
 __all__ = ["SERVICES_PLUGINS"]
 
-SERVICES_PLUGINS: list[type[PluginBase]] = []
+SERVICES_PLUGINS: list[type[PluginBase]] = [
+    SsPlugin,
+]
