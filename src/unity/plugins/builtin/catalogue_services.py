@@ -3,8 +3,9 @@
 This module lists the group's plugin classes; each plugin lives in its own module.
 """
 
-from unity.plugins.builtin.ss import SsPlugin
 from unity_sdk import PluginBase
+
+from .ss import SsPlugin
 
 __all__ = ["SERVICES_PLUGINS"]
 
