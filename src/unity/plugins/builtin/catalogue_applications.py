@@ -4,10 +4,12 @@ This module lists the group's plugin classes; each plugin lives in its own modul
 """
 
 from unity.plugins.builtin.http_check import HttpCheckPlugin
+from unity.plugins.builtin.tls_certificate import TlsCertificatePlugin
 from unity_sdk import PluginBase
 
 __all__ = ["APPLICATIONS_PLUGINS"]
 
 APPLICATIONS_PLUGINS: list[type[PluginBase]] = [
     HttpCheckPlugin,
+    TlsCertificatePlugin,
 ]
