@@ -37,6 +37,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 EXPECTED_IDS = [
     "lm-sensors",
+    "ipmitool",
 ]
 
 P = TypeVar("P", bound=PluginBase)

@@ -3,6 +3,7 @@
 This module lists the group's plugin classes; each plugin lives in its own module.
 """
 
+from unity.plugins.builtin.ipmitool import IpmitoolPlugin
 from unity.plugins.builtin.lm_sensors import LmSensorsPlugin
 from unity_sdk import PluginBase
 
@@ -10,4 +11,5 @@ __all__ = ["HARDWARE_PLUGINS"]
 
 HARDWARE_PLUGINS: list[type[PluginBase]] = [
     LmSensorsPlugin,
+    IpmitoolPlugin,
 ]
