@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from unity.plugins.config import mask_secrets, secret_fields
 from unity.plugins.loader import validate_class
-from unity_sdk import MetricKind, PluginBase, PluginMetadata, check_document
+from unity_sdk import PluginBase, PluginMetadata, check_document
 
 P = TypeVar("P", bound=PluginBase)
 
@@ -94,7 +94,7 @@ def check_metadata(
     assert metadata.requires.packages
     assert not metadata.supports_remote
     assert all(field.description for field in metadata.metrics)
-    assert all(field.unit for field in metadata.metrics if field.kind is MetricKind.COUNTER)
+    assert all(field.unit for field in metadata.metrics if field.numeric)
     schema = metadata.config_schema
     assert isinstance(schema, type)
     assert issubclass(schema, BaseModel)

@@ -40,11 +40,13 @@ _METRICS = [
     MetricField(name="endpoints_down", unit="count", description="Endpoints that are down"),
     MetricField(
         name="endpoints.*.up",
+        unit="bool",
         description="1 when the endpoint answered with an expected status (and the "
         "expected content), else 0",
     ),
     MetricField(
         name="endpoints.*.status_code",
+        unit="code",
         description="HTTP status code of the answer (absent when none came)",
     ),
     MetricField(
@@ -54,10 +56,12 @@ _METRICS = [
     ),
     MetricField(
         name="endpoints.*.content_matched",
+        unit="bool",
         description="1 when the body contains the configured text, else 0 (only with contains)",
     ),
     MetricField(
         name="endpoints.*.tls_verified",
+        unit="bool",
         description="1 when the certificate was verified, 0 when verification failed or is "
         "switched off (https only)",
     ),

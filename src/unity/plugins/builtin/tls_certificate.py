@@ -52,7 +52,9 @@ _METRICS = [
         unit="count",
         description="Targets unreachable, expired, not yet valid, untrusted or misnamed",
     ),
-    MetricField(name="targets.*.reachable", description="1 when the TLS handshake succeeded"),
+    MetricField(
+        name="targets.*.reachable", unit="bool", description="1 when the TLS handshake succeeded"
+    ),
     MetricField(
         name="targets.*.days_until_expiry",
         unit="days",
@@ -60,13 +62,17 @@ _METRICS = [
     ),
     MetricField(
         name="targets.*.chain_valid",
+        unit="bool",
         description="1 when the chain verifies against the system or configured CA bundle",
     ),
     MetricField(
         name="targets.*.hostname_match",
+        unit="bool",
         description="1 when the certificate names the host (server_name when set)",
     ),
-    MetricField(name="targets.*.self_signed", description="1 when issuer equals subject"),
+    MetricField(
+        name="targets.*.self_signed", unit="bool", description="1 when issuer equals subject"
+    ),
     MetricField(
         name="targets.*.status",
         kind=_INFO,
