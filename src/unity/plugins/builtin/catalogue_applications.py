@@ -3,6 +3,7 @@
 This module lists the group's plugin classes; each plugin lives in its own module.
 """
 
+from unity.plugins.builtin.dns_check import DnsCheckPlugin
 from unity.plugins.builtin.http_check import HttpCheckPlugin
 from unity.plugins.builtin.tls_certificate import TlsCertificatePlugin
 from unity_sdk import PluginBase
@@ -12,4 +13,5 @@ __all__ = ["APPLICATIONS_PLUGINS"]
 APPLICATIONS_PLUGINS: list[type[PluginBase]] = [
     HttpCheckPlugin,
     TlsCertificatePlugin,
+    DnsCheckPlugin,
 ]
