@@ -38,6 +38,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 EXPECTED_IDS = [
     "lm-sensors",
     "ipmitool",
+    "smartctl",
 ]
 
 P = TypeVar("P", bound=PluginBase)

@@ -5,6 +5,7 @@ This module lists the group's plugin classes; each plugin lives in its own modul
 
 from unity.plugins.builtin.ipmitool import IpmitoolPlugin
 from unity.plugins.builtin.lm_sensors import LmSensorsPlugin
+from unity.plugins.builtin.smartctl import SmartctlPlugin
 from unity_sdk import PluginBase
 
 __all__ = ["HARDWARE_PLUGINS"]
@@ -12,4 +13,5 @@ __all__ = ["HARDWARE_PLUGINS"]
 HARDWARE_PLUGINS: list[type[PluginBase]] = [
     LmSensorsPlugin,
     IpmitoolPlugin,
+    SmartctlPlugin,
 ]
