@@ -5,10 +5,14 @@ This module lists the group's plugin classes; each plugin lives in its own modul
 
 from unity_sdk import PluginBase
 
+from .docker import DockerPlugin
+from .docker_stats import DockerStatsPlugin
 from .ss import SsPlugin
 
 __all__ = ["SERVICES_PLUGINS"]
 
 SERVICES_PLUGINS: list[type[PluginBase]] = [
+    DockerStatsPlugin,
+    DockerPlugin,
     SsPlugin,
 ]
