@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -110,6 +110,19 @@ class Settings(BaseSettings):
     bootstrap_token: bool = Field(
         default=True,
         description="On start, create and print an admin token when no admin token exists.",
+    )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Master key of the credentials store: base64 of 32 random bytes. "
+        "Unset: the key file master.key in the data dir (created on first start, mode 0600).",
+    )
+    master_key_previous: SecretStr | None = Field(
+        default=None,
+        description="The master key a rotation moves away from (or master.key.previous); "
+        "needed only until `unity credentials rotate-master-key` has finished.",
+    )
+    ssh_connect_timeout: float = Field(
+        default=10, gt=0, le=300, description="Seconds to connect and log in to a server over SSH."
     )
 
     @field_validator("database_url")
