@@ -39,6 +39,7 @@ EXPECTED_IDS = [
     "lm-sensors",
     "ipmitool",
     "smartctl",
+    "zpool-status",
 ]
 
 P = TypeVar("P", bound=PluginBase)
