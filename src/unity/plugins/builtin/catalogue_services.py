@@ -8,11 +8,13 @@ from unity_sdk import PluginBase
 from .docker import DockerPlugin
 from .docker_stats import DockerStatsPlugin
 from .ss import SsPlugin
+from .virsh import VirshPlugin
 
 __all__ = ["SERVICES_PLUGINS"]
 
 SERVICES_PLUGINS: list[type[PluginBase]] = [
     DockerStatsPlugin,
     DockerPlugin,
+    VirshPlugin,
     SsPlugin,
 ]
