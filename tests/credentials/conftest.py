@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.credentials import sshd
 from unity.credentials import CredentialStore, Keyring, MasterKey
 from unity.storage.db import Database
 
@@ -28,3 +30,30 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 @pytest.fixture
 def store(database: Database, keyring: Keyring) -> CredentialStore:
     return CredentialStore(database, keyring)
+
+
+@pytest.fixture(scope="session")
+def ssh_account() -> tuple[str, str]:
+    """The dedicated test account and its password (skips where sshd cannot run)."""
+    reason = sshd.unavailable_reason()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI requires a real sshd: {reason}")
+        pytest.skip(reason)
+    return sshd.ensure_account()
+
+
+@pytest.fixture(scope="session")
+def ssh_server(ssh_account: tuple[str, str]) -> Iterator[sshd.SSHServer]:
+    """One sshd for the session (tests must leave its host key and files as found)."""
+    server = sshd.start_server(*ssh_account)
+    yield server
+    sshd.stop_server(server)
+
+
+@pytest.fixture
+def own_ssh_server(ssh_account: tuple[str, str]) -> Iterator[sshd.SSHServer]:
+    """An sshd of the test's own, free to be re-keyed."""
+    server = sshd.start_server(*ssh_account)
+    yield server
+    sshd.stop_server(server)

@@ -10,9 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def certificate(
-    common_name: str = "nas.home.arpa", *, days: int = 30
-) -> tuple[str, str, datetime]:
+def certificate(common_name: str = "nas.home.arpa", *, days: int = 30) -> tuple[str, str, datetime]:
     """A self-signed certificate and its key (PEM), and its not-after time."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])

@@ -62,7 +62,8 @@ async def test_every_kind_round_trips_and_lists_only_public_facts(store: Credent
     assert asyncssh.import_private_key(private).get_fingerprint() == public["key"]["fingerprint"]
     assert "PRIVATE KEY" in (await store.resolve("tls", actor="t")).value
     for row in rows:
-        assert b"pw-" not in row.ciphertext and b"tok-" not in row.ciphertext
+        assert b"pw-" not in row.ciphertext
+        assert b"tok-" not in row.ciphertext
 
 
 async def test_imported_ssh_key_keeps_its_fingerprint(store: CredentialStore) -> None:
@@ -74,7 +75,8 @@ async def test_imported_ssh_key_keeps_its_fingerprint(store: CredentialStore) ->
         await store.create(
             make(kind="ssh_key", name="k", private_key=encrypted, passphrase="nope"), actor="t"
         )
-    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
     row = await store.create(
         make(kind="ssh_key", name="k", private_key=encrypted, passphrase="hunter2"), actor="t"
     )
@@ -87,14 +89,14 @@ async def test_imported_ssh_key_keeps_its_fingerprint(store: CredentialStore) ->
 
 
 async def test_certificate_must_match_its_key(store: CredentialStore) -> None:
-    cert, _, not_after = certificate(days=10)
+    cert, _, _not_after = certificate(days=10)
     _, other_key, _ = certificate()
     with pytest.raises(InvalidCredentialError, match="does not belong"):
         await store.create(
             make(kind="tls_certificate", name="c", certificate=cert, private_key=other_key),
             actor="t",
         )
-    with pytest.raises(InvalidCredentialError, match="not a PEM X.509"):
+    with pytest.raises(InvalidCredentialError, match=r"not a PEM X\.509"):
         await store.create(
             make(kind="tls_certificate", name="c", certificate="nope", private_key=other_key),
             actor="t",
@@ -144,7 +146,8 @@ async def test_flipped_byte_fails_loudly(store: CredentialStore, database: Datab
     with pytest.raises(DecryptionError, match="failed authentication") as info:
         await store.resolve("db", actor="t")
     assert "secret-value" not in str(info.value)
-    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
     audit = await store.audit_log(credential="db", action="use")
     assert [(e.success, e.actor) for e in audit] == [(False, "t")]
 

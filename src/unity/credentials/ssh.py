@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import asyncssh
 
+from unity.credentials.audit import AuditAction, record_detached
 from unity.credentials.crypto import Keyring
 from unity.credentials.errors import (
     HostKeyMismatchError,
@@ -160,6 +161,15 @@ class SSHRunner:
         except asyncssh.PermissionDenied:
             proven = True
             auth = "key" if login.private_key is not None else "password"
+            await record_detached(
+                self.inventory.db,
+                actor=self.actor,
+                action=AuditAction.USE,
+                credential=login.credential,
+                target=self.host,
+                success=False,
+                detail=f"ssh {auth} login refused by {where}",
+            )
             raise SSHAuthError(
                 f"server {self.host!r} refused the {auth} login of {where} "
                 f"(credential {login.credential!r})"
@@ -233,6 +243,10 @@ class SSHRunner:
                 process.stdin.write(stdin)
             process.stdin.write_eof()
             completed = await asyncio.wait_for(process.wait(check=False), timeout)
+        except TimeoutError:
+            # Before the OSError branch: TimeoutError is an OSError, but the link is fine.
+            process.close()
+            raise
         except (asyncssh.Error, OSError) as exc:
             process.close()
             await self._drop()
