@@ -5,6 +5,7 @@ This module lists the group's plugin classes; each plugin lives in its own modul
 
 from unity.plugins.builtin.dns_check import DnsCheckPlugin
 from unity.plugins.builtin.http_check import HttpCheckPlugin
+from unity.plugins.builtin.postgres import PostgresPlugin
 from unity.plugins.builtin.tls_certificate import TlsCertificatePlugin
 from unity_sdk import PluginBase
 
@@ -14,4 +15,5 @@ APPLICATIONS_PLUGINS: list[type[PluginBase]] = [
     HttpCheckPlugin,
     TlsCertificatePlugin,
     DnsCheckPlugin,
+    PostgresPlugin,
 ]
