@@ -63,7 +63,8 @@ async def test_key_login_pins_the_host_key_on_first_contact(
         await runner.close()
     server = await Inventory(store).get("nas")
     assert server.host_key_fingerprint == ssh_server.host_fingerprint()
-    assert server.host_key is not None and server.host_key.startswith("ssh-ed25519 ")
+    assert server.host_key is not None
+    assert server.host_key.startswith("ssh-ed25519 ")
     actions = [(e.action, e.success) for e in await store.audit_log(credential="nas-login")]
     assert ("host_key_pin", True) in actions
     assert ("use", True) in actions
