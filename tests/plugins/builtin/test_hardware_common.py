@@ -40,6 +40,7 @@ EXPECTED_IDS = [
     "ipmitool",
     "smartctl",
     "zpool-status",
+    "mdadm",
 ]
 
 P = TypeVar("P", bound=PluginBase)

@@ -5,6 +5,7 @@ This module lists the group's plugin classes; each plugin lives in its own modul
 
 from unity.plugins.builtin.ipmitool import IpmitoolPlugin
 from unity.plugins.builtin.lm_sensors import LmSensorsPlugin
+from unity.plugins.builtin.mdadm import MdadmPlugin
 from unity.plugins.builtin.smartctl import SmartctlPlugin
 from unity.plugins.builtin.zpool_status import ZpoolStatusPlugin
 from unity_sdk import PluginBase
@@ -16,4 +17,5 @@ HARDWARE_PLUGINS: list[type[PluginBase]] = [
     IpmitoolPlugin,
     SmartctlPlugin,
     ZpoolStatusPlugin,
+    MdadmPlugin,
 ]
