@@ -7,6 +7,7 @@ from unity_sdk import PluginBase
 
 from .docker import DockerPlugin
 from .docker_stats import DockerStatsPlugin
+from .fail2ban import Fail2banPlugin
 from .ss import SsPlugin
 from .virsh import VirshPlugin
 
@@ -17,4 +18,5 @@ SERVICES_PLUGINS: list[type[PluginBase]] = [
     DockerPlugin,
     VirshPlugin,
     SsPlugin,
+    Fail2banPlugin,
 ]
