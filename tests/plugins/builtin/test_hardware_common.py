@@ -41,6 +41,7 @@ EXPECTED_IDS = [
     "smartctl",
     "zpool-status",
     "mdadm",
+    "iostat",
 ]
 
 P = TypeVar("P", bound=PluginBase)

@@ -3,6 +3,7 @@
 This module lists the group's plugin classes; each plugin lives in its own module.
 """
 
+from unity.plugins.builtin.iostat import IostatPlugin
 from unity.plugins.builtin.ipmitool import IpmitoolPlugin
 from unity.plugins.builtin.lm_sensors import LmSensorsPlugin
 from unity.plugins.builtin.mdadm import MdadmPlugin
@@ -18,4 +19,5 @@ HARDWARE_PLUGINS: list[type[PluginBase]] = [
     SmartctlPlugin,
     ZpoolStatusPlugin,
     MdadmPlugin,
+    IostatPlugin,
 ]
