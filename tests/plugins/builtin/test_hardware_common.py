@@ -42,6 +42,7 @@ EXPECTED_IDS = [
     "zpool-status",
     "mdadm",
     "iostat",
+    "lsblk",
 ]
 
 P = TypeVar("P", bound=PluginBase)

@@ -6,6 +6,7 @@ This module lists the group's plugin classes; each plugin lives in its own modul
 from unity.plugins.builtin.iostat import IostatPlugin
 from unity.plugins.builtin.ipmitool import IpmitoolPlugin
 from unity.plugins.builtin.lm_sensors import LmSensorsPlugin
+from unity.plugins.builtin.lsblk import LsblkPlugin
 from unity.plugins.builtin.mdadm import MdadmPlugin
 from unity.plugins.builtin.smartctl import SmartctlPlugin
 from unity.plugins.builtin.zpool_status import ZpoolStatusPlugin
@@ -20,4 +21,5 @@ HARDWARE_PLUGINS: list[type[PluginBase]] = [
     ZpoolStatusPlugin,
     MdadmPlugin,
     IostatPlugin,
+    LsblkPlugin,
 ]
