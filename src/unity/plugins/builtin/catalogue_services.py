@@ -8,6 +8,7 @@ from unity_sdk import PluginBase
 from .docker import DockerPlugin
 from .docker_stats import DockerStatsPlugin
 from .fail2ban import Fail2banPlugin
+from .iperf3 import Iperf3Plugin
 from .ss import SsPlugin
 from .virsh import VirshPlugin
 
@@ -19,4 +20,5 @@ SERVICES_PLUGINS: list[type[PluginBase]] = [
     VirshPlugin,
     SsPlugin,
     Fail2banPlugin,
+    Iperf3Plugin,
 ]
