@@ -43,6 +43,8 @@ EXPECTED_IDS = [
     "mdadm",
     "iostat",
     "lsblk",
+    "nvidia-smi",
+    "gpu",
 ]
 
 P = TypeVar("P", bound=PluginBase)
@@ -210,7 +212,7 @@ def test_uses_only_the_public_sdk_and_the_runner(cls: type[PluginBase]) -> None:
     source = Path(inspect.getfile(cls)).read_text()
     assert not {m for m in _imports(source) if m == "unity" or m.startswith("unity.")}
     assert "subprocess" not in source, "commands must go through self.runner"
-    assert "self.runner.run(" in source or "run_nvidia_smi" in source
+    assert "self.runner.run(" in source or "query_gpus(self" in source
 
 
 @pytest.mark.parametrize("cls", HARDWARE_PLUGINS)

@@ -3,11 +3,13 @@
 This module lists the group's plugin classes; each plugin lives in its own module.
 """
 
+from unity.plugins.builtin.gpu import GpuPlugin
 from unity.plugins.builtin.iostat import IostatPlugin
 from unity.plugins.builtin.ipmitool import IpmitoolPlugin
 from unity.plugins.builtin.lm_sensors import LmSensorsPlugin
 from unity.plugins.builtin.lsblk import LsblkPlugin
 from unity.plugins.builtin.mdadm import MdadmPlugin
+from unity.plugins.builtin.nvidia_smi import NvidiaSmiPlugin
 from unity.plugins.builtin.smartctl import SmartctlPlugin
 from unity.plugins.builtin.zpool_status import ZpoolStatusPlugin
 from unity_sdk import PluginBase
@@ -22,4 +24,6 @@ HARDWARE_PLUGINS: list[type[PluginBase]] = [
     MdadmPlugin,
     IostatPlugin,
     LsblkPlugin,
+    NvidiaSmiPlugin,
+    GpuPlugin,
 ]
