@@ -7,6 +7,7 @@ from unity.plugins.builtin.dns_check import DnsCheckPlugin
 from unity.plugins.builtin.http_check import HttpCheckPlugin
 from unity.plugins.builtin.mysql import MysqlPlugin
 from unity.plugins.builtin.postgres import PostgresPlugin
+from unity.plugins.builtin.redis_server import RedisPlugin
 from unity.plugins.builtin.tls_certificate import TlsCertificatePlugin
 from unity_sdk import PluginBase
 
@@ -18,4 +19,5 @@ APPLICATIONS_PLUGINS: list[type[PluginBase]] = [
     DnsCheckPlugin,
     PostgresPlugin,
     MysqlPlugin,
+    RedisPlugin,
 ]
