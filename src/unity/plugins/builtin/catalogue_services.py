@@ -10,6 +10,7 @@ from .docker_stats import DockerStatsPlugin
 from .fail2ban import Fail2banPlugin
 from .iperf3 import Iperf3Plugin
 from .ss import SsPlugin
+from .systemctl import SystemctlPlugin
 from .virsh import VirshPlugin
 
 __all__ = ["SERVICES_PLUGINS"]
@@ -21,4 +22,5 @@ SERVICES_PLUGINS: list[type[PluginBase]] = [
     SsPlugin,
     Fail2banPlugin,
     Iperf3Plugin,
+    SystemctlPlugin,
 ]
