@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,51 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-TOKEN_RE = re.compile(r"unity_[a-z0-9]{12}_[A-Za-z0-9_-]{43}")
-UNITY = Path(sys.executable).with_name("unity")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Hub:
-    """A `unity serve` subprocess with its log captured to a file."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = env
-        self.log = log
-        self.url = f"http://127.0.0.1:{env['UNITY_PORT']}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [str(UNITY), "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise AssertionError(f"hub did not answer in time:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        """SIGTERM, then a clean shutdown (uvicorn re-raises the signal on exit)."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=30)
-        self.proc = None
-        assert code in (0, -signal.SIGTERM), code
-        assert self.log.read_text().rstrip().endswith(("Finished server process", "]"))
-        assert "Application shutdown complete" in self.log.read_text()
+from tests.support.processes import TOKEN_RE, Hub, free_port
 
 
 @pytest.fixture
@@ -68,7 +19,7 @@ def hub(tmp_path: Path, database_url: str) -> Iterator[Hub]:
         **os.environ,
         "UNITY_DATA_DIR": str(tmp_path / "data"),
         "UNITY_DATABASE_URL": database_url,
-        "UNITY_PORT": str(_free_port()),
+        "UNITY_PORT": str(free_port()),
         "UNITY_AUTOENABLE": "[]",
         "UNITY_HOSTNAME": "e2e-host",
         "UNITY_CONFIG_FILE": str(tmp_path / "absent.toml"),

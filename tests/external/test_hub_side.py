@@ -194,7 +194,7 @@ async def test_config_for_own_key_shows_values_and_people_see_masks(
     bad = await client.put("/api/plugins/v2/nas-temp/config", json={"nope": 1})
     assert bad.status_code == 422
     own = await anon.get("/api/plugins/v2/nas-temp/config", headers=_auth(keys["nas-temp"]))
-    assert own.json()["config"] == {"sensor": "hdd", "password": "hunter2", "interval": 5}
+    assert own.json()["config"] == {"sensor": "hdd", "password": "hunter2"}
     assert own.json()["interval"] == 5
     people = await client.get("/api/plugins/v2/nas-temp/config")
     assert people.json()["config"]["password"] == "********"
