@@ -45,6 +45,7 @@ EXPECTED_IDS = [
     "lsblk",
     "nvidia-smi",
     "gpu",
+    "upsc",
 ]
 
 P = TypeVar("P", bound=PluginBase)

@@ -11,6 +11,7 @@ from unity.plugins.builtin.lsblk import LsblkPlugin
 from unity.plugins.builtin.mdadm import MdadmPlugin
 from unity.plugins.builtin.nvidia_smi import NvidiaSmiPlugin
 from unity.plugins.builtin.smartctl import SmartctlPlugin
+from unity.plugins.builtin.upsc import UpscPlugin
 from unity.plugins.builtin.zpool_status import ZpoolStatusPlugin
 from unity_sdk import PluginBase
 
@@ -26,4 +27,5 @@ HARDWARE_PLUGINS: list[type[PluginBase]] = [
     LsblkPlugin,
     NvidiaSmiPlugin,
     GpuPlugin,
+    UpscPlugin,
 ]
