@@ -9,6 +9,7 @@ from .docker import DockerPlugin
 from .docker_stats import DockerStatsPlugin
 from .fail2ban import Fail2banPlugin
 from .iperf3 import Iperf3Plugin
+from .journalctl import JournalctlPlugin
 from .ss import SsPlugin
 from .systemctl import SystemctlPlugin
 from .virsh import VirshPlugin
@@ -23,4 +24,5 @@ SERVICES_PLUGINS: list[type[PluginBase]] = [
     Fail2banPlugin,
     Iperf3Plugin,
     SystemctlPlugin,
+    JournalctlPlugin,
 ]
