@@ -13,8 +13,9 @@ from fastapi import FastAPI
 
 from unity import __version__
 from unity.api.errors import install_error_handlers
-from unity.api.routes import enrollment, external, plugins, system
+from unity.api.routes import credentials, enrollment, external, plugins, servers, system
 from unity.auth.tokens import Scope, create_token, has_admin_token
+from unity.credentials import CredentialStore, load_keyring
 from unity.plugins.loader import PluginLoader
 from unity.plugins.manager import PluginManager
 from unity.plugins.reloader import watch_plugins
@@ -56,9 +57,16 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A malformed, default or exposed master key stops the hub here.
+        keyring = load_keyring(settings)
         db = Database(settings.effective_database_url)
         await db.upgrade()
-        manager = PluginManager(db, settings, loader)
+        try:
+            await CredentialStore(db, keyring).verify_keyring()
+        except BaseException:
+            await db.dispose()
+            raise
+        manager = PluginManager(db, settings, loader, keyring=keyring)
         app.state.db = db
         app.state.manager = manager
         token = await bootstrap_admin_token(db, settings) if settings.bootstrap_token else None
@@ -87,4 +95,6 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
     app.include_router(external.router)
     app.include_router(plugins.router)
     app.include_router(enrollment.router)
+    app.include_router(credentials.router)
+    app.include_router(servers.router)
     return app

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
-from tests.credentials import sshd
+from tests.credentials import plugins, sshd
+from tests.support import sample_plugins
 from unity.credentials import CredentialStore, Keyring, MasterKey
 from unity.storage.db import Database
 
@@ -57,3 +59,9 @@ def own_ssh_server(ssh_account: tuple[str, str]) -> Iterator[sshd.SSHServer]:
     server = sshd.start_server(*ssh_account)
     yield server
     sshd.stop_server(server)
+
+
+@pytest.fixture
+def plugin_classes() -> list[type[Any]]:
+    """The app of these tests also loads the remote and secret-using test plugins."""
+    return [*sample_plugins.ALL, *plugins.ALL]

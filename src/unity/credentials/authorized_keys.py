@@ -198,7 +198,9 @@ async def change_credential_key(
                 f"credential {credential!r} is a {row.kind} without an SSH public key"
             )
         target = await inventory.get(server)
-        runner = SSHRunner(inventory, server, actor=actor, connect_timeout=connect_timeout)
+        runner = SSHRunner(
+            inventory, server, actor=actor, source=source, connect_timeout=connect_timeout
+        )
         try:
             operation = install_key if install else remove_key
             change = await operation(

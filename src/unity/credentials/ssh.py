@@ -81,11 +81,18 @@ class SSHRunner:
     """Runs commands on one inventory server; ``host`` is the server's name."""
 
     def __init__(
-        self, inventory: Inventory, server: str, *, actor: str, connect_timeout: float = 10.0
+        self,
+        inventory: Inventory,
+        server: str,
+        *,
+        actor: str,
+        source: str | None = None,
+        connect_timeout: float = 10.0,
     ) -> None:
         self.host = server
         self.inventory = inventory
         self.actor = actor
+        self.source = source
         self.connect_timeout = connect_timeout
         self.host_key: HostKeyInfo | None = None
         self._loop = asyncio.get_running_loop()
@@ -125,7 +132,7 @@ class SSHRunner:
         return options
 
     async def _connect(self) -> asyncssh.SSHClientConnection:
-        login = await self.inventory.login(self.host, actor=self.actor)
+        login = await self.inventory.login(self.host, actor=self.actor, source=self.source)
         client = _PinningClient(login.pinned_fingerprint)
         where = f"{login.username}@{login.host}:{login.port}"
         proven = False

@@ -26,6 +26,7 @@ from unity.credentials.errors import (
     CredentialInUseError,
     CredentialNotFoundError,
     DecryptionError,
+    MasterKeyError,
 )
 from unity.credentials.material import build, primary_secret
 from unity.credentials.models import Credential, CredentialAudit, Server
@@ -307,6 +308,17 @@ class CredentialStore:
     async def unreadable_key_ids(self) -> set[str]:
         """Key ids of stored credentials that the keyring cannot open."""
         return set(await self.key_ids_in_use()) - self.keyring.key_ids
+
+    async def verify_keyring(self) -> None:
+        """``MasterKeyError`` when stored credentials are sealed with keys not loaded."""
+        unreadable = await self.unreadable_key_ids()
+        if unreadable:
+            raise MasterKeyError(
+                f"credentials in the database are sealed with master key(s) "
+                f"{', '.join(sorted(unreadable))}, but the loaded key is "
+                f"{self.keyring.current.key_id}: set UNITY_MASTER_KEY (or master.key) to the "
+                "right key, or give the old one as UNITY_MASTER_KEY_PREVIOUS"
+            )
 
     async def rotate_master_key(
         self,

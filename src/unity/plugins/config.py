@@ -7,12 +7,19 @@ and ``retention_days``. Everything else must satisfy the plugin's
 secret (pydantic ``SecretStr``: ``writeOnly``/``format: password``) are never
 returned by the API: they read back as ``MASK``, and writing ``MASK`` keeps the
 stored value.
+
+A secret field may instead hold a reference to the credentials store,
+``{"$credential": "<name>"}``: it is shown as is, and the hub puts the secret
+in its place only when it runs the plugin. Plugins that collect remotely
+(``supports_remote``) also take the hub key ``targets``: a list of inventory
+server names (``"local"`` is the hub itself).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
@@ -20,10 +27,24 @@ from pydantic import BaseModel, ValidationError
 
 from unity_sdk import ConfigError, MetadataError, PluginMetadata
 
-__all__ = ["MASK", "RESERVED_KEYS", "ValidatedConfig", "check_schema", "mask_secrets", "validate"]
+__all__ = [
+    "CREDENTIAL_REF",
+    "LOCAL_TARGET",
+    "MASK",
+    "RESERVED_KEYS",
+    "ValidatedConfig",
+    "check_schema",
+    "credential_reference",
+    "mask_secrets",
+    "plugin_view",
+    "validate",
+]
 
 MASK = "********"
-RESERVED_KEYS = frozenset({"interval", "retention_days"})
+RESERVED_KEYS = frozenset({"interval", "retention_days", "targets"})
+CREDENTIAL_REF = "$credential"
+LOCAL_TARGET = "local"
+_TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MIN_INTERVAL = 1.0
 
 
@@ -32,13 +53,17 @@ class ValidatedConfig:
     """A config that passed validation.
 
     ``stored`` is what the database keeps (as given, secrets included);
-    ``plugin`` is what the plugin sees (defaults filled in, hub keys removed).
+    ``plugin`` is what the plugin sees (defaults filled in, hub keys removed;
+    a referenced credential stands there as a placeholder until the hub
+    resolves it). ``references`` maps secret fields to credential names.
     """
 
     stored: dict[str, Any]
     plugin: dict[str, Any]
     interval: float | None
     retention_days: int | None
+    targets: tuple[str, ...] = ()
+    references: dict[str, str] = field(default_factory=dict)
 
 
 def check_schema(metadata: PluginMetadata) -> None:
@@ -68,10 +93,63 @@ def _is_secret(prop: Any) -> bool:
     return any(_is_secret(option) for key in ("anyOf", "oneOf") for option in prop.get(key, []))
 
 
+def credential_reference(value: Any) -> str | None:
+    """The credential name when ``value`` is ``{"$credential": "<name>"}``, else None."""
+    if isinstance(value, Mapping) and set(value) == {CREDENTIAL_REF}:
+        name = value[CREDENTIAL_REF]
+        return name if isinstance(name, str) and name else None
+    return None
+
+
 def mask_secrets(metadata: PluginMetadata, config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` with every secret field replaced by ``MASK``."""
+    """``config`` with every secret field replaced by ``MASK`` (references stay as they are)."""
     secrets = secret_fields(metadata)
-    return {k: (MASK if k in secrets and v not in (None, "") else v) for k, v in config.items()}
+    return {
+        k: (MASK if k in secrets and v not in (None, "") and credential_reference(v) is None else v)
+        for k, v in config.items()
+    }
+
+
+def _references(
+    metadata: PluginMetadata, stored: Mapping[str, Any], errors: list[dict[str, Any]]
+) -> dict[str, str]:
+    secrets = secret_fields(metadata)
+    found: dict[str, str] = {}
+    for key, value in stored.items():
+        if not (isinstance(value, Mapping) and CREDENTIAL_REF in value):
+            continue
+        name = credential_reference(value)
+        if name is None:
+            message = 'a credential reference is {"$credential": "<name>"}'
+            errors.append({"loc": [key], "msg": message})
+        elif key not in secrets:
+            errors.append({"loc": [key], "msg": "a credential can only stand in a secret field"})
+        else:
+            found[key] = name
+    return found
+
+
+def _targets(
+    metadata: PluginMetadata, raw: Mapping[str, Any], errors: list[dict[str, Any]]
+) -> tuple[str, ...]:
+    targets = raw.get("targets")
+    if targets is None:
+        return ()
+    problem = None
+    if not metadata.supports_remote:
+        problem = f"plugin {metadata.id!r} does not collect remotely"
+    elif (
+        not isinstance(targets, list)
+        or not all(isinstance(t, str) and _TARGET.match(t) for t in targets)
+        or len(set(targets)) != len(targets)
+    ):
+        problem = "must be a list of distinct server names ('local' is the hub)"
+    elif metadata.isolation.value == "process" and set(targets) - {LOCAL_TARGET}:
+        problem = "a process-isolated plugin can only collect locally"
+    if problem:
+        errors.append({"loc": ["targets"], "msg": problem})
+        return ()
+    return tuple(targets)
 
 
 def _hub_keys(
@@ -121,6 +199,14 @@ def _validate_json_schema(
     return filled, errors
 
 
+def plugin_view(metadata: PluginMetadata, stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The config as the plugin sees it: hub keys removed, schema defaults filled in."""
+    try:
+        return validate(metadata, stored).plugin
+    except ConfigError:
+        return {k: v for k, v in stored.items() if k not in RESERVED_KEYS}
+
+
 def validate(
     metadata: PluginMetadata,
     raw: Mapping[str, Any],
@@ -141,7 +227,11 @@ def validate(
                 stored[name] = previous[name]
     errors: list[dict[str, Any]] = []
     interval, retention = _hub_keys(stored, errors)
+    targets = _targets(metadata, stored, errors)
+    references = _references(metadata, stored, errors)
     data = {k: v for k, v in stored.items() if k not in RESERVED_KEYS}
+    # The schema checks a placeholder; the secret itself is checked once resolved.
+    data.update({key: f"{CREDENTIAL_REF}:{name}" for key, name in references.items()})
     schema = metadata.config_schema
     schema_errors: list[dict[str, Any]]
     if schema is None:
@@ -153,4 +243,4 @@ def validate(
     errors.extend(schema_errors)
     if errors:
         raise ConfigError(f"invalid config for plugin {metadata.id!r}", errors)
-    return ValidatedConfig(stored, plugin_config, interval, retention)
+    return ValidatedConfig(stored, plugin_config, interval, retention, targets, references)

@@ -4,6 +4,11 @@ It syncs the registry, enables and disables (rescheduling at once), runs
 collections and records them, checks health, validates and applies config,
 hot-reloads plugin code and shuts everything down cleanly. The API and CLI
 only ever talk to this object.
+
+Credentials referenced by a config (``{"$credential": name}``) are resolved
+from the credentials store right before the hub calls into the plugin (each
+resolution audited); a remote-capable plugin gets one instance per target
+in its ``targets``, each with an SSH runner (:mod:`unity.plugins.targets`).
 """
 
 from __future__ import annotations
@@ -18,11 +23,21 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from unity.credentials import (
+    CredentialError,
+    CredentialStore,
+    Inventory,
+    Keyring,
+    SSHRunner,
+    load_keyring,
+    runner_for,
+)
 from unity.plugins import config as plugin_config
 from unity.plugins.isolation import run_isolated
 from unity.plugins.loader import LoadedPlugin, LoadFailure, PluginLoader
 from unity.plugins.scheduler import Scheduler
 from unity.plugins.stats import HubStats
+from unity.plugins.targets import TargetsFailedError, collect_each
 from unity.plugins.worker import PluginWorker
 from unity.settings import Settings
 from unity.storage import metrics as metric_store
@@ -35,6 +50,7 @@ from unity_sdk import (
     HealthState,
     HealthStatus,
     Isolation,
+    PluginAuthError,
     PluginBase,
     PluginError,
     PluginMetadata,
@@ -84,6 +100,7 @@ class ManagedPlugin:
     consecutive_failures: int = 0
     reload_error: str | None = None
     run_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    remotes: dict[str, tuple[PluginBase, SSHRunner]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -134,6 +151,15 @@ def _as_document(value: Any) -> dict[str, Any]:
     return document
 
 
+def _run_data(
+    documents: list[tuple[str, dict[str, Any]]], targets: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """A run's result: the document, or one per host when the plugin has targets."""
+    if not targets:
+        return documents[0][1] if documents else None
+    return dict(documents)
+
+
 def _as_health(value: Any) -> HealthStatus:
     if isinstance(value, HealthStatus):
         return value
@@ -148,10 +174,16 @@ class PluginManager:
     """Owns the loaded plugins, their workers, the scheduler and the registry sync."""
 
     def __init__(
-        self, db: Database, settings: Settings, loader: PluginLoader | None = None
+        self,
+        db: Database,
+        settings: Settings,
+        loader: PluginLoader | None = None,
+        *,
+        keyring: Keyring | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
+        self._keyring = keyring
         self.loader = loader or PluginLoader(skip=settings.disabled_plugins)
         self.stats = HubStats()
         self.plugins: dict[str, ManagedPlugin] = {}
@@ -199,6 +231,7 @@ class PluginManager:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         for managed in self.plugins.values():
+            await self._close_remotes(managed)
             if managed.active:
                 await self._hook(managed, "on_disable")
                 managed.active = False
@@ -244,6 +277,17 @@ class PluginManager:
         task.add_done_callback(self._background.discard)
 
     # -- lookups ---------------------------------------------------------------------
+
+    @property
+    def keyring(self) -> Keyring:
+        """The credentials keyring (loaded from the settings on first use)."""
+        if self._keyring is None:
+            self._keyring = load_keyring(self.settings)
+        return self._keyring
+
+    @property
+    def credentials(self) -> CredentialStore:
+        return CredentialStore(self.db, self.keyring)
 
     def get(self, plugin_id: str) -> ManagedPlugin:
         managed = self.plugins.get(plugin_id)
@@ -306,6 +350,7 @@ class PluginManager:
             return
         managed = self._loaded(plugin_id)
         self.scheduler.unschedule(plugin_id)
+        await self._close_remotes(managed)
         if managed.active:
             await self._hook(managed, "on_disable")
             managed.active = False
@@ -315,6 +360,7 @@ class PluginManager:
     async def _activate(self, managed: ManagedPlugin) -> None:
         if not managed.isolated:
             try:
+                await self._apply_credentials(managed)
                 await managed.worker.call(managed.instance.on_enable, timeout=HOOK_TIMEOUT)
             except Exception as exc:
                 await self._update_row(managed.id, last_error=f"on_enable: {describe_error(exc)}")
@@ -392,31 +438,172 @@ class PluginManager:
                 error="previous run still in progress",
             )
 
-    async def _collect(self, managed: ManagedPlugin) -> dict[str, Any]:
+    async def _collect(self, managed: ManagedPlugin) -> list[tuple[str, dict[str, Any]]]:
+        """One ``(host, document)`` per target (just the hub without ``targets``)."""
         timeout = managed.metadata.timeout
         if managed.isolated:
             raw = await run_isolated(
                 managed.loaded.cls,
                 "collect",
-                managed.config.stored,
+                await self._credentials_for(managed, managed.config.stored),
                 timeout=timeout,
                 memory_mb=self.settings.isolation_memory_mb,
             )
-        else:
+            return [(self.settings.hostname, _as_document(raw))]
+        await self._apply_credentials(managed)
+        if not managed.config.targets:
             raw = await managed.worker.call(managed.instance.collect_data, timeout=timeout)
-        return _as_document(raw)
+            return [(self.settings.hostname, _as_document(raw))]
+        return await self._collect_targets(managed, timeout)
+
+    async def _collect_targets(
+        self, managed: ManagedPlugin, timeout: float
+    ) -> list[tuple[str, dict[str, Any]]]:
+        instances: list[tuple[str, PluginBase]] = []
+        failures: dict[str, BaseException] = {}
+        for target in managed.config.targets:
+            if target == plugin_config.LOCAL_TARGET:
+                instances.append((self.settings.hostname, managed.instance))
+                continue
+            try:
+                instances.append((target, await self._remote(managed, target)))
+            except Exception as exc:
+                failures[target] = exc
+        results = await managed.worker.call(
+            lambda: collect_each(instances, timeout), timeout=timeout + 5
+        )
+        documents: list[tuple[str, dict[str, Any]]] = []
+        for host, result in results:
+            try:
+                if isinstance(result, BaseException):
+                    raise result
+                documents.append((host, _as_document(result)))
+            except Exception as exc:
+                failures[host] = exc
+        if failures:
+            only = next(iter(failures.values()))
+            if len(failures) == 1 and not documents and isinstance(only, Exception):
+                raise only
+            raise TargetsFailedError(failures, documents)
+        return documents
+
+    async def _remote(self, managed: ManagedPlugin, server: str) -> PluginBase:
+        """The plugin's instance for an inventory server, created (and enabled) once."""
+        if server in managed.remotes:
+            return managed.remotes[server][0]
+        try:
+            runner = await runner_for(
+                self.db,
+                self.keyring,
+                server,
+                actor="hub",
+                connect_timeout=self.settings.ssh_connect_timeout,
+            )
+        except CredentialError as exc:
+            raise PluginAuthError(str(exc)) from None
+        instance = managed.loaded.cls(config=dict(managed.instance.config), runner=runner)
+        await managed.worker.call(instance.on_enable, timeout=HOOK_TIMEOUT)
+        managed.remotes[server] = (instance, runner)
+        return instance
+
+    async def _close_remotes(self, managed: ManagedPlugin) -> None:
+        remotes, managed.remotes = managed.remotes, {}
+        for server, (instance, runner) in remotes.items():
+            try:
+                await managed.worker.call(instance.on_disable, timeout=HOOK_TIMEOUT)
+            except Exception as exc:
+                log.warning("plugin %s on %s: on_disable raised %s", managed.id, server, exc)
+            await runner.close()
+
+    # -- credentials in configs ------------------------------------------------------
+
+    async def check_links(
+        self, metadata: PluginMetadata, validated: plugin_config.ValidatedConfig
+    ) -> None:
+        """``ConfigError`` when a referenced credential or a target server does not exist."""
+        if not validated.references and not validated.targets:
+            return
+        errors: list[dict[str, Any]] = []
+        missing = await self.credentials.missing(validated.references.values())
+        errors += [
+            {"loc": [key], "msg": f"no credential named {name!r}"}
+            for key, name in validated.references.items()
+            if name in missing
+        ]
+        unknown = await Inventory(self.credentials).missing(validated.targets)
+        errors += [
+            {"loc": ["targets"], "msg": f"no server named {name!r} in the inventory"}
+            for name in validated.targets
+            if name in unknown
+        ]
+        if errors:
+            raise ConfigError(f"invalid config for plugin {metadata.id!r}", errors)
+
+    async def resolve_references(
+        self,
+        metadata: PluginMetadata,
+        stored: dict[str, Any],
+        *,
+        actor: str,
+        source: str | None = None,
+    ) -> dict[str, Any]:
+        """``stored`` with each credential reference in a secret field replaced by the
+        secret; every resolution is audited as a ``use`` by ``actor``."""
+        resolved = dict(stored)
+        secrets = plugin_config.secret_fields(metadata)
+        for key, value in stored.items():
+            name = plugin_config.credential_reference(value)
+            if name is not None and key in secrets:
+                credential = await self.credentials.resolve(
+                    name,
+                    actor=actor,
+                    target=f"plugin:{metadata.id}",
+                    source=source,
+                    detail=f"config field {key}",
+                )
+                resolved[key] = credential.value
+        return resolved
+
+    async def _credentials_for(
+        self, managed: ManagedPlugin, stored: dict[str, Any]
+    ) -> dict[str, Any]:
+        if not managed.config.references:
+            return stored
+        try:
+            return await self.resolve_references(managed.metadata, stored, actor="hub")
+        except CredentialError as exc:
+            raise PluginAuthError(f"config of {managed.id!r}: {exc}") from None
+
+    async def _apply_credentials(self, managed: ManagedPlugin) -> None:
+        """Give the plugin its config with referenced credentials resolved (if any)."""
+        if not managed.config.references:
+            return
+        resolved = await self._credentials_for(managed, managed.config.stored)
+        try:
+            config = plugin_config.validate(managed.metadata, resolved).plugin
+        except ConfigError as exc:
+            # The messages may quote the value: name the fields only.
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors)
+            raise PluginAuthError(
+                f"a credential does not fit the config of {managed.id!r} ({fields})"
+            ) from None
+        managed.instance.config = config
+        for instance, _ in managed.remotes.values():
+            instance.config = dict(config)
 
     async def _run(self, managed: ManagedPlugin, *, trigger: str) -> RunResult:
         async with managed.run_lock:
             started = utcnow()
             clock = time.perf_counter()
-            document: dict[str, Any] | None = None
+            documents: list[tuple[str, dict[str, Any]]] = []
             failure: BaseException | None = None
             status = "success"
             try:
-                document = await self._collect(managed)
+                documents = await self._collect(managed)
             except TimeoutError as exc:
                 status, failure = "timed_out", exc
+            except TargetsFailedError as exc:
+                status, failure, documents = "failed", exc, exc.documents
             except Exception as exc:
                 status, failure = "failed", exc
                 if not isinstance(exc, PluginError | TypeError):
@@ -434,7 +621,7 @@ class PluginManager:
                 status=status,
                 duration_ms=duration_ms,
                 error=error,
-                document=document,
+                documents=documents,
                 state=state,
                 trigger=trigger,
             )
@@ -448,8 +635,8 @@ class PluginManager:
             started_at=started,
             duration_ms=duration_ms,
             error=error,
-            data=document,
-            metrics_count=1 if document is not None else 0,
+            data=_run_data(documents, managed.config.targets),
+            metrics_count=len(documents),
         )
 
     def _next_state(self, managed: ManagedPlugin, failure: BaseException | None) -> RunState:
@@ -472,7 +659,7 @@ class PluginManager:
         status: str,
         duration_ms: float,
         error: str | None,
-        document: dict[str, Any] | None,
+        documents: list[tuple[str, dict[str, Any]]],
         state: RunState,
         trigger: str,
     ) -> None:
@@ -486,21 +673,22 @@ class PluginManager:
                 status=status,
                 duration_ms=duration_ms,
                 error=error,
-                metrics_count=1 if document is not None else 0,
+                metrics_count=len(documents),
                 trigger=trigger,
             )
-            if document is not None:
-                sample = metric_store.MetricSample(
-                    managed.id, self.settings.hostname, started, document
-                )
-                await metric_store.insert_samples(session, [sample])
+            if documents:
+                samples = [
+                    metric_store.MetricSample(managed.id, host, started, document)
+                    for host, document in documents
+                ]
+                await metric_store.insert_samples(session, samples)
             row = await registry.get_plugin(session, managed.id)
             if row is not None:
                 row.last_run_at = started
                 row.run_count += 1
                 row.state = state.value
                 row.consecutive_failures = managed.consecutive_failures
-                if document is not None:
+                if error is None:
                     row.last_success_at = completed
                     row.last_error = None
                 else:
@@ -517,11 +705,12 @@ class PluginManager:
                 raw: Any = await run_isolated(
                     managed.loaded.cls,
                     "health",
-                    managed.config.stored,
+                    await self._credentials_for(managed, managed.config.stored),
                     timeout=timeout,
                     memory_mb=self.settings.isolation_memory_mb,
                 )
             else:
+                await self._apply_credentials(managed)
                 raw = await managed.worker.call(managed.instance.health_check, timeout=timeout)
             status = _as_health(raw)
         except TimeoutError:
@@ -545,15 +734,22 @@ class PluginManager:
         if external is not None:
             row, metadata = external
             validated = plugin_config.validate(metadata, raw, previous=row.config)
+            await self.check_links(metadata, validated)
             await self._update_row(plugin_id, config=validated.stored)
             return validated
         managed = self._loaded(plugin_id)
         validated = plugin_config.validate(managed.metadata, raw, previous=managed.config.stored)
+        await self.check_links(managed.metadata, validated)
         await self._update_row(plugin_id, config=validated.stored)
         old_interval = managed.interval
         managed.config = validated
+        await self._close_remotes(managed)
         managed.instance.config = dict(validated.plugin)
-        await self._hook(managed, "on_config_change", dict(validated.plugin))
+        try:
+            await self._apply_credentials(managed)
+        except PluginError as exc:
+            log.warning("plugin %s: %s", plugin_id, exc)
+        await self._hook(managed, "on_config_change", dict(managed.instance.config))
         if managed.enabled and managed.active and managed.interval != old_interval:
             self._schedule(managed)
         return validated
@@ -581,6 +777,7 @@ class PluginManager:
         was_active = managed.active
         self.scheduler.unschedule(plugin_id)
         async with managed.run_lock:
+            await self._close_remotes(managed)
             if was_active:
                 await self._hook(managed, "on_disable")
             managed.loaded = result

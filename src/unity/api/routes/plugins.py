@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 
 from unity.api.deps import (
     AdminToken,
@@ -16,6 +16,7 @@ from unity.api.deps import (
     SettingsDep,
 )
 from unity.api.errors import ApiError
+from unity.api.routes.credentials import credential_errors
 from unity.api.schemas import (
     ExecutionList,
     ExecutionOut,
@@ -181,19 +182,30 @@ async def execute_plugin(plugin_id: str, _: AdminToken, manager: ManagerDep) -> 
 
 @router.get("/{plugin_id}/config", response_model=PluginConfig)
 async def get_config(
-    plugin_id: str, caller: PluginKeyOrReadToken, manager: ManagerDep
+    plugin_id: str, caller: PluginKeyOrReadToken, manager: ManagerDep, request: Request
 ) -> PluginConfig:
     """The stored config. To people's tokens secret fields read back as
-    ``********``; to an external plugin's own key, the values it runs with."""
+    ``********`` and credential references as ``{"$credential": name}``; to an
+    external plugin's own key, the values it runs with (references resolved,
+    each resolution audited)."""
     row = await manager.row(plugin_id)
     metadata = await manager.metadata_for(plugin_id)
-    config = dict(row.config)
-    if caller.kind != "plugin":
-        config = plugin_config.mask_secrets(metadata, config)
+    if caller.kind == "plugin":
+        # The plugin gets what it runs with: its own keys, defaults filled in.
+        with credential_errors():
+            stored = await manager.resolve_references(
+                metadata,
+                row.config,
+                actor=f"plugin:{plugin_id}",
+                source=request.client.host if request.client else None,
+            )
+        config = plugin_config.plugin_view(metadata, stored)
+    else:
+        config = plugin_config.mask_secrets(metadata, row.config)
     return PluginConfig(
         plugin_id=plugin_id,
         config=config,
-        interval=config.get("interval") or metadata.default_interval,
+        interval=row.config.get("interval") or metadata.default_interval,
         enabled=row.enabled,
         config_schema=metadata.config_json_schema(),
     )
