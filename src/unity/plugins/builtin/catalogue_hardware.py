@@ -3,17 +3,18 @@
 This module lists the group's plugin classes; each plugin lives in its own module.
 """
 
-from unity.plugins.builtin.gpu import GpuPlugin
-from unity.plugins.builtin.iostat import IostatPlugin
-from unity.plugins.builtin.ipmitool import IpmitoolPlugin
-from unity.plugins.builtin.lm_sensors import LmSensorsPlugin
-from unity.plugins.builtin.lsblk import LsblkPlugin
-from unity.plugins.builtin.mdadm import MdadmPlugin
-from unity.plugins.builtin.nvidia_smi import NvidiaSmiPlugin
-from unity.plugins.builtin.smartctl import SmartctlPlugin
-from unity.plugins.builtin.upsc import UpscPlugin
-from unity.plugins.builtin.zpool_status import ZpoolStatusPlugin
 from unity_sdk import PluginBase
+
+from .gpu import GpuPlugin
+from .iostat import IostatPlugin
+from .ipmitool import IpmitoolPlugin
+from .lm_sensors import LmSensorsPlugin
+from .lsblk import LsblkPlugin
+from .mdadm import MdadmPlugin
+from .nvidia_smi import NvidiaSmiPlugin
+from .smartctl import SmartctlPlugin
+from .upsc import UpscPlugin
+from .zpool_status import ZpoolStatusPlugin
 
 __all__ = ["HARDWARE_PLUGINS"]
 
