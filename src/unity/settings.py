@@ -81,7 +81,8 @@ class Settings(BaseSettings):
         default=0.1,
         ge=0,
         le=0.5,
-        description="Random spread of each run's start, as a fraction of the interval.",
+        description="Random spread of each run's start, as a fraction of the interval; "
+        "when above 0 the first runs are also spread over the first interval.",
     )
     degraded_after: int = Field(
         default=1, ge=1, description="Consecutive failures after which a plugin is degraded."

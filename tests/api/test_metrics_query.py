@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.api.helpers import API, error_locs, error_of, insert_documents, xfail_on
+from tests.api.helpers import API, error_locs, error_of, insert_documents
 
 BASE = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 Row = tuple[str, datetime, dict[str, Any]]
@@ -197,11 +197,6 @@ def forged_cursor(stamp: str, row_id: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps([stamp, row_id]).encode()).decode().rstrip("=")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage/pagination.py decode_cursor accepts a naive timestamp, which "
-    "UTCDateTime refuses at bind time (500); it should raise InvalidCursorError",
-)
 async def test_a_cursor_with_a_naive_time_is_400(lenient: httpx.AsyncClient) -> None:
     cursor = forged_cursor("2024-01-01T00:00:00", 5)
     for route in ("metrics", "executions"):
@@ -209,12 +204,6 @@ async def test_a_cursor_with_a_naive_time_is_400(lenient: httpx.AsyncClient) -> 
         error_of(response, 400)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage/pagination.py decode_cursor: int(1e400) raises OverflowError (not "
-    "caught) and ids beyond 64 bits reach the database (OverflowError on SQLite, "
-    "asyncpg range error on PostgreSQL): 500 instead of 400",
-)
 async def test_a_cursor_with_an_out_of_range_id_is_400(lenient: httpx.AsyncClient) -> None:
     for row_id in (10**30, 1e400):
         cursor = forged_cursor("2024-01-01T00:00:00+00:00", row_id)
@@ -406,16 +395,8 @@ async def test_bad_steps_are_422(client: httpx.AsyncClient) -> None:
 
 
 async def test_a_sample_in_the_last_millisecond_of_a_bucket_stays_in_it(
-    request: pytest.FixtureRequest, app: FastAPI, client: httpx.AsyncClient
+    app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    xfail_on(
-        request,
-        app,
-        "sqlite",
-        "storage/metrics.py _epoch(): SQLite's strftime('%s', ts) rounds the time to whole "
-        "milliseconds first, so 12:00:59.9995+ lands in the 12:01 bucket -- even one past "
-        "`end`; truncate the fraction first, e.g. strftime('%s', substr(ts, 1, 19))",
-    )
     late = BASE + timedelta(seconds=59, microseconds=999_900)
     await insert_documents(app, "counter", [("h", late, {"value": 1.0})])
     end = BASE + timedelta(seconds=60)
@@ -423,12 +404,6 @@ async def test_a_sample_in_the_last_millisecond_of_a_bucket_stays_in_it(
     assert [p["t"] for p in body["points"]] == [BASE]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage/metrics.py series(): a non-numeric value under a declared numeric field "
-    "(the manager stores documents unchecked) is cast in SQL: PostgreSQL fails the cast "
-    "(500), SQLite averages it as 0; non-numeric values should be left out",
-)
 async def test_series_ignores_values_that_are_not_numbers(
     app: FastAPI, lenient: httpx.AsyncClient
 ) -> None:

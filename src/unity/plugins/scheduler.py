@@ -70,8 +70,11 @@ class Scheduler:
         self.unschedule(plugin_id)
         entry = Schedule(interval=interval, next_delay=next_delay, busy=busy)
         if first_delay is None:
-            # Run soon after enabling, spread a little so a start-up burst is smoothed.
-            first_delay = random.uniform(0, min(1.0, interval * self.jitter))
+            # The first run is soon, but plugins with equal intervals must not share a
+            # phase: spread them over the first interval (capped so a long interval
+            # still starts within a minute).
+            # Without jitter (tests, benchmarks of exact timing) the first run is now.
+            first_delay = random.uniform(0, min(interval, 60.0)) if self.jitter else 0.0
         entry.task = asyncio.create_task(
             self._loop(plugin_id, entry, first_delay), name=f"schedule:{plugin_id}"
         )

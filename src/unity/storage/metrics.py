@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, Select, and_, cast, delete, func, insert, or_, select
+from sqlalchemy import Float, Select, and_, case, cast, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -163,7 +163,20 @@ async def list_executions(
 def _epoch(dialect: str, column: Any) -> ColumnElement[Any]:
     if dialect == "postgresql":
         return func.extract("epoch", column)
-    return cast(func.strftime("%s", column), Float)
+    # Whole seconds of the stored text: strftime would round the fraction first,
+    # moving the last half millisecond of a bucket into the next one.
+    return cast(func.strftime("%s", func.substr(column, 1, 19)), Float)
+
+
+def _numeric_value(dialect: str, path: Sequence[str]) -> ColumnElement[Any]:
+    """The field as a float, NULL where it is missing or not a number."""
+    if dialect == "postgresql":
+        node = PluginMetric.data[tuple(path)]
+        is_number = func.jsonb_typeof(node) == "number"
+    else:
+        json_path = "$" + "".join(f'."{part}"' for part in path)
+        is_number = func.json_type(PluginMetric.data, json_path).in_(("integer", "real"))
+    return case((is_number, PluginMetric.data[tuple(path)].as_float()), else_=None)
 
 
 async def series(
@@ -178,7 +191,7 @@ async def series(
 ) -> list[SeriesPoint]:
     """Average, min, max and count of one numeric field per ``step`` seconds."""
     dialect = _dialect(session)
-    value = PluginMetric.data[tuple(path)].as_float()
+    value = _numeric_value(dialect, path)
     bucket = func.floor(_epoch(dialect, PluginMetric.timestamp) / step) * step
     stmt = (
         select(

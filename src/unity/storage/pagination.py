@@ -23,6 +23,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         stamp, row_id = json.loads(raw)
-        return datetime.fromisoformat(stamp), int(row_id)
+        when = datetime.fromisoformat(stamp)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise InvalidCursorError("cursor is not valid") from exc
+    # Only what encode_cursor produces: an aware time and a 64-bit row id.
+    if when.tzinfo is None or not isinstance(row_id, int) or not 0 <= row_id < 2**63:
+        raise InvalidCursorError("cursor is not valid")
+    return when, row_id
