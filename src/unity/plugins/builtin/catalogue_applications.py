@@ -5,6 +5,7 @@ This module lists the group's plugin classes; each plugin lives in its own modul
 
 from unity.plugins.builtin.dns_check import DnsCheckPlugin
 from unity.plugins.builtin.http_check import HttpCheckPlugin
+from unity.plugins.builtin.mqtt_broker import MqttBrokerPlugin
 from unity.plugins.builtin.mysql import MysqlPlugin
 from unity.plugins.builtin.postgres import PostgresPlugin
 from unity.plugins.builtin.redis_server import RedisPlugin
@@ -20,4 +21,5 @@ APPLICATIONS_PLUGINS: list[type[PluginBase]] = [
     PostgresPlugin,
     MysqlPlugin,
     RedisPlugin,
+    MqttBrokerPlugin,
 ]
