@@ -5,7 +5,8 @@
 - ``FakeRunner`` stands where the real tool would be: it answers each command with
   output recorded from the real tool (``fixtures/<plugin-id>/``).
 - ``UnprivilegedRunner`` runs the real command as the ``nobody`` user, so "permission
-  denied" is the real thing even when the tests run as root.
+  denied" is the real thing even when the tests run as root; ``ScopedRunner`` also
+  sets environment variables (a real client pointed at a test server).
 - ``serve_http`` runs a real HTTP server (uvicorn) on 127.0.0.1 or on a unix socket.
 - ``require_command`` skips when a tool is missing locally and fails under CI.
 """
@@ -144,19 +145,42 @@ class FakeRunner:
         )
 
 
-class UnprivilegedRunner(LocalRunner):
-    """Runs each command as ``nobody`` (through ``setpriv``) when the tests run as root."""
+class ScopedRunner(LocalRunner):
+    """Runs each real command with extra environment variables and, optionally, as ``nobody``.
+
+    The environment points a real client at a test server (``LXD_SOCKET``); running as
+    ``nobody`` (through ``setpriv``, when the tests run as root) makes "permission
+    denied" the real thing.
+    """
+
+    def __init__(self, *, env: Mapping[str, str] | None = None, unprivileged: bool = False):
+        super().__init__()
+        self.env = dict(env or {})
+        self.unprivileged = unprivileged and os.geteuid() == 0
 
     async def run(
         self, argv: Sequence[str], *, timeout: float = 30.0, stdin: str | None = None
     ) -> CommandResult:
-        if os.geteuid() != 0:
+        prefix: list[str] = []
+        if self.unprivileged:
+            prefix += ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        if self.env:
+            prefix += ["env", *(f"{key}={value}" for key, value in self.env.items())]
+        if not prefix:
             return await super().run(argv, timeout=timeout, stdin=stdin)
-        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        if shutil.which(argv[0]) is None:
+            return await super().run(argv, timeout=timeout, stdin=stdin)
         result = await super().run([*prefix, *argv], timeout=timeout, stdin=stdin)
         return CommandResult(
             tuple(argv), result.stdout, result.stderr, result.exit_status, result.duration
         )
+
+
+class UnprivilegedRunner(ScopedRunner):
+    """Runs each command as ``nobody`` when the tests run as root."""
+
+    def __init__(self) -> None:
+        super().__init__(unprivileged=True)
 
 
 def require_command(name: str) -> str:
