@@ -1,4 +1,4 @@
-"""The ``lxc-list`` plugin: the real lxc client against recorded LXD API answers, and more."""
+"""The ``lxc-list`` plugin: the real lxc client against recorded LXD API answers, and more.
 
 A real HTTP server on a unix socket answers the LXD REST API with responses
 recorded from an LXD 5.0 host (fixtures/lxc-list/SOURCE.md); the real ``lxc``

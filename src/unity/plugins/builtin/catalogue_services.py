@@ -10,6 +10,7 @@ from .docker_stats import DockerStatsPlugin
 from .fail2ban import Fail2banPlugin
 from .iperf3 import Iperf3Plugin
 from .journalctl import JournalctlPlugin
+from .lxc_list import LxcListPlugin
 from .ss import SsPlugin
 from .systemctl import SystemctlPlugin
 from .virsh import VirshPlugin
@@ -19,6 +20,7 @@ __all__ = ["SERVICES_PLUGINS"]
 SERVICES_PLUGINS: list[type[PluginBase]] = [
     DockerStatsPlugin,
     DockerPlugin,
+    LxcListPlugin,
     VirshPlugin,
     SsPlugin,
     Fail2banPlugin,
