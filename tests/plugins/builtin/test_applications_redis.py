@@ -211,7 +211,8 @@ async def test_acl_user(servers: RedisServers) -> None:
 
 
 async def test_replication(servers: RedisServers) -> None:
-    primary = servers.start()
+    # No wait for more replicas before a diskless full sync (5 s by default).
+    primary = servers.start("--repl-diskless-sync-delay", "0")
     replica = servers.start("--replicaof", "127.0.0.1", str(primary))
     try:
         primary_plugin = make(RedisPlugin, port=primary)
