@@ -11,6 +11,7 @@ from .fail2ban import Fail2banPlugin
 from .iperf3 import Iperf3Plugin
 from .journalctl import JournalctlPlugin
 from .lxc_list import LxcListPlugin
+from .ollama import OllamaPlugin
 from .ss import SsPlugin
 from .systemctl import SystemctlPlugin
 from .virsh import VirshPlugin
@@ -27,4 +28,5 @@ SERVICES_PLUGINS: list[type[PluginBase]] = [
     Iperf3Plugin,
     SystemctlPlugin,
     JournalctlPlugin,
+    OllamaPlugin,
 ]
