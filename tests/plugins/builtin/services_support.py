@@ -32,6 +32,7 @@ from starlette.types import ASGIApp
 from unity.plugins.loader import validate_class
 from unity_sdk import PluginBase, PluginMetadata, check_document
 from unity_sdk.runner import CommandResult, LocalRunner
+from unity_sdk.testing import check_plugin
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -73,9 +74,14 @@ def uncovered(metadata: PluginMetadata, document: Mapping[str, Any]) -> list[str
 
 
 async def collect_checked(plugin: PluginBase) -> dict[str, Any]:
-    """Collect once and check the document against the plugin's declarations."""
+    """Collect once through the SDK's harness and check the document against the declarations.
+
+    ``check_plugin`` runs the plugin as the hub does (config validated, ``on_enable``,
+    ``collect_data``, ``on_disable``) and checks the declared metrics; on top, every
+    number in the document must be declared.
+    """
     metadata = plugin.get_metadata()
-    document = await plugin.collect_data()
+    document = await check_plugin(plugin)
     assert check_document(metadata, document) == []
     assert uncovered(metadata, document) == []
     return document

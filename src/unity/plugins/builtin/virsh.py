@@ -119,7 +119,7 @@ class VirshPlugin(PluginBase):
             metrics=_METRICS,
             requires=Requirements(commands=["virsh"]),
             default_interval=60,
-            timeout=60,
+            timeout=45,
             supports_remote=True,
         )
 
