@@ -21,6 +21,7 @@ from unity.plugins.manager import PluginManager
 from unity.plugins.reloader import watch_plugins
 from unity.settings import Settings, get_settings
 from unity.storage.db import Database
+from unity.web.mount import mount_dashboard
 
 __all__ = ["create_app"]
 
@@ -97,4 +98,5 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
     app.include_router(enrollment.router)
     app.include_router(credentials.router)
     app.include_router(servers.router)
+    mount_dashboard(app)
     return app

@@ -16,6 +16,7 @@ from unity.auth.tokens import Scope, verify_token
 from unity.plugins.manager import PluginManager
 from unity.settings import Settings
 from unity.storage.db import Database
+from unity.web.session import session_principal
 from unity_sdk.wire import API_KEY_PREFIX
 
 __all__ = [
@@ -78,10 +79,15 @@ def _unauthorized(message: str) -> ApiError:
 
 
 async def _principal(
+    request: Request,
     db: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
+        # The dashboard's scripts call the API with its session cookie (CSRF-checked).
+        web = await session_principal(request)
+        if web is not None:
+            return Principal("token", web.token_id, scope=web.scope)
         raise _unauthorized("authentication required: send 'Authorization: Bearer <token>'")
     value = credentials.credentials
     async with db.session() as session:

@@ -1,0 +1,144 @@
+"""The external plugins, credentials and servers pages.
+
+They read through the same stores the API uses; every change the page
+offers is a call to the JSON API (``/api/enrollment-tokens``,
+``/api/credentials``, ``/api/servers``...) made by the page's script.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from unity.api.deps import ManagerDep, SessionDep
+from unity.api.routes import plugins as plugins_api
+from unity.api.routes.credentials import credential_out
+from unity.api.routes.servers import server_out
+from unity.auth import external as external_auth
+from unity.credentials import CredentialError, CredentialKind, Inventory
+from unity.credentials.audit import AuditAction
+from unity.storage.models import EnrollmentToken
+from unity.storage.types import utcnow
+from unity.web.common import WebDep, principal_of, render
+from unity.web.overview import all_plugins
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+AUDIT_ROWS = 50
+EXPIRY_WARNING = timedelta(days=30)
+SERVER_ACTIONS = {
+    AuditAction.SERVER_ADD,
+    AuditAction.SERVER_UPDATE,
+    AuditAction.SERVER_DELETE,
+    AuditAction.HOST_KEY_PIN,
+    AuditAction.HOST_KEY_MISMATCH,
+    AuditAction.HOST_KEY_ACCEPT,
+    AuditAction.INSTALL_KEY,
+    AuditAction.REMOVE_KEY,
+}
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    row: EnrollmentToken
+    status: str
+
+
+def _enrollment_status(row: EnrollmentToken, now: datetime) -> str:
+    if row.revoked_at is not None:
+        return "revoked"
+    if external_auth.expired(row, now):
+        return "expired"
+    if row.max_uses is not None and row.uses >= row.max_uses:
+        return "used up"
+    return "live"
+
+
+@router.get("/external", response_class=HTMLResponse)
+async def external_page(
+    request: Request, web: WebDep, session: SessionDep, manager: ManagerDep
+) -> HTMLResponse:
+    principal = principal_of(web)
+    plugins, _ = await all_plugins(principal, session, manager)
+    agents = [
+        await plugins_api.get_plugin(p.id, principal, session, manager)
+        for p in plugins
+        if p.external
+    ]
+    keys = {a.id: await external_auth.list_plugin_keys(session, a.id) for a in agents}
+    now = utcnow()
+    enrollments = [
+        Enrollment(row, _enrollment_status(row, now))
+        for row in reversed(await external_auth.list_enrollments(session))
+    ]
+    return render(
+        request,
+        "external.html",
+        web,
+        nav="external",
+        agents=agents,
+        keys_by_plugin=keys,
+        enrollments=enrollments,
+    )
+
+
+async def _audit(manager: ManagerDep, *, limit: int) -> list[Any]:
+    rows = await manager.credentials.audit_log(limit=limit)
+    return list(rows)
+
+
+@router.get("/credentials", response_class=HTMLResponse)
+async def credentials_page(request: Request, web: WebDep, manager: ManagerDep) -> HTMLResponse:
+    try:
+        store = manager.credentials
+        rows = await store.list_credentials(limit=1000)
+        audit = await _audit(manager, limit=AUDIT_ROWS)
+    except CredentialError as exc:
+        return render(
+            request, "error.html", web, nav="credentials", status_code=503, message=str(exc)
+        )
+    soon = utcnow() + EXPIRY_WARNING
+    return render(
+        request,
+        "credentials.html",
+        web,
+        nav="credentials",
+        credentials=[credential_out(r) for r in rows],
+        soon=soon,
+        kinds=[k.value for k in CredentialKind],
+        audit=audit,
+    )
+
+
+@router.get("/servers", response_class=HTMLResponse)
+async def servers_page(request: Request, web: WebDep, manager: ManagerDep) -> HTMLResponse:
+    try:
+        store = manager.credentials
+        servers = await Inventory(store).list_servers(limit=1000)
+        credentials = await store.list_credentials(limit=1000)
+        audit = [e for e in await _audit(manager, limit=500) if e.action in SERVER_ACTIONS]
+    except CredentialError as exc:
+        return render(request, "error.html", web, nav="servers", status_code=503, message=str(exc))
+    logins = [c.name for c in credentials if c.kind == CredentialKind.SERVER_LOGIN]
+    ssh_keys = [
+        c.name
+        for c in credentials
+        if c.kind == CredentialKind.SSH_KEY
+        or (c.kind == CredentialKind.SERVER_LOGIN and c.public.get("fingerprint"))
+    ]
+    return render(
+        request,
+        "servers.html",
+        web,
+        nav="servers",
+        servers=[server_out(s) for s in servers],
+        logins=logins,
+        ssh_keys=ssh_keys,
+        all_credentials=[c.name for c in credentials],
+        audit=audit[:AUDIT_ROWS],
+    )

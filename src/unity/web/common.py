@@ -1,0 +1,85 @@
+"""What every dashboard route shares: the session dependency, rendering, headers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from unity.api.deps import Principal
+from unity.web.session import WebSession, request_session
+from unity.web.templating import templates
+
+__all__ = [
+    "LoginRequiredError",
+    "WebDep",
+    "login_redirect",
+    "principal_of",
+    "render",
+    "secure_headers",
+]
+
+# Scripts and styles come only from the hub; nothing may frame the dashboard.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+class LoginRequiredError(Exception):
+    """No live session: pages redirect to the login page, fragments answer 401."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+async def _web(request: Request) -> WebSession:
+    web = await request_session(request)
+    if web is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequiredError(target)
+    return web
+
+
+WebDep = Annotated[WebSession, Depends(_web)]
+
+
+def principal_of(web: WebSession) -> Principal:
+    """The API principal a session acts as: the token the operator logged in with."""
+    return Principal("token", web.token_id, scope=web.scope)
+
+
+def secure_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def render(
+    request: Request,
+    template: str,
+    web: WebSession | None,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {"web": web, "status_code": status_code, **context},
+        status_code=status_code,
+    )
+    secure_headers(response)
+    return response
+
+
+def login_redirect(next_path: str) -> RedirectResponse:
+    target = "/login" if next_path in ("", "/") else f"/login?next={quote(next_path, safe='/')}"
+    return RedirectResponse(target, status_code=303)

@@ -1,0 +1,154 @@
+"""What the overview shows: every host with its headline numbers, every enabled plugin.
+
+Headline numbers come from the latest document of each (plugin, host), found
+by *declared metric name*, so an external plugin that declares the same names
+lights up its host the same way: ``cpu.percent``, ``memory.percent``,
+``max_used_percent`` (or ``disk.percent``), and any single (wildcard-free)
+metric in °C as a temperature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unity.api.deps import Principal
+from unity.api.routes import plugins as plugins_api
+from unity.api.schemas import LoadFailureOut, PluginSummary
+from unity.plugins.manager import PluginManager
+from unity.storage import metrics as metric_store
+from unity.storage.types import utcnow
+from unity_sdk import MetricField
+
+__all__ = ["HostCard", "Overview", "Reading", "all_plugins", "build_overview", "lookup"]
+
+HEADLINES = {
+    "cpu.percent": "cpu",
+    "memory.percent": "memory",
+    "max_used_percent": "disk",
+    "disk.percent": "disk",
+}
+STATES = ("healthy", "degraded", "failing", "stale", "unknown", "disabled")
+STALE_AFTER_INTERVALS = 3
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One headline number: what it is, its value and unit, which plugin said so."""
+
+    label: str
+    value: float
+    unit: str
+    plugin_id: str
+
+
+@dataclass
+class HostCard:
+    name: str
+    updated_at: datetime
+    stale: bool = False
+    cpu: Reading | None = None
+    memory: Reading | None = None
+    disk: Reading | None = None
+    temperatures: list[Reading] = field(default_factory=list)
+    plugins: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Overview:
+    hosts: list[HostCard]
+    plugins: list[PluginSummary]
+    disabled: int
+    load_failures: list[LoadFailureOut]
+    counts: dict[str, int]
+
+
+def lookup(document: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path of a metrics document, None when absent."""
+    node: Any = document
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+async def all_plugins(
+    principal: Principal, session: AsyncSession, manager: PluginManager
+) -> tuple[list[PluginSummary], list[LoadFailureOut]]:
+    """Every plugin, through the API's own list function (all pages)."""
+    items: list[PluginSummary] = []
+    cursor: str | None = None
+    settings = manager.settings
+    while True:
+        page = await plugins_api.list_plugins(
+            principal, session, manager, settings, limit=settings.max_page_size, cursor=cursor
+        )
+        items += page.items
+        if page.next_cursor is None:
+            return items, page.load_failures
+        cursor = page.next_cursor
+
+
+def _headlines(
+    card: HostCard, plugin: PluginSummary, metrics: list[MetricField], doc: Mapping[str, Any]
+) -> None:
+    for metric in metrics:
+        value = _number(lookup(doc, metric.name)) if "*" not in metric.name else None
+        if value is None:
+            continue
+        slot = HEADLINES.get(metric.name)
+        if slot is not None and getattr(card, slot) is None:
+            setattr(card, slot, Reading(slot, value, metric.unit, plugin.id))
+        elif metric.unit == "°C":
+            card.temperatures.append(Reading(plugin.name, value, metric.unit, plugin.id))
+
+
+async def build_overview(
+    principal: Principal, session: AsyncSession, manager: PluginManager
+) -> Overview:
+    plugins, failures = await all_plugins(principal, session, manager)
+    by_id = {p.id: p for p in plugins}
+    now = utcnow()
+    hosts: dict[str, HostCard] = {}
+    intervals: dict[str, float] = {}
+    for latest in await metric_store.latest_documents(session):
+        plugin = by_id.get(latest.plugin_id)
+        if plugin is None or not plugin.enabled:
+            continue
+        stamp = _aware(latest.timestamp)
+        card = hosts.setdefault(latest.host, HostCard(latest.host, stamp))
+        card.updated_at = max(card.updated_at, stamp)
+        card.plugins.append(plugin.id)
+        interval = plugin.interval or 60.0
+        intervals[latest.host] = min(intervals.get(latest.host, interval), interval)
+        metadata = await manager.metadata_for(plugin.id)
+        _headlines(card, plugin, metadata.metrics, latest.data)
+    for card in hosts.values():
+        limit = timedelta(seconds=intervals[card.name] * STALE_AFTER_INTERVALS)
+        card.stale = now - card.updated_at > max(limit, timedelta(seconds=30))
+    enabled = [p for p in plugins if p.enabled]
+    counts = dict.fromkeys(STATES, 0)
+    for plugin in plugins:
+        counts[plugin.state] = counts.get(plugin.state, 0) + 1
+    return Overview(
+        hosts=sorted(hosts.values(), key=lambda c: c.name),
+        plugins=enabled,
+        disabled=len(plugins) - len(enabled),
+        load_failures=failures,
+        counts=counts,
+    )

@@ -1,0 +1,155 @@
+"""The overview, the plugin catalogue and the plugin pages, with their live fragments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from unity.api.deps import ManagerDep, SessionDep, SettingsDep
+from unity.api.routes import plugins as plugins_api
+from unity.auth import external as external_auth
+from unity.credentials import CredentialError, Inventory
+from unity.plugins.manager import PluginNotFoundError
+from unity.storage import metrics as metric_store
+from unity.web.common import WebDep, principal_of, render
+from unity.web.forms import config_form
+from unity.web.overview import all_plugins, build_overview, lookup
+from unity_sdk import MetricKind, PluginCategory
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+HISTORY = 25
+
+
+@router.get("/", response_class=HTMLResponse)
+async def overview(
+    request: Request, web: WebDep, session: SessionDep, manager: ManagerDep
+) -> HTMLResponse:
+    data = await build_overview(principal_of(web), session, manager)
+    return render(request, "overview.html", web, nav="overview", data=data)
+
+
+@router.get("/live/overview", response_class=HTMLResponse)
+async def overview_live(
+    request: Request, web: WebDep, session: SessionDep, manager: ManagerDep
+) -> HTMLResponse:
+    data = await build_overview(principal_of(web), session, manager)
+    return render(request, "_overview_live.html", web, data=data)
+
+
+@router.get("/plugins", response_class=HTMLResponse)
+async def catalogue(
+    request: Request,
+    web: WebDep,
+    session: SessionDep,
+    manager: ManagerDep,
+    category: str = "",
+    q: str = "",
+) -> HTMLResponse:
+    plugins, failures = await all_plugins(principal_of(web), session, manager)
+    needle = q.strip().lower()
+    shown = [
+        p
+        for p in plugins
+        if (not category or p.category == category)
+        and (not needle or needle in f"{p.id} {p.name} {p.description}".lower())
+    ]
+    tags = {pid: m.metadata.tags for pid, m in manager.plugins.items()}
+    return render(
+        request,
+        "plugins.html",
+        web,
+        nav="plugins",
+        plugins=shown,
+        total=len(plugins),
+        failures=failures,
+        categories=[c.value for c in PluginCategory],
+        category=category,
+        q=q,
+        tags=tags,
+    )
+
+
+async def _names(manager: ManagerDep) -> tuple[list[tuple[str, str]], list[str]]:
+    """Stored credentials (name, kind) and inventory servers; empty without a usable keyring."""
+    try:
+        store = manager.credentials
+        credentials = [(c.name, c.kind) for c in await store.list_credentials(limit=1000)]
+        servers = [s.name for s in await Inventory(store).list_servers(limit=1000)]
+    except CredentialError:
+        return [], []
+    return credentials, servers
+
+
+async def _plugin_context(
+    plugin_id: str, web: WebDep, session: SessionDep, manager: ManagerDep, settings: SettingsDep
+) -> dict[str, Any]:
+    principal = principal_of(web)
+    detail = await plugins_api.get_plugin(plugin_id, principal, session, manager)
+    executions = await plugins_api.get_executions(
+        plugin_id, principal, session, settings, limit=HISTORY
+    )
+    latest = await metric_store.latest_documents(session, plugin_ids=[plugin_id])
+    return {"detail": detail, "executions": executions.items, "latest": latest}
+
+
+@router.get("/plugins/{plugin_id}", response_class=HTMLResponse)
+async def plugin_page(
+    request: Request,
+    plugin_id: str,
+    web: WebDep,
+    session: SessionDep,
+    manager: ManagerDep,
+    settings: SettingsDep,
+) -> HTMLResponse:
+    try:
+        context = await _plugin_context(plugin_id, web, session, manager, settings)
+    except PluginNotFoundError:
+        return render(
+            request,
+            "error.html",
+            web,
+            status_code=404,
+            nav="plugins",
+            message=f"No plugin {plugin_id!r}.",
+        )
+    metadata = await manager.metadata_for(plugin_id)
+    credentials, servers = await _names(manager)
+    detail = context["detail"]
+    fields = config_form(
+        metadata, detail.config, retention_days=settings.retention_days, servers=servers
+    )
+    charts = [m for m in metadata.metrics if m.kind is not MetricKind.INFO and "*" not in m.name]
+    keys = await external_auth.list_plugin_keys(session, plugin_id) if detail.external else []
+    newest: Mapping[str, Any] = context["latest"][0].data if context["latest"] else {}
+    return render(
+        request,
+        "plugin.html",
+        web,
+        nav="plugins",
+        metadata=metadata,
+        fields=fields,
+        charts=charts,
+        credentials=credentials,
+        keys=keys,
+        newest=newest,
+        lookup=lookup,
+        **context,
+    )
+
+
+@router.get("/live/plugins/{plugin_id}", response_class=HTMLResponse)
+async def plugin_live(
+    request: Request,
+    plugin_id: str,
+    web: WebDep,
+    session: SessionDep,
+    manager: ManagerDep,
+    settings: SettingsDep,
+) -> HTMLResponse:
+    context = await _plugin_context(plugin_id, web, session, manager, settings)
+    return render(request, "_plugin_live.html", web, **context)

@@ -1,0 +1,118 @@
+"""The Jinja2 environment of the dashboard and its formatting filters."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from unity import __version__
+from unity.storage.types import utcnow
+
+__all__ = ["format_value", "templates"]
+
+_BYTE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def ago(value: datetime | None) -> str:
+    """``12 s ago``, ``3 min ago``, ``in 2 h``; ``never`` for None."""
+    if value is None:
+        return "never"
+    seconds = (utcnow() - _aware(value)).total_seconds()
+    future = seconds < -1
+    seconds = abs(seconds)
+    if seconds < 60:
+        text = f"{seconds:.0f} s"
+    elif seconds < 3600:
+        text = f"{seconds / 60:.0f} min"
+    elif seconds < 86400 * 2:
+        text = f"{seconds / 3600:.0f} h"
+    else:
+        text = f"{seconds / 86400:.0f} d"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def iso(value: datetime | None) -> str:
+    return _aware(value).isoformat(timespec="seconds") if value else ""
+
+
+def stamp(value: datetime | None) -> str:
+    """An absolute UTC time for tables and tooltips."""
+    return _aware(value).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
+
+
+def duration(ms: float | None) -> str:
+    if ms is None:
+        return "—"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 120_000:
+        return f"{ms / 1000:.1f} s"
+    return f"{ms / 60_000:.1f} min"
+
+
+def seconds(value: float | None) -> str:
+    """An interval: ``1 s``, ``30 s``, ``5 min``, ``2 h``."""
+    if value is None:
+        return "—"
+    if value < 120:
+        return f"{value:g} s"
+    if value < 7200:
+        return f"{value / 60:g} min"
+    return f"{value / 3600:g} h"
+
+
+def format_value(value: Any, unit: str = "") -> str:
+    """A metric value for people: bytes in binary units, seconds as durations."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "—" if value is None else str(value)
+    if unit == "bytes":
+        size, index = float(value), 0
+        while abs(size) >= 1024 and index < len(_BYTE_UNITS) - 1:
+            size, index = size / 1024, index + 1
+        return f"{size:.1f} {_BYTE_UNITS[index]}" if index else f"{size:.0f} B"
+    if unit == "s" and value >= 120:
+        return duration(value * 1000) if value < 7200 else f"{value / 3600:.1f} h"
+    text = f"{value:.1f}" if isinstance(value, float) and abs(value) < 1000 else f"{value:,.0f}"
+    if unit in ("%", "°C"):
+        return f"{text}{'' if unit == '%' else ' '}{unit}"
+    return f"{text} {unit}".strip() if unit not in ("count", "") else text
+
+
+@cache
+def static_url(path: str) -> str:
+    """``/static/<path>?v=<content hash>``: cacheable forever, new with every change."""
+    content = resources.files("unity.web").joinpath("static", path).read_bytes()
+    return f"/static/{path}?v={hashlib.sha256(content).hexdigest()[:10]}"
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("unity.web", "templates"),
+        autoescape=select_autoescape(default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        ago=ago,
+        iso=iso,
+        stamp=stamp,
+        duration=duration,
+        seconds=seconds,
+        value=format_value,
+    )
+    env.globals.update(static_url=static_url, version=__version__)
+    return env
+
+
+templates = Jinja2Templates(env=_environment())
