@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.support.processes import UNITY, Hub, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,4 +139,5 @@ def browser_context(
 
 def screenshot(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

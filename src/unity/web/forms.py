@@ -46,13 +46,16 @@ class FormField:
     credential: str | None = None
     stored_secret: bool = False
     hub_key: bool = False
+    example: str = ""
 
     @property
     def default_text(self) -> str:
         if self.default is None or self.default in ([], {}, ""):
-            return ""
+            return self.example
         if isinstance(self.default, bool):
             return "on" if self.default else "off"
+        if isinstance(self.default, float):
+            return f"{self.default:g}"
         if isinstance(self.default, list | dict):
             return json.dumps(self.default)
         return str(self.default)
@@ -100,6 +103,18 @@ def _widget(prop: Mapping[str, Any], secret: bool) -> tuple[Widget, str]:
     return "json", "string"
 
 
+def _example(schema: Mapping[str, Any], prop: Mapping[str, Any]) -> str:
+    """A skeleton for a JSON field: a list of objects shows their required keys."""
+    items = prop.get("items")
+    if prop.get("type") != "array" or not isinstance(items, Mapping):
+        return ""
+    item = _resolve(schema, items)
+    keys = item.get("required") or list(item.get("properties", {}))[:2]
+    if item.get("type") != "object" or not keys:
+        return ""
+    return json.dumps([dict.fromkeys(keys, "…")], ensure_ascii=False)
+
+
 def _text(value: Any, widget: Widget) -> str:
     if value is None:
         return ""
@@ -111,6 +126,7 @@ def _text(value: Any, widget: Widget) -> str:
 
 
 def _field(
+    schema: Mapping[str, Any],
     name: str,
     prop: Mapping[str, Any],
     *,
@@ -139,6 +155,7 @@ def _field(
         item_type=item_type,
         credential=credential,
         stored_secret=secret and credential is None and current == plugin_config.MASK,
+        example=_example(schema, prop) if widget == "json" else "",
     )
 
 
@@ -209,6 +226,8 @@ def config_form(
             continue
         prop = _resolve(schema, raw)
         fields.append(
-            _field(name, prop, required=name in required, secret=name in secrets, config=config)
+            _field(
+                schema, name, prop, required=name in required, secret=name in secrets, config=config
+            )
         )
     return fields

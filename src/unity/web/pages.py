@@ -153,3 +153,16 @@ async def plugin_live(
 ) -> HTMLResponse:
     context = await _plugin_context(plugin_id, web, session, manager, settings)
     return render(request, "_plugin_live.html", web, **context)
+
+
+@router.get("/live/plugins/{plugin_id}/history", response_class=HTMLResponse)
+async def plugin_history(
+    request: Request,
+    plugin_id: str,
+    web: WebDep,
+    session: SessionDep,
+    manager: ManagerDep,
+    settings: SettingsDep,
+) -> HTMLResponse:
+    context = await _plugin_context(plugin_id, web, session, manager, settings)
+    return render(request, "_plugin_history.html", web, **context)

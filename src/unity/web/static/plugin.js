@@ -8,8 +8,10 @@
   if (!head) return;
   const pluginId = head.dataset.pluginId;
   const base = `/api/plugins/v2/${encodeURIComponent(pluginId)}`;
-  const live = () => document.getElementById("plugin-live");
-  const refreshLive = () => live()?.refreshLive?.();
+  const refreshLive = () => {
+    document.getElementById("plugin-live")?.refreshLive?.();
+    document.getElementById("plugin-history")?.refreshLive?.();
+  };
   const MASK = "********";
 
   /* -- actions ------------------------------------------------------------- */
@@ -262,9 +264,11 @@
 
   function draw(figure, data, span) {
     const canvas = figure.querySelector("[data-canvas]");
+    canvas.hidden = false;
     const unit = figure.dataset.kind === "counter" && figure.dataset.unit ? `${figure.dataset.unit}/s` : figure.dataset.unit;
     const accent = css("--accent");
     const axis = { stroke: css("--muted"), grid: { stroke: css("--chart-grid") }, ticks: { stroke: css("--chart-grid") } };
+    const narrow = canvas.clientWidth < 420;
     const count = data[1].filter((v) => v != null).length;
     const options = {
       width: Math.max(200, canvas.clientWidth),
@@ -272,7 +276,10 @@
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true, range: () => [span.start.getTime() / 1000, span.end.getTime() / 1000] } },
-      axes: [axis, { ...axis, size: 64, values: (u, ticks) => ticks.map((v) => format(v, unit)) }],
+      axes: [
+        { ...axis, space: narrow ? 80 : 60 },
+        { ...axis, size: 64, values: (u, ticks) => ticks.map((v) => format(v, unit)) },
+      ],
       series: [
         {},
         { label: "average", stroke: accent, width: 2, points: { show: count <= 40, size: 5, fill: accent }, value: (u, v) => format(v, unit) },
@@ -287,6 +294,7 @@
     plots.set(figure, plot);
     figure.dataset.points = String(count);
     figure.querySelector("[data-empty]").hidden = count > 0;
+    canvas.hidden = count === 0;
     const last = [...data[1]].reverse().find((v) => v != null);
     figure.querySelector("[data-latest]").textContent = last == null ? "" : format(last, unit);
   }
