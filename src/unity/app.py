@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from unity import __version__
-from unity.api.errors import install_error_handlers
+from unity.api.errors import RejectNulMiddleware, install_error_handlers
 from unity.api.routes import credentials, enrollment, external, plugins, servers, system
 from unity.auth.tokens import Scope, create_token, has_admin_token
 from unity.credentials import CredentialStore, load_keyring
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(RejectNulMiddleware)
     app.include_router(system.router)
     app.include_router(external.router)
     app.include_router(plugins.router)

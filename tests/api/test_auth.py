@@ -7,7 +7,6 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy import select
@@ -194,11 +193,6 @@ async def test_tokens_are_stored_hashed(app: FastAPI, client: httpx.AsyncClient)
     assert row.last_used_at is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routes/plugins.py put_config: FastAPI parses the JSON body before the auth "
-    "dependency runs, so an anonymous malformed body gets a 422 with parser details, not 401",
-)
 async def test_no_token_is_401_even_with_a_malformed_body(anon: httpx.AsyncClient) -> None:
     response = await anon.put(
         f"{API}/counter/config",
@@ -208,12 +202,6 @@ async def test_no_token_is_401_even_with_a_malformed_body(anon: httpx.AsyncClien
     assert_unauthorized(response, "PUT config with a malformed body")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routes/external.py register_plugin checks the enrollment token inside the "
-    "handler, after FastAPI validated the RegisterRequest body, so an anonymous caller "
-    "gets 422 with the body schema instead of 401",
-)
 async def test_register_without_a_token_is_401_whatever_the_body(
     anon: httpx.AsyncClient,
 ) -> None:

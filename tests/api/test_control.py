@@ -6,7 +6,6 @@ import asyncio
 import time
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
 from tests.api.helpers import API, error_locs, error_of, eventually, execution_rows, plugin_row
@@ -29,12 +28,6 @@ async def test_enable_schedules_the_plugin(
     assert [item["id"] for item in listed] == ["counter"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="manager.enable schedules (first delay = jitter, 0 here) before it sets "
-    "managed.enabled=True, so _scheduled_run sees a disabled plugin and drops the first run; "
-    "the next one comes a whole interval later",
-)
 async def test_enable_runs_the_plugin_at_once(app: FastAPI, client: httpx.AsyncClient) -> None:
     assert (await client.post(f"{API}/counter/enable")).status_code == 200
 
@@ -194,12 +187,6 @@ async def test_execute_while_a_blocked_run_holds_the_worker_is_409(
     await eventually(lambda: not managed.busy, message="the blocked thread to return")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="manager._run awaits the on_error hook on the plugin's worker loop, which the "
-    "timed-out blocking call still occupies, so execute answers only when the thread "
-    "returns (up to HOOK_TIMEOUT=30s), not after the plugin's timeout",
-)
 async def test_execute_of_a_thread_blocking_plugin_answers_within_its_timeout(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:

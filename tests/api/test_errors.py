@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.api.helpers import API, ENDPOINTS, error_of, plugin_row, send, xfail_on
+from tests.api.helpers import API, ENDPOINTS, error_of, plugin_row, send
 
 
 def assert_client_error(response: httpx.Response, where: str) -> None:
@@ -62,15 +62,6 @@ async def test_odd_plugin_ids_are_404(lenient: httpx.AsyncClient, plugin_id: str
 async def test_a_nul_byte_is_not_a_500(
     request: pytest.FixtureRequest, app: FastAPI, lenient: httpx.AsyncClient
 ) -> None:
-    xfail_on(
-        request,
-        app,
-        "postgresql",
-        "PostgreSQL text cannot hold NUL: a %00 in the plugin id (routes/plugins.py _row, "
-        "manager.row), in `host` (get_metrics) or in `category` (list_plugins) reaches "
-        "asyncpg and fails with 500; validate the id with PLUGIN_ID as a Path pattern and "
-        "reject NUL in string query parameters",
-    )
     for path in (
         f"{API}/a%00b",
         f"{API}/counter%00/config",
@@ -145,7 +136,6 @@ UNSTORABLE_CONFIG_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=UNSTORABLE_CONFIG_BUG)
 async def test_a_non_finite_number_in_a_config_is_422(
     app: FastAPI, lenient: httpx.AsyncClient
 ) -> None:
@@ -158,7 +148,6 @@ async def test_a_non_finite_number_in_a_config_is_422(
     assert (await plugin_row(app, "counter")).config == {}
 
 
-@pytest.mark.xfail(strict=True, reason=UNSTORABLE_CONFIG_BUG)
 async def test_a_lone_surrogate_in_a_config_is_422_and_reads_keep_working(
     app: FastAPI, lenient: httpx.AsyncClient
 ) -> None:
@@ -174,7 +163,6 @@ async def test_a_lone_surrogate_in_a_config_is_422_and_reads_keep_working(
 async def test_a_nul_in_a_config_is_stored_or_refused_never_a_500(
     request: pytest.FixtureRequest, app: FastAPI, lenient: httpx.AsyncClient
 ) -> None:
-    xfail_on(request, app, "postgresql", UNSTORABLE_CONFIG_BUG)
     for raw, stored in ((b'{"note": "a\\u0000b"}', {"note": "a\x00b"}), (b'{"\\u0000": 1}', None)):
         response = await lenient.put(
             f"{API}/counter/config", content=raw, headers={"content-type": "application/json"}

@@ -243,11 +243,6 @@ async def test_bad_times_are_422(client: httpx.AsyncClient) -> None:
             assert error_locs(response) == {("query", name)}, bad
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routes/plugins.py get_metrics: _utc() (astimezone) and `end - timedelta(hours=24)` "
-    "raise OverflowError at the edges of datetime's range: 500 instead of 422",
-)
 async def test_times_at_the_edge_of_the_calendar_are_not_a_500(
     lenient: httpx.AsyncClient,
 ) -> None:

@@ -68,12 +68,6 @@ async def test_its_secrets_stay_masked(admin: httpx.AsyncClient) -> None:
     assert config.json()["config"]["token"] == MASK
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="manager._loaded raises PluginNotFoundError (404 'no plugin') for a registered "
-    "plugin that is not loaded, while GET /{id} answers 200; it should be a 409 "
-    "PluginStateError saying the plugin's code is not loaded",
-)
 async def test_controlling_it_is_a_conflict_not_a_404(admin: httpx.AsyncClient) -> None:
     requests: list[tuple[str, str, Any]] = [
         ("POST", f"{API}/vault/execute", None),

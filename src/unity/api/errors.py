@@ -12,12 +12,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from unity.plugins.manager import PluginNotFoundError, PluginStateError
 from unity.storage.pagination import InvalidCursorError
 from unity_sdk import ConfigError
 
-__all__ = ["ApiError", "install_error_handlers"]
+__all__ = ["ApiError", "RejectNulMiddleware", "install_error_handlers"]
 
 _CODES = {
     400: "bad_request",
@@ -63,6 +64,22 @@ def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
     return [
         {"loc": [str(part) for part in e.get("loc", ())], "msg": e.get("msg", "")} for e in errors
     ]
+
+
+class RejectNulMiddleware:
+    """Answer 400 to a URL carrying a NUL character (PostgreSQL text cannot hold one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
+        ):
+            response = error_response(400, "NUL characters are not allowed in URLs")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:

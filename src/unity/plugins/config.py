@@ -17,6 +17,7 @@ server names (``"local"`` is the hub itself).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -207,6 +208,32 @@ def plugin_view(metadata: PluginMetadata, stored: Mapping[str, Any]) -> dict[str
         return {k: v for k, v in stored.items() if k not in RESERVED_KEYS}
 
 
+def _unstorable(config: Mapping[str, Any]) -> str | None:
+    """Why ``config`` cannot be stored the same on SQLite and PostgreSQL, or None."""
+    try:
+        text = json.dumps(config, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+    except ValueError as exc:
+        # NaN/Infinity (json) or a lone surrogate (UnicodeEncodeError is a ValueError).
+        reason = "numbers must be finite" if "JSON compliant" in str(exc) else "text must be UTF-8"
+        return f"{reason}: {exc}"
+    except TypeError as exc:
+        return f"values must be JSON: {exc}"
+    if _has_nul(config):
+        return "text must not contain NUL characters"
+    return None
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 def validate(
     metadata: PluginMetadata,
     raw: Mapping[str, Any],
@@ -221,6 +248,9 @@ def validate(
     if not isinstance(raw, Mapping):
         raise ConfigError("config must be a JSON object", [{"loc": [], "msg": "not an object"}])
     stored = dict(raw)
+    problem = _unstorable(stored)
+    if problem:
+        raise ConfigError("config cannot be stored", [{"loc": [], "msg": problem}])
     if previous:
         for name in secret_fields(metadata):
             if stored.get(name) == MASK and name in previous:

@@ -319,7 +319,9 @@ class PluginManager:
             return None
         row = await self.row(plugin_id)
         if not row.external:
-            return None
+            raise PluginStateError(
+                f"the code of plugin {plugin_id!r} is not loaded (was its package removed?)"
+            )
         return row, PluginMetadata.model_validate(row.plugin_metadata)
 
     async def metadata_for(self, plugin_id: str) -> PluginMetadata:
@@ -339,10 +341,15 @@ class PluginManager:
             return
         managed = self._loaded(plugin_id)
         plugin_config.validate(managed.metadata, managed.config.stored)
-        if not managed.active:
-            await self._activate(managed)
-        await self._update_row(plugin_id, enabled=True, last_error=None)
+        # Enabled before activation, so the first scheduled run is not dropped.
         managed.enabled = True
+        if not managed.active:
+            try:
+                await self._activate(managed)
+            except PluginStateError:
+                managed.enabled = False
+                raise
+        await self._update_row(plugin_id, enabled=True, last_error=None)
 
     async def disable(self, plugin_id: str) -> None:
         if await self._external(plugin_id) is not None:
@@ -627,8 +634,9 @@ class PluginManager:
             )
         self.stats.runs.labels(managed.id, status).inc()
         self.stats.run_duration.labels(managed.id).observe(duration_ms / 1000)
-        if failure is not None:
-            await self._hook(managed, "on_error", failure)
+        if failure is not None and not managed.worker.busy:
+            # In the background: the answer must not wait on the plugin's own hook.
+            self._spawn(self._hook(managed, "on_error", failure), f"on_error:{managed.id}")
         return RunResult(
             plugin_id=managed.id,
             status=status,

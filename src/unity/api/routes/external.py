@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
+from unity.api.body import body_schema, parse_body, read_json
 from unity.api.deps import ManagerDep, PluginKey, SettingsDep
 from unity.api.errors import ApiError
 from unity.plugins import external
@@ -29,25 +29,6 @@ router = APIRouter(prefix="/api/plugins/v2", tags=["external plugins"])
 _enrollment = HTTPBearer(auto_error=False, description="An enrollment token (`unitye_...`).")
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-async def _json_body(request: Request, limit: int) -> Any:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"request body is larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise ApiError(413, f"request body is larger than {limit} bytes")
-    try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise ApiError(422, f"body is not valid JSON: {exc}") from exc
-
-
 def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     return [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
 
@@ -56,10 +37,10 @@ def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     "/register",
     response_model=RegisterResponse,
     status_code=201,
-    openapi_extra={"security": [{"HTTPBearer": []}]},
+    openapi_extra=body_schema(RegisterRequest.model_json_schema()),
 )
 async def register_plugin(
-    body: RegisterRequest,
+    request: Request,
     manager: ManagerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_enrollment)],
 ) -> RegisterResponse:
@@ -69,6 +50,7 @@ async def register_plugin(
         raise ApiError(
             401, "an enrollment token is required", headers={"WWW-Authenticate": "Bearer"}
         )
+    body = parse_body(RegisterRequest, await read_json(request))
     try:
         return await external.register(manager, body, credentials.credentials)
     except external.EnrollmentRefusedError as exc:
@@ -80,12 +62,7 @@ async def register_plugin(
 @router.post(
     "/{plugin_id}/metrics",
     response_model=BatchAccepted,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": MetricBatch.model_json_schema()}},
-        }
-    },
+    openapi_extra=body_schema(MetricBatch.model_json_schema()),
 )
 async def report_metrics(
     plugin_id: str,
@@ -99,7 +76,7 @@ async def report_metrics(
     A repeated ``batch_id`` is not stored again (``duplicate: true``). More than
     the sample limit, or a body over the size limit, is refused with 413; an
     invalid sample refuses the whole batch with 422 naming its index."""
-    raw = await _json_body(request, settings.max_batch_bytes)
+    raw = await read_json(request, settings.max_batch_bytes)
     samples = raw.get("samples") if isinstance(raw, dict) else None
     if isinstance(samples, list) and len(samples) > MAX_BATCH_SAMPLES:
         raise ApiError(413, f"a batch holds at most {MAX_BATCH_SAMPLES} samples")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Query, Request
 
+from unity.api.body import body_schema, read_json
 from unity.api.deps import (
     AdminToken,
     ManagerDep,
@@ -211,16 +212,20 @@ async def get_config(
     )
 
 
-@router.put("/{plugin_id}/config", response_model=PluginConfig)
+@router.put(
+    "/{plugin_id}/config",
+    response_model=PluginConfig,
+    openapi_extra=body_schema({"type": "object", "description": "The whole new config object"}),
+)
 async def put_config(
-    plugin_id: str,
-    _: AdminToken,
-    manager: ManagerDep,
-    config: Annotated[dict[str, Any], Body(description="The whole new config object")],
+    plugin_id: str, request: Request, _: AdminToken, manager: ManagerDep
 ) -> PluginConfig:
     """Replace the config. Validated against the plugin's schema first: on any
     error the answer is 422 with one entry per field and nothing is saved.
     ``interval`` (seconds) and ``retention_days`` are understood by the hub."""
+    config = await read_json(request)
+    if not isinstance(config, dict):
+        raise ApiError(422, "the config must be a JSON object")
     validated = await manager.set_config(plugin_id, config)
     metadata = await manager.metadata_for(plugin_id)
     row = await manager.row(plugin_id)
@@ -276,7 +281,12 @@ async def get_metrics(
     (default: the last 24 hours, step chosen for ~300 points).
     """
     row = await _row(session, plugin_id)
-    start, end = _utc(start), _utc(end)
+    try:
+        start, end = _utc(start), _utc(end)
+        default_end = end or datetime.now(UTC)
+        default_start = default_end - timedelta(hours=24)
+    except OverflowError as exc:
+        raise ApiError(422, "start and end must be ordinary dates") from exc
     if start and end and start >= end:
         raise ApiError(422, "start must be before end")
     if field is None:
@@ -304,8 +314,8 @@ async def get_metrics(
         raise ApiError(422, f"plugin {plugin_id!r} declares no metric {field!r}")
     if metric.get("kind") == "info" or "*" in field.split("."):
         raise ApiError(422, f"metric {field!r} is not a single numeric series")
-    end = end or datetime.now(UTC)
-    start = start or end - timedelta(hours=24)
+    end = end or default_end
+    start = start or default_start
     span = (end - start).total_seconds()
     step = step or max(1, int(span // 300))
     if span / step > MAX_SERIES_POINTS:

@@ -1,0 +1,59 @@
+"""Reading JSON bodies by hand, after authentication.
+
+FastAPI parses a declared body before any dependency runs, so an anonymous
+caller with a malformed body would learn about the body instead of getting
+401. Routes that must refuse strangers first take ``Request`` and call
+:func:`read_json` after their auth dependency; ``openapi_extra`` keeps the
+body in the API docs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from unity.api.errors import ApiError
+
+__all__ = ["body_schema", "parse_body", "read_json"]
+
+M = TypeVar("M", bound=BaseModel)
+DEFAULT_LIMIT = 1024 * 1024
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def read_json(request: Request, limit: int = DEFAULT_LIMIT) -> Any:
+    """The body as JSON: 413 past ``limit`` bytes, 422 when it is not strict JSON."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise ApiError(413, f"request body is larger than {limit} bytes")
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise ApiError(422, f"body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ApiError(422, "body is nested too deeply") from exc
+
+
+def parse_body(model: type[M], raw: Any) -> M:
+    """``raw`` validated as ``model``; 422 with one entry per problem otherwise."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        details = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        raise ApiError(422, "request body is not valid", details=details) from exc
+
+
+def body_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a JSON body read by hand."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
