@@ -180,3 +180,38 @@ async def test_static_files_and_the_vendored_chart_library(browser: httpx.AsyncC
     assert library.status_code == 200
     licence = await browser.get("/static/vendor/uplot/LICENSE")
     assert "MIT License" in licence.text
+
+
+async def test_external_page_lists_agents_and_revokes_their_keys(
+    browser: httpx.AsyncClient, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    await login(browser, admin_token)
+    csrf = csrf_of((await browser.get("/")).text)
+    made = await browser.post(
+        "/api/enrollment-tokens", json={"name": "garage-pi"}, headers={"X-CSRF-Token": csrf}
+    )
+    assert made.status_code == 201
+    metadata = {
+        "id": "garage-temp",
+        "name": "Garage temperature",
+        "version": "1.0.0",
+        "metrics": [{"name": "celsius", "unit": "°C"}],
+        "default_interval": 30,
+    }
+    registered = await client.post(
+        "/api/plugins/v2/register",
+        json={"metadata": metadata, "hostname": "garage-pi"},
+        headers={"Authorization": f"Bearer {made.json()['token']}"},
+    )
+    assert registered.status_code == 201
+    key_id = registered.json()["key_id"]
+    page = (await browser.get("/external")).text
+    assert "Garage temperature" in page
+    assert f"unityk_{key_id}_" in page
+    assert "used up" in page, "the one-use enrollment token was spent"
+    assert made.json()["token"] not in page
+    revoked = await browser.delete(
+        f"/api/plugins/v2/garage-temp/keys/{key_id}", headers={"X-CSRF-Token": csrf}
+    )
+    assert revoked.status_code == 204
+    assert "revoked" in (await browser.get("/plugins/garage-temp")).text

@@ -278,7 +278,11 @@
       scales: { x: { time: true, range: () => [span.start.getTime() / 1000, span.end.getTime() / 1000] } },
       axes: [
         { ...axis, space: narrow ? 80 : 60 },
-        { ...axis, size: 64, values: (u, ticks) => ticks.map((v) => format(v, unit)) },
+        {
+          ...axis,
+          values: (u, ticks) => ticks.map((v) => format(v, unit)),
+          size: (u, values) => 18 + 7.5 * Math.max(4, ...(values || []).map((v) => String(v).length)),
+        },
       ],
       series: [
         {},
