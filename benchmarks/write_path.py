@@ -187,6 +187,6 @@ async def run(ctx: Context) -> list[Table]:
     table.notes = [
         f"Each mode runs for {seconds:g} s; the raw insert then stores the same number of rows.",
         "A raw row is what one run stores: one plugin_metrics row plus one plugin_executions row.",
-        "A hub run also upserts plugin_latest, reads and updates its plugins row and commits.",
+        "A hub run also upserts plugin_latest, updates its plugins row and commits.",
     ]
     return [table]

@@ -672,8 +672,12 @@ class PluginManager:
         trigger: str,
     ) -> None:
         completed = utcnow()
+        samples = [
+            metric_store.MetricSample(managed.id, host, started, document)
+            for host, document in documents
+        ]
         async with self.db.session() as session:
-            await metric_store.record_execution(
+            await metric_store.finish_run(
                 session,
                 plugin_id=managed.id,
                 started_at=started,
@@ -681,26 +685,11 @@ class PluginManager:
                 status=status,
                 duration_ms=duration_ms,
                 error=error,
-                metrics_count=len(documents),
+                samples=samples,
+                state=state.value,
+                consecutive_failures=managed.consecutive_failures,
                 trigger=trigger,
             )
-            if documents:
-                samples = [
-                    metric_store.MetricSample(managed.id, host, started, document)
-                    for host, document in documents
-                ]
-                await metric_store.insert_samples(session, samples)
-            row = await registry.get_plugin(session, managed.id)
-            if row is not None:
-                row.last_run_at = started
-                row.run_count += 1
-                row.state = state.value
-                row.consecutive_failures = managed.consecutive_failures
-                if error is None:
-                    row.last_success_at = completed
-                    row.last_error = None
-                else:
-                    row.last_error = error
 
     # -- health and config -------------------------------------------------------------
 

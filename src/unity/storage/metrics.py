@@ -8,19 +8,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Float, Select, and_, case, cast, delete, func, insert, or_, select
+from sqlalchemy import (
+    Float,
+    Insert,
+    Select,
+    Table,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from unity.storage.models import LatestMetric, PluginExecution, PluginMetric
+from unity.storage.models import Base, LatestMetric, Plugin, PluginExecution, PluginMetric
 from unity.storage.pagination import decode_cursor, encode_cursor
 
 __all__ = [
     "MetricSample",
     "SeriesPoint",
+    "finish_run",
     "insert_samples",
     "latest_documents",
     "list_executions",
@@ -54,6 +70,29 @@ def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+_METRICS = _table(PluginMetric)
+_EXECUTIONS = _table(PluginExecution)
+_LATEST = _table(LatestMetric)
+
+
+@cache
+def _latest_upsert(dialect: str) -> Insert:
+    """One upsert of the latest-value row, built once per dialect, run with many rows."""
+    upsert_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = upsert_insert(_LATEST)
+    return stmt.on_conflict_do_update(
+        index_elements=["plugin_id", "host"],
+        set_={"timestamp": stmt.excluded.timestamp, "data": stmt.excluded.data},
+        where=_LATEST.c.timestamp <= stmt.excluded.timestamp,
+    )
+
+
 async def insert_samples(session: AsyncSession, samples: Sequence[MetricSample]) -> None:
     """Store samples and move the latest-value rows forward, in the caller's transaction."""
     if not samples:
@@ -62,22 +101,14 @@ async def insert_samples(session: AsyncSession, samples: Sequence[MetricSample])
         {"plugin_id": s.plugin_id, "host": s.host, "timestamp": s.timestamp, "data": s.data}
         for s in samples
     ]
-    await session.execute(insert(PluginMetric), rows)
+    # Core statements on the tables: no ORM bookkeeping on the hottest write path.
+    await session.execute(insert(_METRICS), rows)
     newest: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
         key = (row["plugin_id"], row["host"])
         if key not in newest or row["timestamp"] >= newest[key]["timestamp"]:
             newest[key] = row
-    dialect = _dialect(session)
-    upsert_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    for row in newest.values():
-        stmt = upsert_insert(LatestMetric).values(**row)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["plugin_id", "host"],
-            set_={"timestamp": stmt.excluded.timestamp, "data": stmt.excluded.data},
-            where=LatestMetric.timestamp <= stmt.excluded.timestamp,
-        )
-        await session.execute(stmt)
+    await session.execute(_latest_upsert(_dialect(session)), list(newest.values()))
 
 
 async def record_execution(
@@ -91,19 +122,59 @@ async def record_execution(
     error: str | None = None,
     metrics_count: int = 0,
     trigger: str = "schedule",
-) -> PluginExecution:
-    execution = PluginExecution(
+) -> None:
+    await session.execute(
+        insert(_EXECUTIONS).values(
+            plugin_id=plugin_id,
+            started_at=started_at,
+            completed_at=completed_at,
+            status=status,
+            duration_ms=duration_ms,
+            error=error,
+            metrics_count=metrics_count,
+            trigger=trigger,
+        )
+    )
+
+
+async def finish_run(
+    session: AsyncSession,
+    *,
+    plugin_id: str,
+    started_at: datetime,
+    completed_at: datetime,
+    status: str,
+    duration_ms: float,
+    error: str | None,
+    samples: Sequence[MetricSample],
+    state: str,
+    consecutive_failures: int,
+    trigger: str,
+) -> None:
+    """Record one run: its execution row, its documents, and the plugin's run state."""
+    await record_execution(
+        session,
         plugin_id=plugin_id,
         started_at=started_at,
         completed_at=completed_at,
         status=status,
         duration_ms=duration_ms,
         error=error,
-        metrics_count=metrics_count,
+        metrics_count=len(samples),
         trigger=trigger,
     )
-    session.add(execution)
-    return execution
+    await insert_samples(session, samples)
+    values: dict[str, Any] = {
+        "last_run_at": started_at,
+        "run_count": Plugin.run_count + 1,
+        "state": state,
+        "consecutive_failures": consecutive_failures,
+        "last_error": error,
+        "updated_at": completed_at,
+    }
+    if error is None:
+        values["last_success_at"] = completed_at
+    await session.execute(update(Plugin).where(Plugin.id == plugin_id).values(**values))
 
 
 def _keyset(stmt: Select[Any], time_col: Any, id_col: Any, cursor: str | None) -> Select[Any]:
