@@ -7,4 +7,6 @@ Run them with ``python -m benchmarks`` (see ``benchmarks/README.md``):
 - ``write_path``: execute-and-store runs per second against a raw Core bulk insert.
 - ``metrics_query``: the metric queries of ``unity.storage.metrics`` against
   hand-written SQL over a million rows.
+- ``ingest``: external plugins posting metric batches to a real ``unity serve``
+  against a raw Core bulk insert of the same rows.
 """
