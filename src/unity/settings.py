@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         default=30, ge=1, description="Days of metrics and executions kept per plugin by default."
     )
+    audit_retention_days: int = Field(
+        default=365,
+        ge=1,
+        description="Days the credential audit log is kept (the hub's routine uses of a "
+        "credential are kept UNITY_RETENTION_DAYS).",
+    )
     retention_check_seconds: float = Field(
         default=3600, gt=0, description="How often the hub deletes data past retention."
     )

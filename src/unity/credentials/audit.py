@@ -7,16 +7,17 @@ detail line -- never a secret value.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.credentials.models import CredentialAudit
 from unity.storage.db import Database
 from unity.storage.types import utcnow
 
-__all__ = ["AuditAction", "list_entries", "record", "record_detached"]
+__all__ = ["AuditAction", "list_entries", "purge", "record", "record_detached"]
 
 
 class AuditAction(StrEnum):
@@ -106,3 +107,23 @@ async def list_entries(
     if before is not None:
         stmt = stmt.where(CredentialAudit.id < before)
     return list((await session.scalars(stmt)).all())
+
+
+async def purge(session: AsyncSession, *, routine_before: datetime, before: datetime) -> int:
+    """Delete old entries; return how many.
+
+    The hub's own successful ``use`` of a credential is written on every run of
+    a plugin that references one, so those routine entries are kept as long as
+    metrics (``routine_before``); everything else -- reveals, failures, changes,
+    other actors -- is kept until ``before``.
+    """
+    routine = and_(
+        CredentialAudit.actor == "hub",
+        CredentialAudit.action == AuditAction.USE.value,
+        CredentialAudit.success.is_(True),
+        CredentialAudit.at < routine_before,
+    )
+    result = await session.execute(
+        delete(CredentialAudit).where(or_(routine, CredentialAudit.at < before))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

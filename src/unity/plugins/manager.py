@@ -29,6 +29,7 @@ from unity.credentials import (
     Inventory,
     Keyring,
     SSHRunner,
+    audit,
     load_keyring,
     runner_for,
 )
@@ -792,7 +793,7 @@ class PluginManager:
     # -- retention -------------------------------------------------------------------
 
     async def purge(self, now: datetime | None = None) -> dict[str, tuple[int, int]]:
-        """Delete metrics and executions past each plugin's retention."""
+        """Delete metrics and executions past each plugin's retention, and old audit entries."""
         now = now or utcnow()
         removed: dict[str, tuple[int, int]] = {}
         async with self.db.session() as session:
@@ -805,6 +806,13 @@ class PluginManager:
                 )
                 if any(counts):
                     removed[row.id] = counts
+            audit_entries = await audit.purge(
+                session,
+                routine_before=metric_store.retention_cutoff(now, self.settings.retention_days),
+                before=metric_store.retention_cutoff(now, self.settings.audit_retention_days),
+            )
+            if audit_entries:
+                log.info("retention removed %d credential audit entries", audit_entries)
         return removed
 
     async def _retention_loop(self) -> None:
