@@ -39,13 +39,14 @@ async def bootstrap_admin_token(db: Database, settings: Settings) -> str | None:
 
 def _announce(settings: Settings, token: str | None) -> None:
     url = f"http://{settings.host}:{settings.port}"
-    lines = [f"Unity {__version__} on {url}  (API docs: {url}/docs)"]
+    lines = [f"Unity {__version__} on {url}  (dashboard: {url}/  API docs: {url}/docs)"]
     if token:
         lines += [
             "",
             "No admin token existed, so one was created. It is shown only this once:",
             f"    {token}",
-            f"Use it as:  curl -H 'Authorization: Bearer {token}' {url}/api/plugins/v2",
+            f"Paste it on the dashboard's login page ({url}/login), or use it as:",
+            f"    curl -H 'Authorization: Bearer {token}' {url}/api/plugins/v2",
             "Create more with `unity token create`; revoke with `unity token revoke`.",
             "",
         ]

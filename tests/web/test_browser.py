@@ -125,6 +125,9 @@ def test_admin_runs_the_hub_from_the_dashboard(
     result.locator(".status-success").wait_for()
     assert "document(s) stored" in result.inner_text()
     _shoot_both(page, "plugin")
+    page.click("[data-theme-toggle]")
+    screenshot(page, "plugin-dark-desktop")
+    page.click("[data-theme-toggle]")
 
     # The catalogue filters as you type and by category.
     page.goto(f"{hub.url}/plugins")
