@@ -2,6 +2,7 @@
 
 import pytest
 from unity_plugin_uptime import UptimePlugin
+
 from unity_sdk import DependencyMissingError
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from unity_sdk import ExternalPluginBase, MetricField, PluginCategory, PluginMetadata
 
 __all__ = ["HostPulse", "main"]

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from unity_sdk import (
     DependencyMissingError,
     MetricField,
