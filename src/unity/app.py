@@ -22,6 +22,7 @@ from unity.plugins.reloader import watch_plugins
 from unity.settings import Settings, get_settings
 from unity.storage.db import Database
 from unity.web.mount import mount_dashboard
+from unity.web.session import end_dead_sessions
 
 __all__ = ["create_app"]
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
         manager = PluginManager(db, settings, loader, keyring=keyring)
         app.state.db = db
         app.state.manager = manager
+        await end_dead_sessions(db)
         token = await bootstrap_admin_token(db, settings) if settings.bootstrap_token else None
         await manager.start()
         watcher = asyncio.create_task(watch_plugins(manager)) if settings.dev_mode else None

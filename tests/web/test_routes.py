@@ -9,7 +9,8 @@ import pytest
 from fastapi import FastAPI
 
 from tests.web.conftest import csrf_of, login
-from unity.auth.tokens import revoke_token
+from unity.auth.tokens import has_admin_token, revoke_token
+from unity.web.session import end_dead_sessions
 
 PAGES = [
     "/",
@@ -119,6 +120,15 @@ async def test_api_calls_with_the_cookie_need_the_csrf_token(
         headers={"X-CSRF-Token": csrf, "Origin": "https://evil.example"},
     )
     assert elsewhere.status_code == 403
+    proxied = await browser.post(
+        "/api/plugins/v2/counter/disable",
+        headers={
+            "X-CSRF-Token": csrf,
+            "Origin": "https://hub.example",
+            "X-Forwarded-Host": "hub.example",
+        },
+    )
+    assert proxied.status_code == 200, "behind a proxy the forwarded host is the origin"
     done = await browser.post(
         "/api/plugins/v2/counter/enable",
         headers={"X-CSRF-Token": csrf, "Origin": "http://hub"},
@@ -171,6 +181,9 @@ async def test_revoking_the_login_token_ends_its_sessions(
     assert (await browser.get("/")).status_code == 200
     async with app.state.db.session() as session:
         assert await revoke_token(session, admin_token.split("_")[1])
+    await end_dead_sessions(app.state.db)
+    async with app.state.db.session() as session:
+        assert not await has_admin_token(session), "a dead session must not pass for an admin"
     assert (await browser.get("/")).status_code == 303
     assert (await browser.get("/api/plugins/v2")).status_code == 401
 

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from fastapi import Request, Response
-from sqlalchemy import update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.api.errors import ApiError
@@ -40,6 +40,7 @@ __all__ = [
     "WebSession",
     "check_same_origin",
     "clear_cookie",
+    "end_dead_sessions",
     "end_session",
     "login_nonce",
     "request_session",
@@ -85,16 +86,23 @@ def _live(row: ApiToken, now: datetime) -> bool:
 
 
 async def _end_dead_sessions(session: AsyncSession, now: datetime) -> None:
-    """Revoke expired session rows, so they never count as live tokens anywhere."""
-    await session.execute(
-        update(ApiToken)
-        .where(
-            ApiToken.name.startswith(SESSION_NAME),
-            ApiToken.revoked_at.is_(None),
-            ApiToken.expires_at <= now,
+    """Revoke sessions that expired or whose login token died, so they never count
+    as live tokens anywhere (such as the start-up check for an admin token)."""
+    rows = await session.scalars(
+        select(ApiToken).where(
+            ApiToken.name.startswith(SESSION_NAME), ApiToken.revoked_at.is_(None)
         )
-        .values(revoked_at=now)
     )
+    for row in rows.all():
+        parent = await session.get(ApiToken, row.name.removeprefix(SESSION_NAME))
+        if not _live(row, now) or parent is None or not _live(parent, now):
+            row.revoked_at = now
+
+
+async def end_dead_sessions(db: Database) -> None:
+    """Run at start-up: sessions of revoked or expired tokens end for good."""
+    async with db.session() as session:
+        await _end_dead_sessions(session, utcnow())
 
 
 async def start_session(db: Database, token_value: str) -> tuple[str, WebSession] | None:
@@ -163,15 +171,17 @@ async def end_session(db: Database, value: str) -> None:
 
 
 def check_same_origin(request: Request) -> None:
-    """Refuse a state-changing request whose Origin (or Referer) is another site."""
+    """Refuse a state-changing request whose Origin (or Referer) is another site.
+
+    Behind a reverse proxy that rewrites ``Host``, ``X-Forwarded-Host`` names the
+    site the browser sees. Requests without either header (not from a browser
+    page) pass: the CSRF token still guards them.
+    """
     claimed = request.headers.get("origin") or request.headers.get("referer")
-    if not claimed or claimed == "null":
-        if claimed == "null":
-            raise ApiError(403, "cross-origin request refused")
+    if not claimed:
         return
-    parts = urlsplit(claimed)
-    host = request.headers.get("host", "")
-    if parts.netloc != host:
+    hosts = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")}
+    if claimed == "null" or urlsplit(claimed).netloc not in hosts - {""}:
         raise ApiError(403, "cross-origin request refused")
 
 
