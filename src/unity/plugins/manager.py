@@ -14,13 +14,10 @@ in its ``targets``, each with an SSH runner (:mod:`unity.plugins.targets`).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, TypeVar
 
 from unity.credentials import (
@@ -28,7 +25,6 @@ from unity.credentials import (
     CredentialStore,
     Inventory,
     Keyring,
-    SSHRunner,
     audit,
     load_keyring,
     runner_for,
@@ -36,6 +32,17 @@ from unity.credentials import (
 from unity.plugins import config as plugin_config
 from unity.plugins.isolation import run_isolated
 from unity.plugins.loader import LoadedPlugin, LoadFailure, PluginLoader
+from unity.plugins.runtime import (
+    ManagedPlugin,
+    PluginNotFoundError,
+    PluginStateError,
+    RunResult,
+    RunState,
+    as_document,
+    as_health,
+    describe_error,
+    run_data,
+)
 from unity.plugins.scheduler import Scheduler
 from unity.plugins.stats import HubStats
 from unity.plugins.targets import TargetsFailedError, collect_each
@@ -48,9 +55,7 @@ from unity.storage.models import Plugin
 from unity.storage.types import utcnow
 from unity_sdk import (
     ConfigError,
-    HealthState,
     HealthStatus,
-    Isolation,
     PluginAuthError,
     PluginBase,
     PluginError,
@@ -69,106 +74,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 HOOK_TIMEOUT = 30.0
-
-
-class RunState(StrEnum):
-    """A plugin's state from its recent runs (not its own health check)."""
-
-    UNKNOWN = "unknown"
-    HEALTHY = "healthy"
-    DEGRADED = "degraded"
-    FAILING = "failing"
-
-
-class PluginNotFoundError(LookupError):
-    """No plugin with that id is known to the hub."""
-
-
-class PluginStateError(RuntimeError):
-    """The request conflicts with the plugin's state (not loaded, hook failed...)."""
-
-
-@dataclass
-class ManagedPlugin:
-    """A loaded plugin and everything the manager tracks about it."""
-
-    loaded: LoadedPlugin
-    instance: PluginBase
-    worker: PluginWorker
-    config: plugin_config.ValidatedConfig
-    enabled: bool = False
-    active: bool = False
-    consecutive_failures: int = 0
-    reload_error: str | None = None
-    run_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    remotes: dict[str, tuple[PluginBase, SSHRunner]] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        return self.loaded.id
-
-    @property
-    def metadata(self) -> PluginMetadata:
-        return self.loaded.metadata
-
-    @property
-    def isolated(self) -> bool:
-        return self.metadata.isolation is Isolation.PROCESS
-
-    @property
-    def interval(self) -> float:
-        return self.config.interval or self.metadata.default_interval
-
-    @property
-    def busy(self) -> bool:
-        return self.run_lock.locked() or self.worker.busy
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """The outcome of one run, as recorded."""
-
-    plugin_id: str
-    status: str
-    started_at: datetime
-    duration_ms: float
-    error: str | None = None
-    data: dict[str, Any] | None = None
-    metrics_count: int = 0
-
-
-def describe_error(exc: BaseException) -> str:
-    message = str(exc).strip()
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def _as_document(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise TypeError(f"collect_data returned {type(value).__name__}, expected a dict")
-    try:
-        document: dict[str, Any] = json.loads(json.dumps(value, allow_nan=False, default=str))
-    except ValueError as exc:
-        raise TypeError(f"collect_data returned a document that is not JSON: {exc}") from exc
-    return document
-
-
-def _run_data(
-    documents: list[tuple[str, dict[str, Any]]], targets: tuple[str, ...]
-) -> dict[str, Any] | None:
-    """A run's result: the document, or one per host when the plugin has targets."""
-    if not targets:
-        return documents[0][1] if documents else None
-    return dict(documents)
-
-
-def _as_health(value: Any) -> HealthStatus:
-    if isinstance(value, HealthStatus):
-        return value
-    if isinstance(value, HealthState):
-        return HealthStatus(status=value)
-    if isinstance(value, bool):
-        return HealthStatus(status=HealthState.HEALTHY if value else HealthState.UNHEALTHY)
-    return HealthStatus.model_validate(value)
 
 
 class PluginManager:
@@ -457,11 +362,11 @@ class PluginManager:
                 timeout=timeout,
                 memory_mb=self.settings.isolation_memory_mb,
             )
-            return [(self.settings.hostname, _as_document(raw))]
+            return [(self.settings.hostname, as_document(raw))]
         await self._apply_credentials(managed)
         if not managed.config.targets:
             raw = await managed.worker.call(managed.instance.collect_data, timeout=timeout)
-            return [(self.settings.hostname, _as_document(raw))]
+            return [(self.settings.hostname, as_document(raw))]
         return await self._collect_targets(managed, timeout)
 
     async def _collect_targets(
@@ -485,7 +390,7 @@ class PluginManager:
             try:
                 if isinstance(result, BaseException):
                     raise result
-                documents.append((host, _as_document(result)))
+                documents.append((host, as_document(result)))
             except Exception as exc:
                 failures[host] = exc
         if failures:
@@ -644,7 +549,7 @@ class PluginManager:
             started_at=started,
             duration_ms=duration_ms,
             error=error,
-            data=_run_data(documents, managed.config.targets),
+            data=run_data(documents, managed.config.targets),
             metrics_count=len(documents),
         )
 
@@ -710,7 +615,7 @@ class PluginManager:
             else:
                 await self._apply_credentials(managed)
                 raw = await managed.worker.call(managed.instance.health_check, timeout=timeout)
-            status = _as_health(raw)
+            status = as_health(raw)
         except TimeoutError:
             status = HealthStatus.unhealthy(f"health check timed out after {timeout:g}s")
         except Exception as exc:

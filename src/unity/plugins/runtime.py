@@ -1,0 +1,133 @@
+"""What the manager keeps per plugin and per run, and how it reads plugin answers.
+
+Split from the manager so the types the API, the web pages and the tests use
+stand on their own: run states, the managed-plugin record, run results, the
+domain errors, and the conversions of a plugin's raw answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from unity.credentials import SSHRunner
+from unity.plugins import config as plugin_config
+from unity.plugins.loader import LoadedPlugin
+from unity.plugins.worker import PluginWorker
+from unity_sdk import HealthState, HealthStatus, Isolation, PluginBase, PluginMetadata
+
+__all__ = [
+    "ManagedPlugin",
+    "PluginNotFoundError",
+    "PluginStateError",
+    "RunResult",
+    "RunState",
+    "as_document",
+    "as_health",
+    "describe_error",
+    "run_data",
+]
+
+
+class RunState(StrEnum):
+    """A plugin's state from its recent runs (not its own health check)."""
+
+    UNKNOWN = "unknown"
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    FAILING = "failing"
+
+
+class PluginNotFoundError(LookupError):
+    """No plugin with that id is known to the hub."""
+
+
+class PluginStateError(RuntimeError):
+    """The request conflicts with the plugin's state (not loaded, hook failed...)."""
+
+
+@dataclass
+class ManagedPlugin:
+    """A loaded plugin and everything the manager tracks about it."""
+
+    loaded: LoadedPlugin
+    instance: PluginBase
+    worker: PluginWorker
+    config: plugin_config.ValidatedConfig
+    enabled: bool = False
+    active: bool = False
+    consecutive_failures: int = 0
+    reload_error: str | None = None
+    run_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    remotes: dict[str, tuple[PluginBase, SSHRunner]] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.loaded.id
+
+    @property
+    def metadata(self) -> PluginMetadata:
+        return self.loaded.metadata
+
+    @property
+    def isolated(self) -> bool:
+        return self.metadata.isolation is Isolation.PROCESS
+
+    @property
+    def interval(self) -> float:
+        return self.config.interval or self.metadata.default_interval
+
+    @property
+    def busy(self) -> bool:
+        return self.run_lock.locked() or self.worker.busy
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one run, as recorded."""
+
+    plugin_id: str
+    status: str
+    started_at: datetime
+    duration_ms: float
+    error: str | None = None
+    data: dict[str, Any] | None = None
+    metrics_count: int = 0
+
+
+def describe_error(exc: BaseException) -> str:
+    message = str(exc).strip()
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def as_document(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"collect_data returned {type(value).__name__}, expected a dict")
+    try:
+        document: dict[str, Any] = json.loads(json.dumps(value, allow_nan=False, default=str))
+    except ValueError as exc:
+        raise TypeError(f"collect_data returned a document that is not JSON: {exc}") from exc
+    return document
+
+
+def run_data(
+    documents: list[tuple[str, dict[str, Any]]], targets: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """A run's result: the document, or one per host when the plugin has targets."""
+    if not targets:
+        return documents[0][1] if documents else None
+    return dict(documents)
+
+
+def as_health(value: Any) -> HealthStatus:
+    if isinstance(value, HealthStatus):
+        return value
+    if isinstance(value, HealthState):
+        return HealthStatus(status=value)
+    if isinstance(value, bool):
+        return HealthStatus(status=HealthState.HEALTHY if value else HealthState.UNHEALTHY)
+    return HealthStatus.model_validate(value)
