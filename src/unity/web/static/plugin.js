@@ -230,7 +230,7 @@
     return { start: new Date(end.getTime() - Number(choice) * 1000), end };
   }
 
-  function format(value, unit) {
+  function format(value, unit, precision) {
     if (value == null || Number.isNaN(value)) return "—";
     if (unit === "bytes" || unit === "bytes/s") {
       const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -242,7 +242,7 @@
       }
       return `${(Math.sign(value) * n).toFixed(i ? 1 : 0)} ${units[i]}${unit.endsWith("/s") ? "/s" : ""}`;
     }
-    const digits = Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2;
+    const digits = precision ?? (Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2);
     const text = value.toLocaleString(undefined, { maximumFractionDigits: digits });
     if (!unit || unit === "count") return text;
     return unit === "%" ? `${text}%` : `${text} ${unit}`;
@@ -280,7 +280,12 @@
         { ...axis, space: narrow ? 80 : 60 },
         {
           ...axis,
-          values: (u, ticks) => ticks.map((v) => format(v, unit)),
+          values: (u, ticks) => {
+            // Enough decimals that neighbouring ticks never read the same.
+            const gap = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : 1;
+            const precision = gap > 0 ? Math.min(4, Math.max(0, -Math.floor(Math.log10(gap)))) : 0;
+            return ticks.map((v) => format(v, unit, precision));
+          },
           size: (u, values) => 18 + 7.5 * Math.max(4, ...(values || []).map((v) => String(v).length)),
         },
       ],
