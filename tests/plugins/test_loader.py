@@ -113,6 +113,19 @@ class BadSchema(PluginBase):
         return {}
 
 
+class ClaimsHubKey(PluginBase):
+    def get_metadata(self) -> PluginMetadata:
+        return PluginMetadata(
+            id="claims-hub-key",
+            name="Claims a hub key",
+            version="1.0.0",
+            config_schema={"type": "object", "properties": {"interval": {"type": "number"}}},
+        )
+
+    async def collect_data(self) -> dict[str, Any]:
+        return {}
+
+
 class Abstract(PluginBase):
     def get_metadata(self) -> PluginMetadata:
         return PluginMetadata(id="abstract", name="Abstract", version="1.0.0")
@@ -124,7 +137,15 @@ class DuplicateCounter(sample_plugins.CounterPlugin):
 
 def test_invalid_plugins_are_skipped_with_a_reason() -> None:
     loader = PluginLoader(
-        [SyncCollect, BadId, BadSchema, Abstract, sample_plugins.CounterPlugin, DuplicateCounter],
+        [
+            SyncCollect,
+            BadId,
+            BadSchema,
+            ClaimsHubKey,
+            Abstract,
+            sample_plugins.CounterPlugin,
+            DuplicateCounter,
+        ],
         group=GROUP,
     )
     loaded, failures = loader.discover()
@@ -134,6 +155,7 @@ def test_invalid_plugins_are_skipped_with_a_reason() -> None:
     assert "Bad_Id" in errors["BadId"]
     assert "config schema of 'bad-schema' is invalid" in errors["BadSchema"]
     assert "does not implement: collect_data" in errors["Abstract"]
+    assert "declares interval: those keys belong to the hub" in errors["ClaimsHubKey"]
     assert "duplicate plugin id" in errors["counter"]
 
 

@@ -77,6 +77,12 @@ def check_schema(metadata: PluginMetadata) -> None:
             schema.model_json_schema()
     except (jsonschema.SchemaError, TypeError, ValueError) as exc:
         raise MetadataError(f"config schema of {metadata.id!r} is invalid: {exc}") from exc
+    clashes = sorted(RESERVED_KEYS & set(metadata.config_json_schema().get("properties", {})))
+    if clashes:
+        raise MetadataError(
+            f"config schema of {metadata.id!r} declares {', '.join(clashes)}: "
+            "those keys belong to the hub (rename the plugin's field)"
+        )
 
 
 def secret_fields(metadata: PluginMetadata) -> set[str]:

@@ -62,7 +62,7 @@ def test_metadata_and_registration() -> None:
 async def test_valid_certificate(ca: TestCA) -> None:
     certs = ca.issue("valid", valid_for=dt.timedelta(days=90))
     async with tls_server(certs) as address:
-        plugin = make(TlsCertificatePlugin, targets=[address], ca_bundle=str(ca.bundle))
+        plugin = make(TlsCertificatePlugin, endpoints=[address], ca_bundle=str(ca.bundle))
         document, seconds = await timed_collect(plugin)
         health = await plugin.health_check()
     target = document["targets"][address]
@@ -88,7 +88,7 @@ async def test_server_name_and_wildcards(ca: TestCA) -> None:
         plugin = make(
             TlsCertificatePlugin,
             ca_bundle=str(ca.bundle),
-            targets=[
+            endpoints=[
                 {"address": address, "server_name": "www.example.test"},
                 {"address": address, "server_name": "example.test", "name": "apex"},
                 {"address": address, "server_name": "a.b.example.test"},
@@ -110,11 +110,11 @@ async def test_server_name_and_wildcards(ca: TestCA) -> None:
 
 async def test_expiring_is_degraded(ca: TestCA) -> None:
     async with tls_server(ca.issue("soon", valid_for=dt.timedelta(days=5))) as address:
-        plugin = make(TlsCertificatePlugin, targets=[address], ca_bundle=str(ca.bundle))
+        plugin = make(TlsCertificatePlugin, endpoints=[address], ca_bundle=str(ca.bundle))
         document = await collect_checked(plugin)
         health = await plugin.health_check()
         relaxed = make(
-            TlsCertificatePlugin, targets=[address], ca_bundle=str(ca.bundle), warn_days=4
+            TlsCertificatePlugin, endpoints=[address], ca_bundle=str(ca.bundle), warn_days=4
         )
         relaxed_health = await relaxed.health_check()
     target = document["targets"][address]
@@ -129,7 +129,7 @@ async def test_expiring_is_degraded(ca: TestCA) -> None:
 
 async def test_expired_is_unhealthy(ca: TestCA) -> None:
     async with tls_server(ca.issue("expired", expired=True)) as address:
-        plugin = make(TlsCertificatePlugin, targets=[address], ca_bundle=str(ca.bundle))
+        plugin = make(TlsCertificatePlugin, endpoints=[address], ca_bundle=str(ca.bundle))
         document = await collect_checked(plugin)
         health = await plugin.health_check()
     target = document["targets"][address]
@@ -144,7 +144,7 @@ async def test_expired_is_unhealthy(ca: TestCA) -> None:
 
 async def test_self_signed_is_invalid(ca: TestCA) -> None:
     async with tls_server(ca.issue("self", self_signed=True)) as address:
-        plugin = make(TlsCertificatePlugin, targets=[address], ca_bundle=str(ca.bundle))
+        plugin = make(TlsCertificatePlugin, endpoints=[address], ca_bundle=str(ca.bundle))
         document = await collect_checked(plugin)
         health = await plugin.health_check()
     target = document["targets"][address]
@@ -159,7 +159,7 @@ async def test_self_signed_is_invalid(ca: TestCA) -> None:
 
 async def test_system_store_does_not_trust_the_test_ca(ca: TestCA) -> None:
     async with tls_server(ca.issue("private")) as address:
-        document = await collect_checked(make(TlsCertificatePlugin, targets=[address]))
+        document = await collect_checked(make(TlsCertificatePlugin, endpoints=[address]))
     target = document["targets"][address]
     assert target["chain_valid"] == 0
     assert target["chain_error"] == "unable to get local issuer certificate"
@@ -168,7 +168,7 @@ async def test_system_store_does_not_trust_the_test_ca(ca: TestCA) -> None:
 async def test_unreachable_and_not_tls() -> None:
     closed = f"127.0.0.1:{free_port()}"
     async with tls_server(None) as plain:
-        plugin = make(TlsCertificatePlugin, targets=[closed, plain], timeout=2)
+        plugin = make(TlsCertificatePlugin, endpoints=[closed, plain], timeout=2)
         document = await collect_checked(plugin)
         health = await plugin.health_check()
     assert document["targets"][closed]["reachable"] == 0
@@ -202,12 +202,12 @@ def test_addresses() -> None:
 @pytest.mark.parametrize(
     "config",
     [
-        {"targets": ["host:notaport"]},
-        {"targets": ["host:0"]},
-        {"targets": [":443"]},
-        {"targets": ["a:1", "a:1"]},
+        {"endpoints": ["host:notaport"]},
+        {"endpoints": ["host:0"]},
+        {"endpoints": [":443"]},
+        {"endpoints": ["a:1", "a:1"]},
         {"warn_days": -1},
-        {"targets": [{"address": "a:1", "sni": "x"}]},
+        {"endpoints": [{"address": "a:1", "sni": "x"}]},
     ],
 )
 def test_rejects_bad_config(config: dict[str, object]) -> None:

@@ -146,7 +146,7 @@ class TlsCertificateConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    targets: list[TlsTarget] = Field(
+    endpoints: list[TlsTarget] = Field(
         default_factory=list,
         description='TLS servers to check: "host:port" strings or {address, server_name, name}.',
     )
@@ -159,13 +159,13 @@ class TlsCertificateConfig(BaseModel):
     )
     timeout: float = Field(default=10.0, gt=0, le=60, description="Seconds per connection.")
 
-    @field_validator("targets")
+    @field_validator("endpoints")
     @classmethod
     def _unique_keys(cls, value: list[TlsTarget]) -> list[TlsTarget]:
         keys = [target.key for target in value]
         duplicates = sorted({key for key in keys if keys.count(key) > 1})
         if duplicates:
-            raise ValueError(f"targets listed twice: {', '.join(duplicates)}")
+            raise ValueError(f"endpoints listed twice: {', '.join(duplicates)}")
         return value
 
 
@@ -198,9 +198,11 @@ class TlsCertificatePlugin(PluginBase):
         # The hostname is matched separately, so a misnamed certificate still shows its chain.
         verifying.check_hostname = False
         results = await asyncio.gather(
-            *(_inspect(target, verifying, cfg) for target in cfg.targets)
+            *(_inspect(target, verifying, cfg) for target in cfg.endpoints)
         )
-        targets = {target.key: result for target, result in zip(cfg.targets, results, strict=True)}
+        targets = {
+            target.key: result for target, result in zip(cfg.endpoints, results, strict=True)
+        }
         statuses = [result["status"] for result in targets.values()]
         return {
             "targets_ok": statuses.count("ok"),
