@@ -541,8 +541,9 @@ class PluginManager:
         self.stats.runs.labels(managed.id, status).inc()
         self.stats.run_duration.labels(managed.id).observe(duration_ms / 1000)
         if failure is not None and not managed.worker.busy:
-            # In the background: the answer must not wait on the plugin's own hook.
-            self._spawn(self._hook(managed, "on_error", failure), f"on_error:{managed.id}")
+            # Skipped while a timed-out run still blocks the worker thread: the answer
+            # must not wait for that thread to come back.
+            await self._hook(managed, "on_error", failure)
         return RunResult(
             plugin_id=managed.id,
             status=status,
