@@ -12,6 +12,8 @@ import httpx
 import pytest
 from tests.support.processes import TOKEN_RE, Hub, free_port
 
+from unity.plugins.builtin import BUILTIN_PLUGINS
+
 
 @pytest.fixture
 def hub(tmp_path: Path, database_url: str) -> Iterator[Hub]:
@@ -50,8 +52,14 @@ def test_serve_collects_and_survives_a_restart(hub: Hub) -> None:
     headers = {"Authorization": f"Bearer {tokens[0]}"}
     with httpx.Client(base_url=hub.url, headers=headers, timeout=30) as client:
         assert httpx.get(f"{hub.url}/api/plugins/v2").status_code == 401
-        listed = {p["id"]: p for p in client.get("/api/plugins/v2").json()["items"]}
-        assert {"system-info", "process-monitor", "disk-monitor", "network-monitor"} <= set(listed)
+        answer = client.get("/api/plugins/v2", params={"limit": 1000}).json()
+        listed = {p["id"]: p for p in answer["items"]}
+        assert answer["load_failures"] == []
+        # The whole built-in catalogue is listed, each plugin in its category.
+        catalogue = [cls().get_metadata() for cls in BUILTIN_PLUGINS]
+        assert {m.id: m.category.value for m in catalogue} == {
+            plugin_id: listed[plugin_id]["category"] for plugin_id in {m.id for m in catalogue}
+        }
         assert not listed["system-info"]["enabled"]
 
         assert client.put("/api/plugins/v2/system-info/config", json={"interval": 1}).is_success
