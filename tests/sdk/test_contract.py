@@ -21,6 +21,7 @@ from unity_sdk import (
     PluginMetadata,
     check_document,
     iter_metric_values,
+    undeclared_numbers,
 )
 
 # The example from the original design summary, with only its import line changed.
@@ -161,3 +162,26 @@ def test_every_contract_method_documents_an_example() -> None:
     ):
         doc = getattr(PluginBase, name).__doc__ or ""
         assert "Example::" in doc, name
+
+
+def test_undeclared_numbers_names_every_number_without_a_declaration() -> None:
+    metadata = PluginMetadata(
+        id="ok",
+        name="Ok",
+        version="1.0.0",
+        metrics=[MetricField(name="a"), MetricField(name="disks.*.used")],
+    )
+    document = {
+        "a": 1,
+        "b": 2.5,
+        "flag": True,
+        "text": "x",
+        "disks": {"sda": {"used": 3, "temp": 40}},
+        "cores": [1, 2],
+    }
+    assert undeclared_numbers(metadata, document) == [
+        "b",
+        "disks/sda/temp",
+        "cores/0",
+        "cores/1",
+    ]

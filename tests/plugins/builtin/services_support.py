@@ -19,7 +19,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp
 
 from unity.plugins.loader import validate_class
-from unity_sdk import PluginBase, PluginMetadata, check_document
+from unity_sdk import PluginBase, PluginMetadata, check_document, undeclared_numbers
 from unity_sdk.runner import CommandResult, LocalRunner
 from unity_sdk.testing import check_plugin
 
@@ -47,32 +47,6 @@ def make(cls: type[P], *, runner: Any = None, **config: Any) -> P:
     return cls(schema.model_validate(config).model_dump(), runner=runner)
 
 
-def numeric_leaves(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """The path of every number in a document; list items get their index as key."""
-    if isinstance(node, Mapping):
-        for key, child in node.items():
-            yield from numeric_leaves(child, (*path, str(key)))
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            yield from numeric_leaves(child, (*path, str(index)))
-    elif isinstance(node, int | float) and not isinstance(node, bool):
-        yield path
-
-
-def uncovered(metadata: PluginMetadata, document: Mapping[str, Any]) -> list[str]:
-    """Numeric leaves of ``document`` that no declared metric path (with ``*``) matches."""
-    declared = [f.path for f in metadata.metrics]
-
-    def covered(path: tuple[str, ...]) -> bool:
-        return any(
-            len(pattern) == len(path)
-            and all(want in ("*", got) for want, got in zip(pattern, path, strict=True))
-            for pattern in declared
-        )
-
-    return ["/".join(path) for path in numeric_leaves(document) if not covered(path)]
-
-
 async def collect_checked(plugin: PluginBase) -> dict[str, Any]:
     """Collect once through the SDK's harness and check the document against the declarations.
 
@@ -83,7 +57,7 @@ async def collect_checked(plugin: PluginBase) -> dict[str, Any]:
     metadata = plugin.get_metadata()
     document = await check_plugin(plugin)
     assert check_document(metadata, document) == []
-    assert uncovered(metadata, document) == []
+    assert undeclared_numbers(metadata, document) == []
     return document
 
 

@@ -13,13 +13,14 @@ import ast
 import inspect
 import os
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from pydantic import BaseModel, ValidationError
+from tests.support.plugin_checks import collect_checked as collect_checked
 
 from unity.plugins.builtin.catalogue_hardware import HARDWARE_PLUGINS
 from unity.plugins.loader import validate_class
@@ -28,8 +29,6 @@ from unity_sdk import (
     HealthStatus,
     MetricKind,
     PluginBase,
-    PluginMetadata,
-    check_document,
 )
 from unity_sdk.runner import CommandResult
 
@@ -110,41 +109,6 @@ def make(cls: type[P], config: Mapping[str, Any] | None = None, runner: Any = No
     assert isinstance(schema, type)
     assert issubclass(schema, BaseModel)
     return cls(schema.model_validate(dict(config or {})).model_dump(), runner=runner)
-
-
-def numeric_leaves(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """The path of every number in a document; list items get their index as key."""
-    if isinstance(node, Mapping):
-        for key, child in node.items():
-            yield from numeric_leaves(child, (*path, str(key)))
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            yield from numeric_leaves(child, (*path, str(index)))
-    elif isinstance(node, int | float) and not isinstance(node, bool):
-        yield path
-
-
-def uncovered(metadata: PluginMetadata, document: Mapping[str, Any]) -> list[str]:
-    """Numeric leaves of ``document`` that no declared metric path (with ``*``) matches."""
-    declared = [field.path for field in metadata.metrics]
-
-    def covered(path: tuple[str, ...]) -> bool:
-        return any(
-            len(pattern) == len(path)
-            and all(want in ("*", got) for want, got in zip(pattern, path, strict=True))
-            for pattern in declared
-        )
-
-    return ["/".join(path) for path in numeric_leaves(document) if not covered(path)]
-
-
-async def collect_checked(plugin: PluginBase) -> dict[str, Any]:
-    """Collect once and check the document against the plugin's declarations."""
-    metadata = plugin.get_metadata()
-    document = await plugin.collect_data()
-    assert check_document(metadata, document) == []
-    assert uncovered(metadata, document) == []
-    return document
 
 
 async def health(plugin: PluginBase) -> HealthStatus:

@@ -8,13 +8,13 @@ import os
 import platform
 import socket
 import time
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil
 import pytest
 from pydantic import BaseModel, ValidationError
+from tests.support.plugin_checks import collect_checked
 
 import unity.plugins.builtin as builtin
 from unity.plugins.builtin import (
@@ -24,7 +24,11 @@ from unity.plugins.builtin import (
     ProcessMonitorPlugin,
     SystemInfoPlugin,
 )
-from unity_sdk import HealthState, MetricKind, PluginBase, PluginMetadata, check_document
+from unity_sdk import (
+    HealthState,
+    MetricKind,
+    PluginBase,
+)
 
 EXPECTED = [
     (SystemInfoPlugin, "system-info", "system", 30),
@@ -43,41 +47,6 @@ def make(cls: type[P], **config: Any) -> P:
     assert isinstance(schema, type)
     assert issubclass(schema, BaseModel)
     return cls(schema.model_validate(config).model_dump())
-
-
-def numeric_leaves(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """The path of every number in a document; list items get their index as key."""
-    if isinstance(node, Mapping):
-        for key, child in node.items():
-            yield from numeric_leaves(child, (*path, str(key)))
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            yield from numeric_leaves(child, (*path, str(index)))
-    elif isinstance(node, int | float) and not isinstance(node, bool):
-        yield path
-
-
-def uncovered(metadata: PluginMetadata, document: Mapping[str, Any]) -> list[str]:
-    """Numeric leaves of ``document`` that no declared metric path (with ``*``) matches."""
-    declared = [field.path for field in metadata.metrics]
-
-    def covered(path: tuple[str, ...]) -> bool:
-        return any(
-            len(pattern) == len(path)
-            and all(want in ("*", got) for want, got in zip(pattern, path, strict=True))
-            for pattern in declared
-        )
-
-    return ["/".join(path) for path in numeric_leaves(document) if not covered(path)]
-
-
-async def collect_checked(plugin: PluginBase) -> dict[str, Any]:
-    """Collect once and check the document against the plugin's declarations."""
-    metadata = plugin.get_metadata()
-    document = await plugin.collect_data()
-    assert check_document(metadata, document) == []
-    assert uncovered(metadata, document) == []
-    return document
 
 
 PSUTIL_PLUGINS: list[type[PluginBase]] = [cls for cls, *_ in EXPECTED]

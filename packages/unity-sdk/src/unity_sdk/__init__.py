@@ -35,7 +35,7 @@ from unity_sdk.metadata import (
     PluginMetadata,
     Requirements,
 )
-from unity_sdk.metrics import check_document, iter_metric_values
+from unity_sdk.metrics import check_document, iter_metric_values, undeclared_numbers
 from unity_sdk.plugin import PluginBase
 from unity_sdk.wire import (
     BatchAccepted,
@@ -85,4 +85,5 @@ __all__ = [
     "__version__",
     "check_document",
     "iter_metric_values",
+    "undeclared_numbers",
 ]

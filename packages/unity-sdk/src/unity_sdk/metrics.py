@@ -12,7 +12,7 @@ from typing import Any
 
 from unity_sdk.metadata import MetricField, PluginMetadata
 
-__all__ = ["check_document", "iter_metric_values"]
+__all__ = ["check_document", "iter_metric_values", "undeclared_numbers"]
 
 
 def iter_metric_values(
@@ -72,3 +72,32 @@ def check_document(
                     f"metric {where!r} is declared {field.kind.value} but the value is {value!r}"
                 )
     return problems
+
+
+def _numeric_leaves(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    if isinstance(node, Mapping):
+        for key, child in node.items():
+            yield from _numeric_leaves(child, (*path, str(key)))
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            yield from _numeric_leaves(child, (*path, str(index)))
+    elif isinstance(node, int | float) and not isinstance(node, bool):
+        yield path
+
+
+def undeclared_numbers(metadata: PluginMetadata, document: Mapping[str, Any]) -> list[str]:
+    """Paths (``a/b/0``) of numbers in ``document`` that no declared metric covers.
+
+    A number nobody declared has no unit, no chart and no Prometheus series;
+    the author tooling reports these so every number gets a declaration.
+    """
+    declared = [field.path for field in metadata.metrics]
+
+    def covered(path: tuple[str, ...]) -> bool:
+        return any(
+            len(pattern) == len(path)
+            and all(want in ("*", got) for want, got in zip(pattern, path, strict=True))
+            for pattern in declared
+        )
+
+    return ["/".join(path) for path in _numeric_leaves(document) if not covered(path)]
