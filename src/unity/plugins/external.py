@@ -93,7 +93,7 @@ async def store_batch(manager: PluginManager, plugin_id: str, batch: MetricBatch
     """Store every sample of the batch in one transaction, or none of them."""
     now = utcnow()
     try:
-        async with manager.db.session() as session:
+        async with manager.db.writer() as session:
             row = await _external_row(session, plugin_id)
             session.add(
                 BatchReceipt(

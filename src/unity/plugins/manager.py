@@ -340,7 +340,7 @@ class PluginManager:
     async def _record_skip(self, plugin_id: str) -> None:
         self.stats.runs.labels(plugin_id, "skipped").inc()
         now = utcnow()
-        async with self.db.session() as session:
+        async with self.db.writer() as session:
             await metric_store.record_execution(
                 session,
                 plugin_id=plugin_id,
@@ -583,7 +583,7 @@ class PluginManager:
             metric_store.MetricSample(managed.id, host, started, document)
             for host, document in documents
         ]
-        async with self.db.session() as session:
+        async with self.db.writer() as session:
             await metric_store.finish_run(
                 session,
                 plugin_id=managed.id,
