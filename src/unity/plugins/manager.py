@@ -21,18 +21,17 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from unity.credentials import (
-    CredentialError,
     CredentialStore,
-    Inventory,
     Keyring,
     audit,
     load_keyring,
-    runner_for,
 )
 from unity.plugins import config as plugin_config
 from unity.plugins.isolation import run_isolated
+from unity.plugins.links import ConfigLinks
 from unity.plugins.loader import LoadedPlugin, LoadFailure, PluginLoader
 from unity.plugins.runtime import (
+    HOOK_TIMEOUT,
     ManagedPlugin,
     PluginNotFoundError,
     PluginStateError,
@@ -45,7 +44,7 @@ from unity.plugins.runtime import (
 )
 from unity.plugins.scheduler import Scheduler
 from unity.plugins.stats import HubStats
-from unity.plugins.targets import TargetsFailedError, collect_each
+from unity.plugins.targets import TargetsFailedError
 from unity.plugins.worker import PluginWorker
 from unity.settings import Settings
 from unity.storage import metrics as metric_store
@@ -56,8 +55,6 @@ from unity.storage.types import utcnow
 from unity_sdk import (
     ConfigError,
     HealthStatus,
-    PluginAuthError,
-    PluginBase,
     PluginError,
     PluginMetadata,
 )
@@ -73,7 +70,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-HOOK_TIMEOUT = 30.0
 
 
 class PluginManager:
@@ -99,6 +95,9 @@ class PluginManager:
             self._record_skip,
             jitter=settings.scheduler_jitter,
             on_lateness=self.stats.lateness.observe,
+        )
+        self.links = ConfigLinks(
+            db, settings, keyring=lambda: self.keyring, store=lambda: self.credentials
         )
         self._background: set[asyncio.Task[Any]] = set()
         self._started = False
@@ -137,7 +136,7 @@ class PluginManager:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         for managed in self.plugins.values():
-            await self._close_remotes(managed)
+            await self.links.close_remotes(managed)
             if managed.active:
                 await self._hook(managed, "on_disable")
                 managed.active = False
@@ -263,7 +262,7 @@ class PluginManager:
             return
         managed = self._loaded(plugin_id)
         self.scheduler.unschedule(plugin_id)
-        await self._close_remotes(managed)
+        await self.links.close_remotes(managed)
         if managed.active:
             await self._hook(managed, "on_disable")
             managed.active = False
@@ -273,7 +272,7 @@ class PluginManager:
     async def _activate(self, managed: ManagedPlugin) -> None:
         if not managed.isolated:
             try:
-                await self._apply_credentials(managed)
+                await self.links.apply_credentials(managed)
                 await managed.worker.call(managed.instance.on_enable, timeout=HOOK_TIMEOUT)
             except Exception as exc:
                 await self._update_row(managed.id, last_error=f"on_enable: {describe_error(exc)}")
@@ -358,151 +357,16 @@ class PluginManager:
             raw = await run_isolated(
                 managed.loaded.cls,
                 "collect",
-                await self._credentials_for(managed, managed.config.stored),
+                await self.links.credentials_for(managed, managed.config.stored),
                 timeout=timeout,
                 memory_mb=self.settings.isolation_memory_mb,
             )
             return [(self.settings.hostname, as_document(raw))]
-        await self._apply_credentials(managed)
+        await self.links.apply_credentials(managed)
         if not managed.config.targets:
             raw = await managed.worker.call(managed.instance.collect_data, timeout=timeout)
             return [(self.settings.hostname, as_document(raw))]
-        return await self._collect_targets(managed, timeout)
-
-    async def _collect_targets(
-        self, managed: ManagedPlugin, timeout: float
-    ) -> list[tuple[str, dict[str, Any]]]:
-        instances: list[tuple[str, PluginBase]] = []
-        failures: dict[str, BaseException] = {}
-        for target in managed.config.targets:
-            if target == plugin_config.LOCAL_TARGET:
-                instances.append((self.settings.hostname, managed.instance))
-                continue
-            try:
-                instances.append((target, await self._remote(managed, target)))
-            except Exception as exc:
-                failures[target] = exc
-        results = await managed.worker.call(
-            lambda: collect_each(instances, timeout), timeout=timeout + 5
-        )
-        documents: list[tuple[str, dict[str, Any]]] = []
-        for host, result in results:
-            try:
-                if isinstance(result, BaseException):
-                    raise result
-                documents.append((host, as_document(result)))
-            except Exception as exc:
-                failures[host] = exc
-        if failures:
-            only = next(iter(failures.values()))
-            if len(failures) == 1 and not documents and isinstance(only, Exception):
-                raise only
-            raise TargetsFailedError(failures, documents)
-        return documents
-
-    async def _remote(self, managed: ManagedPlugin, server: str) -> PluginBase:
-        """The plugin's instance for an inventory server, created (and enabled) once."""
-        if server in managed.remotes:
-            return managed.remotes[server][0]
-        try:
-            runner = await runner_for(
-                self.db,
-                self.keyring,
-                server,
-                actor="hub",
-                connect_timeout=self.settings.ssh_connect_timeout,
-            )
-        except CredentialError as exc:
-            raise PluginAuthError(str(exc)) from None
-        instance = managed.loaded.cls(config=dict(managed.instance.config), runner=runner)
-        await managed.worker.call(instance.on_enable, timeout=HOOK_TIMEOUT)
-        managed.remotes[server] = (instance, runner)
-        return instance
-
-    async def _close_remotes(self, managed: ManagedPlugin) -> None:
-        remotes, managed.remotes = managed.remotes, {}
-        for server, (instance, runner) in remotes.items():
-            try:
-                await managed.worker.call(instance.on_disable, timeout=HOOK_TIMEOUT)
-            except Exception as exc:
-                log.warning("plugin %s on %s: on_disable raised %s", managed.id, server, exc)
-            await runner.close()
-
-    # -- credentials in configs ------------------------------------------------------
-
-    async def check_links(
-        self, metadata: PluginMetadata, validated: plugin_config.ValidatedConfig
-    ) -> None:
-        """``ConfigError`` when a referenced credential or a target server does not exist."""
-        if not validated.references and not validated.targets:
-            return
-        errors: list[dict[str, Any]] = []
-        missing = await self.credentials.missing(validated.references.values())
-        errors += [
-            {"loc": [key], "msg": f"no credential named {name!r}"}
-            for key, name in validated.references.items()
-            if name in missing
-        ]
-        unknown = await Inventory(self.credentials).missing(validated.targets)
-        errors += [
-            {"loc": ["targets"], "msg": f"no server named {name!r} in the inventory"}
-            for name in validated.targets
-            if name in unknown
-        ]
-        if errors:
-            raise ConfigError(f"invalid config for plugin {metadata.id!r}", errors)
-
-    async def resolve_references(
-        self,
-        metadata: PluginMetadata,
-        stored: dict[str, Any],
-        *,
-        actor: str,
-        source: str | None = None,
-    ) -> dict[str, Any]:
-        """``stored`` with each credential reference in a secret field replaced by the
-        secret; every resolution is audited as a ``use`` by ``actor``."""
-        resolved = dict(stored)
-        secrets = plugin_config.secret_fields(metadata)
-        for key, value in stored.items():
-            name = plugin_config.credential_reference(value)
-            if name is not None and key in secrets:
-                credential = await self.credentials.resolve(
-                    name,
-                    actor=actor,
-                    target=f"plugin:{metadata.id}",
-                    source=source,
-                    detail=f"config field {key}",
-                )
-                resolved[key] = credential.value
-        return resolved
-
-    async def _credentials_for(
-        self, managed: ManagedPlugin, stored: dict[str, Any]
-    ) -> dict[str, Any]:
-        if not managed.config.references:
-            return stored
-        try:
-            return await self.resolve_references(managed.metadata, stored, actor="hub")
-        except CredentialError as exc:
-            raise PluginAuthError(f"config of {managed.id!r}: {exc}") from None
-
-    async def _apply_credentials(self, managed: ManagedPlugin) -> None:
-        """Give the plugin its config with referenced credentials resolved (if any)."""
-        if not managed.config.references:
-            return
-        resolved = await self._credentials_for(managed, managed.config.stored)
-        try:
-            config = plugin_config.validate(managed.metadata, resolved).plugin
-        except ConfigError as exc:
-            # The messages may quote the value: name the fields only.
-            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors)
-            raise PluginAuthError(
-                f"a credential does not fit the config of {managed.id!r} ({fields})"
-            ) from None
-        managed.instance.config = config
-        for instance, _ in managed.remotes.values():
-            instance.config = dict(config)
+        return await self.links.collect_targets(managed, timeout)
 
     async def _run(self, managed: ManagedPlugin, *, trigger: str) -> RunResult:
         async with managed.run_lock:
@@ -609,12 +473,12 @@ class PluginManager:
                 raw: Any = await run_isolated(
                     managed.loaded.cls,
                     "health",
-                    await self._credentials_for(managed, managed.config.stored),
+                    await self.links.credentials_for(managed, managed.config.stored),
                     timeout=timeout,
                     memory_mb=self.settings.isolation_memory_mb,
                 )
             else:
-                await self._apply_credentials(managed)
+                await self.links.apply_credentials(managed)
                 raw = await managed.worker.call(managed.instance.health_check, timeout=timeout)
             status = as_health(raw)
         except TimeoutError:
@@ -638,19 +502,19 @@ class PluginManager:
         if external is not None:
             row, metadata = external
             validated = plugin_config.validate(metadata, raw, previous=row.config)
-            await self.check_links(metadata, validated)
+            await self.links.check(metadata, validated)
             await self._update_row(plugin_id, config=validated.stored)
             return validated
         managed = self._loaded(plugin_id)
         validated = plugin_config.validate(managed.metadata, raw, previous=managed.config.stored)
-        await self.check_links(managed.metadata, validated)
+        await self.links.check(managed.metadata, validated)
         await self._update_row(plugin_id, config=validated.stored)
         old_interval = managed.interval
         managed.config = validated
-        await self._close_remotes(managed)
+        await self.links.close_remotes(managed)
         managed.instance.config = dict(validated.plugin)
         try:
-            await self._apply_credentials(managed)
+            await self.links.apply_credentials(managed)
         except PluginError as exc:
             log.warning("plugin %s: %s", plugin_id, exc)
         await self._hook(managed, "on_config_change", dict(managed.instance.config))
@@ -681,7 +545,7 @@ class PluginManager:
         was_active = managed.active
         self.scheduler.unschedule(plugin_id)
         async with managed.run_lock:
-            await self._close_remotes(managed)
+            await self.links.close_remotes(managed)
             if was_active:
                 await self._hook(managed, "on_disable")
             managed.loaded = result

@@ -21,6 +21,7 @@ from unity.plugins.worker import PluginWorker
 from unity_sdk import HealthState, HealthStatus, Isolation, PluginBase, PluginMetadata
 
 __all__ = [
+    "HOOK_TIMEOUT",
     "ManagedPlugin",
     "PluginNotFoundError",
     "PluginStateError",
@@ -31,6 +32,10 @@ __all__ = [
     "describe_error",
     "run_data",
 ]
+
+
+# How long lifecycle hooks (on_enable, on_disable, on_error...) may take.
+HOOK_TIMEOUT = 30.0
 
 
 class RunState(StrEnum):

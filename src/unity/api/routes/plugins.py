@@ -194,7 +194,7 @@ async def get_config(
     if caller.kind == "plugin":
         # The plugin gets what it runs with: its own keys, defaults filled in.
         with credential_errors():
-            stored = await manager.resolve_references(
+            stored = await manager.links.resolve(
                 metadata,
                 row.config,
                 actor=f"plugin:{plugin_id}",
