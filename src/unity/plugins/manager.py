@@ -402,12 +402,13 @@ class PluginManager:
                 state=state,
                 trigger=trigger,
             )
+            if failure is not None and not managed.worker.busy:
+                # Inside the run lock, so a manual run waits for the hook instead of
+                # taking the busy worker for a stuck one. Skipped while a timed-out run
+                # still blocks the worker thread: the answer must not wait for it.
+                await self._hook(managed, "on_error", failure)
         self.stats.runs.labels(managed.id, status).inc()
         self.stats.run_duration.labels(managed.id).observe(duration_ms / 1000)
-        if failure is not None and not managed.worker.busy:
-            # Skipped while a timed-out run still blocks the worker thread: the answer
-            # must not wait for that thread to come back.
-            await self._hook(managed, "on_error", failure)
         return RunResult(
             plugin_id=managed.id,
             status=status,
