@@ -66,6 +66,30 @@ def test_run_checks_config_and_document(package: Path, tmp_path: Path) -> None:
     ]
 
 
+def test_run_warns_about_numbers_no_metric_declares(tmp_path: Path) -> None:
+    source = tmp_path / "extra.py"
+    source.write_text(
+        "from unity_sdk import PluginBase, PluginMetadata, MetricField\n"
+        "class Extra(PluginBase):\n"
+        "    def get_metadata(self):\n"
+        "        return PluginMetadata(id='extra', name='E', version='1.0.0',\n"
+        "                              metrics=[MetricField(name='x', unit='s')])\n"
+        "    async def collect_data(self):\n"
+        "        return {'x': 1.0, 'disk': {'sda': {'reads': 3}}, 'label': 'text'}\n"
+    )
+    code, out, _ = _unity("plugin", "run", str(source), "--json")
+    assert code == 0, "undeclared numbers are a warning, not an error"
+    report = json.loads(out)
+    assert report["ok"] is True
+    assert report["warnings"] == [
+        "'disk/sda/reads' is a number no metric declares: it will not be charted or exported"
+    ]
+    code, _, err = _unity("plugin", "run", str(source))
+    assert code == 0
+    assert "warning" in err
+    assert "disk/sda/reads" in err
+
+
 def test_check_reports_problems_in_a_file(tmp_path: Path) -> None:
     source = tmp_path / "broken.py"
     source.write_text(
@@ -130,3 +154,4 @@ def test_installed_package_is_found_and_its_own_tests_pass(package: Path, tmp_pa
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "1 passed" in tests.stdout
+    assert "warning" not in tests.stdout.lower(), "the scaffold's own test runs warning-free"

@@ -2,8 +2,9 @@
 
 ``check`` applies the loader's validation and adds advice (metrics without
 units, config fields without descriptions). ``run_once`` validates a config,
-collects once with the plugin's timeout and checks the document against the
-declared metrics.
+collects once with the plugin's timeout, checks the document against the
+declared metrics and warns about numbers no metric declares (they are stored
+but never charted or exported).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from unity.authoring.source import Candidate
 from unity.plugins import config as plugin_config
 from unity.plugins.loader import validate_class
-from unity_sdk import ConfigError, PluginBase, PluginMetadata, check_document
+from unity_sdk import ConfigError, PluginBase, PluginMetadata, check_document, undeclared_numbers
 
 __all__ = ["CheckReport", "RunReport", "check", "run_once"]
 
@@ -37,6 +38,7 @@ class CheckReport:
 class RunReport:
     document: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     duration_ms: float = 0.0
 
     @property
@@ -97,4 +99,9 @@ async def run_once(cls: type[PluginBase], config: dict[str, Any]) -> RunReport:
         await plugin.on_disable()
     report.document = document if isinstance(document, dict) else None
     report.problems.extend(check_document(metadata, document))
+    if report.document is not None:
+        report.warnings.extend(
+            f"{path!r} is a number no metric declares: it will not be charted or exported"
+            for path in undeclared_numbers(metadata, report.document)
+        )
     return report

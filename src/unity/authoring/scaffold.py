@@ -41,6 +41,7 @@ packages = ["src/{module}"]
 
 [tool.pytest.ini_options]
 asyncio_mode = "auto"
+asyncio_default_fixture_loop_scope = "function"
 """
 
 PLUGIN = '''\
@@ -98,11 +99,14 @@ async def test_collects_declared_metrics(unity_plugin_check):
 README = """\
 # {title}
 
-A plugin for the Unity homelab hub. Install it next to the hub
-with `pip install -e .`; the hub lists it as `{plugin_id}`.
+A plugin for the Unity homelab hub. Install it into the hub's environment
+(`pip install -e .` with the hub's virtual environment active, or
+`/path/to/unity/.venv/bin/pip install -e .`); the hub lists it as `{plugin_id}`.
 
 - Check it: `unity plugin check .`
-- Run it once: `unity plugin run . --config config.json`
+- Run it once: `unity plugin run .`, or with a config:
+  `echo '{{"scale": 2}}' > config.json && unity plugin run . --config config.json`
+  (JSON or TOML; the keys are the fields of `{cls}Config`)
 - Test it: `pip install -e '.[test]' && pytest`
 """
 

@@ -122,6 +122,7 @@ def run_command(
                 "ok": report.ok,
                 "document": report.document,
                 "problems": report.problems,
+                "warnings": report.warnings,
                 "duration_ms": report.duration_ms,
             }
         )
@@ -130,6 +131,8 @@ def run_command(
             console().print_json(data=report.document)
         for problem in report.problems:
             error_console().print(f"[red]error[/] {escape(problem)}", soft_wrap=True)
+        for warning in report.warnings:
+            error_console().print(f"[yellow]warning[/] {escape(warning)}", soft_wrap=True)
         if report.ok:
             error_console().print(f"[green]ok[/] collected in {report.duration_ms:.1f} ms")
     if not report.ok:
