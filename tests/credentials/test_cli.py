@@ -271,7 +271,11 @@ def test_servers_commands_against_a_real_sshd(
     in_use = cli("credentials", "delete", "nas-login", "--yes")
     assert in_use.exit_code == 1
     assert "server:nas" in in_use.output
-    ok(cli("servers", "delete", "nas"))
+    kept = cli("servers", "delete", "nas", input="n\n")
+    assert kept.exit_code == 1, "declining the confirmation keeps the server"
+    assert "Remove server 'nas'" in kept.output
+    assert "nas" in {row["name"] for row in as_json(cli("servers", "list", "--json"))}
+    ok(cli("servers", "delete", "nas", "--yes"))
     ok(cli("credentials", "delete", "nas-login", "--yes"))
 
 
@@ -291,3 +295,6 @@ def test_help_lists_the_commands(cli: Invoke) -> None:
     text = ok(cli("servers", "--help")).stdout
     for name in ("add", "list", "check", "accept-host-key", "install-key", "remove-key"):
         assert name in text
+    expiring = ok(cli("credentials", "expiring", "--help")).stdout
+    assert "--days" in expiring
+    assert "within DAYS" not in expiring, "the help names the option the command takes"

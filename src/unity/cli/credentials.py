@@ -314,7 +314,7 @@ def expiring(
     days: Annotated[float, typer.Option(min=0, help="Look this many days ahead.")] = 30,
     as_json: JsonOption = False,
 ) -> None:
-    """Credentials that expire within DAYS (certificates, tokens), soonest first."""
+    """Credentials that expire within --days days (default 30), soonest first."""
     rows = run(lambda store: store.expiring(days=days))
     if as_json:
         print_json([credential_dict(row) for row in rows])

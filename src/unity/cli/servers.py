@@ -122,8 +122,11 @@ def list_command(as_json: JsonOption = False) -> None:
 @app.command()
 def delete(
     name: Annotated[str, typer.Argument(help="The server's name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Remove a server (refused while a plugin's targets name it)."""
+    """Remove a server and its pinned host key (refused while a plugin's targets name it)."""
+    if not yes:
+        typer.confirm(f"Remove server {name!r} and its pinned host key?", abort=True)
     run(lambda store: Inventory(store).delete(name, actor=ACTOR, source=cli_source()))
     console().print(f"Removed server {escape(name)!r}.")
 
