@@ -21,6 +21,7 @@ from unity.api.routes.servers import server_out
 from unity.auth import external as external_auth
 from unity.credentials import CredentialError, CredentialKind, Inventory
 from unity.credentials.audit import AuditAction
+from unity.credentials.inventory import LOGIN_KINDS
 from unity.storage.models import EnrollmentToken
 from unity.storage.types import utcnow
 from unity.web.common import WebDep, principal_of, render
@@ -124,7 +125,8 @@ async def servers_page(request: Request, web: WebDep, manager: ManagerDep) -> HT
         audit = [e for e in await _audit(manager, limit=500) if e.action in SERVER_ACTIONS]
     except CredentialError as exc:
         return render(request, "error.html", web, nav="servers", status_code=503, message=str(exc))
-    logins = [c.name for c in credentials if c.kind == CredentialKind.SERVER_LOGIN]
+    # Only kinds a server accepts, server logins first (the form's default).
+    logins = [c.name for kind in LOGIN_KINDS for c in credentials if c.kind == kind]
     ssh_keys = [
         c.name
         for c in credentials
@@ -139,6 +141,5 @@ async def servers_page(request: Request, web: WebDep, manager: ManagerDep) -> HT
         servers=[server_out(s) for s in servers],
         logins=logins,
         ssh_keys=ssh_keys,
-        all_credentials=[c.name for c in credentials],
         audit=audit[:AUDIT_ROWS],
     )
