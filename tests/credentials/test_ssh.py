@@ -65,9 +65,11 @@ async def test_key_login_pins_the_host_key_on_first_contact(
     assert server.host_key_fingerprint == ssh_server.host_fingerprint()
     assert server.host_key is not None
     assert server.host_key.startswith("ssh-ed25519 ")
-    actions = [(e.action, e.success) for e in await store.audit_log(credential="nas-login")]
+    entries = await store.audit_log(credential="nas-login")
+    actions = [(e.action, e.success) for e in entries]
     assert ("host_key_pin", True) in actions
-    assert ("use", True) in actions
+    assert actions.count(("use", True)) == 1, "one login, one use"
+    assert any(e.action == "use" and "login to" in e.detail for e in entries)
 
     again = await runner_for(store.db, store.keyring, "nas", actor="hub")
     try:
@@ -102,9 +104,11 @@ async def test_wrong_password_is_refused_and_audited(
     with pytest.raises(SSHAuthError, match="refused the password login") as info:
         await runner.run(["true"])
     assert "not-the-password" not in str(info.value)
-    refused = [e for e in await store.audit_log(credential="bad-login") if not e.success]
-    assert refused[0].action == "use"
-    assert "refused" in refused[0].detail
+    uses = [e for e in await store.audit_log(credential="bad-login") if e.action == "use"]
+    assert [(e.success, e.target) for e in uses] == [(False, "bad")], (
+        "a refused login is one failed use, never also a successful one"
+    )
+    assert "refused" in uses[0].detail
 
 
 async def test_unreachable_server_is_a_connect_error(store: CredentialStore) -> None:

@@ -192,11 +192,19 @@ class Inventory:
 
     # -- logging in and host keys ----------------------------------------------------
 
-    async def login(self, name: str, *, actor: str, source: str | None = None) -> LoginTarget:
-        """The server's address and decrypted login (audited as a ``use`` of the credential)."""
+    async def login(
+        self, name: str, *, actor: str, source: str | None = None, audit_success: bool = True
+    ) -> LoginTarget:
+        """The server's address and decrypted login (audited as a ``use`` of the credential;
+        with ``audit_success=False`` the caller records how the login went)."""
         server = await self.get(name)
         credential = await self.store.resolve(
-            server.credential, actor=actor, target=name, source=source, detail="ssh login"
+            server.credential,
+            actor=actor,
+            target=name,
+            source=source,
+            detail="ssh login",
+            audit_success=audit_success,
         )
         password = credential.secret.get("password")
         key_text = credential.secret.get("private_key")

@@ -131,8 +131,37 @@ class SSHRunner:
             )
         return options
 
+    async def _audit_login(self, login: LoginTarget, *, success: bool, detail: str) -> None:
+        await record_detached(
+            self.inventory.db,
+            actor=self.actor,
+            action=AuditAction.USE,
+            credential=login.credential,
+            target=self.host,
+            source=self.source,
+            success=success,
+            detail=detail,
+        )
+
     async def _connect(self) -> asyncssh.SSHClientConnection:
-        login = await self.inventory.login(self.host, actor=self.actor, source=self.source)
+        # One audit entry per attempt, saying how the login went (recorded below).
+        login = await self.inventory.login(
+            self.host, actor=self.actor, source=self.source, audit_success=False
+        )
+        try:
+            conn = await self._login(login)
+        except SSHAuthError as exc:
+            await self._audit_login(login, success=False, detail=str(exc))
+            raise
+        except (SSHConnectError, HostKeyMismatchError) as exc:
+            await self._audit_login(login, success=False, detail=f"ssh login not attempted: {exc}")
+            raise
+        auth = "key" if login.private_key is not None else "password"
+        where = f"{login.username}@{login.host}:{login.port}"
+        await self._audit_login(login, success=True, detail=f"ssh {auth} login to {where}")
+        return conn
+
+    async def _login(self, login: LoginTarget) -> asyncssh.SSHClientConnection:
         client = _PinningClient(login.pinned_fingerprint)
         where = f"{login.username}@{login.host}:{login.port}"
         proven = False
@@ -168,15 +197,6 @@ class SSHRunner:
         except asyncssh.PermissionDenied:
             proven = True
             auth = "key" if login.private_key is not None else "password"
-            await record_detached(
-                self.inventory.db,
-                actor=self.actor,
-                action=AuditAction.USE,
-                credential=login.credential,
-                target=self.host,
-                success=False,
-                detail=f"ssh {auth} login refused by {where}",
-            )
             raise SSHAuthError(
                 f"server {self.host!r} refused the {auth} login of {where} "
                 f"(credential {login.credential!r})"

@@ -239,6 +239,7 @@ class CredentialStore:
         target: str | None,
         source: str | None,
         detail: str,
+        audit_success: bool = True,
     ) -> ResolvedCredential:
         failure: CredentialError
         async with self.db.session() as session:
@@ -251,15 +252,16 @@ class CredentialStore:
                 except DecryptionError as exc:
                     failure = exc
                 else:
-                    audit.record(
-                        session,
-                        actor=actor,
-                        action=action,
-                        credential=name,
-                        target=target,
-                        source=source,
-                        detail=detail,
-                    )
+                    if audit_success:
+                        audit.record(
+                            session,
+                            actor=actor,
+                            action=action,
+                            credential=name,
+                            target=target,
+                            source=source,
+                            detail=detail,
+                        )
                     return ResolvedCredential(row.name, row.kind, dict(row.public), secret)
         await audit.record_detached(
             self.db,
@@ -281,10 +283,21 @@ class CredentialStore:
         target: str | None = None,
         source: str | None = None,
         detail: str = "",
+        audit_success: bool = True,
     ) -> ResolvedCredential:
-        """Decrypt for use by the hub or a plugin; audited as ``use`` (failures too)."""
+        """Decrypt for use by the hub or a plugin; audited as ``use`` (failures too).
+
+        ``audit_success=False`` is for a caller that records the outcome of the use
+        itself (an SSH login accepted or refused), so one attempt is one entry.
+        """
         return await self._decrypt(
-            name, action=AuditAction.USE, actor=actor, target=target, source=source, detail=detail
+            name,
+            action=AuditAction.USE,
+            actor=actor,
+            target=target,
+            source=source,
+            detail=detail,
+            audit_success=audit_success,
         )
 
     async def reveal(
