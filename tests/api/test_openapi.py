@@ -16,6 +16,7 @@ SPEC_ROUTES = {
     ("post", "/api/plugins/v2/{plugin_id}/execute"),
     ("get", "/api/plugins/v2/{plugin_id}/config"),
     ("put", "/api/plugins/v2/{plugin_id}/config"),
+    ("patch", "/api/plugins/v2/{plugin_id}/config"),
     ("get", "/api/plugins/v2/{plugin_id}/health"),
     ("get", "/api/plugins/v2/{plugin_id}/metrics"),
     ("get", "/api/plugins/v2/{plugin_id}/executions"),

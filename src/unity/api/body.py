@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from unity.api.errors import ApiError
 
-__all__ = ["body_schema", "parse_body", "read_json"]
+__all__ = ["body_schema", "merge_patch", "parse_body", "read_json"]
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_LIMIT = 1024 * 1024
@@ -57,3 +57,19 @@ def parse_body(model: type[M], raw: Any) -> M:
 def body_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """``openapi_extra`` documenting a JSON body read by hand."""
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """``patch`` applied to ``target`` as a JSON Merge Patch (RFC 7396).
+
+    Objects merge key by key, ``null`` removes a key, anything else replaces.
+    """
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged

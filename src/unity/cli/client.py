@@ -95,6 +95,12 @@ class HubClient:
     def put(self, path: str, body: Any) -> Any:
         return self._request("PUT", path, json=body)
 
+    def patch(self, path: str, body: Any) -> Any:
+        """A JSON Merge Patch (RFC 7396): only the fields in ``body`` change."""
+        content = json.dumps(body).encode()
+        headers = {"Content-Type": "application/merge-patch+json"}
+        return self._request("PATCH", path, content=content, headers=headers)
+
     def delete(self, path: str) -> Any:
         return self._request("DELETE", path)
 

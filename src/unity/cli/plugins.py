@@ -337,16 +337,16 @@ def config_set(
 ) -> None:
     """Change a plugin's config. The hub validates it: on any error nothing is saved.
 
-    `interval` (seconds) and `retention_days` are understood by the hub itself.
-    Secret fields left as ******** keep their stored value.
+    Only the given keys change (a merge patch); a JSON null removes a key, back to
+    its default. `--replace` sends the whole config instead. `interval` (seconds)
+    and `retention_days` are understood by the hub itself.
     """
     changes = {**(_read_file(file) if file else {}), **_parse_pairs(pairs or [])}
     if not changes and not replace:
         raise typer.BadParameter("give KEY=VALUE pairs or --file", param_hint="KEY=VALUE")
     with connect(ctx) as hub:
         path = f"{API}/{plugin_id}/config"
-        current: dict[str, Any] = {} if replace else hub.get(path)["config"]
-        answer = hub.put(path, {**current, **changes})
+        answer = hub.put(path, changes) if replace else hub.patch(path, changes)
     if as_json:
         print_json(answer["config"])
         return

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from unity.api.body import body_schema, read_json
+from unity.api.body import body_schema, merge_patch, read_json
 from unity.api.deps import (
     AdminToken,
     ManagerDep,
@@ -220,8 +220,9 @@ async def get_config(
 async def put_config(
     plugin_id: str, request: Request, _: AdminToken, manager: ManagerDep
 ) -> PluginConfig:
-    """Replace the config. Validated against the plugin's schema first: on any
-    error the answer is 422 with one entry per field and nothing is saved.
+    """Replace the whole config (fields not sent go back to their defaults; ``PATCH``
+    changes only the fields it sends). Validated against the plugin's schema first:
+    on any error the answer is 422 with one entry per field and nothing is saved.
     ``interval`` (seconds) and ``retention_days`` are understood by the hub."""
     config = await read_json(request)
     if not isinstance(config, dict):
@@ -229,6 +230,45 @@ async def put_config(
     validated = await manager.set_config(plugin_id, config)
     metadata = await manager.metadata_for(plugin_id)
     row = await manager.row(plugin_id)
+    return PluginConfig(
+        plugin_id=plugin_id,
+        config=plugin_config.mask_secrets(metadata, validated.stored),
+        interval=validated.interval or metadata.default_interval,
+        enabled=row.enabled,
+        config_schema=metadata.config_json_schema(),
+    )
+
+
+@router.patch(
+    "/{plugin_id}/config",
+    response_model=PluginConfig,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {
+                    "schema": {
+                        "type": "object",
+                        "description": "The fields to change; null removes a field",
+                    }
+                }
+                for media in ("application/merge-patch+json", "application/json")
+            },
+        }
+    },
+)
+async def patch_config(
+    plugin_id: str, request: Request, _: AdminToken, manager: ManagerDep
+) -> PluginConfig:
+    """Change some fields of the config (JSON Merge Patch, RFC 7396): fields not
+    sent keep their value, ``null`` removes one (back to its default). The result
+    is validated like ``PUT``, which replaces the whole config instead."""
+    patch = await read_json(request)
+    if not isinstance(patch, dict):
+        raise ApiError(422, "a merge patch of the config must be a JSON object")
+    row = await manager.row(plugin_id)
+    validated = await manager.set_config(plugin_id, merge_patch(row.config, patch))
+    metadata = await manager.metadata_for(plugin_id)
     return PluginConfig(
         plugin_id=plugin_id,
         config=plugin_config.mask_secrets(metadata, validated.stored),
