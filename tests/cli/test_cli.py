@@ -95,7 +95,7 @@ def test_serve_help_shows_its_options(cli: Invoke) -> None:
 
 def test_plugins_help_lists_its_commands(cli: Invoke) -> None:
     result = cli("plugins", "--help")
-    for name in ("list", "info", "enable", "disable", "run", "config"):
+    for name in ("list", "info", "enable", "disable", "run", "health", "config"):
         assert name in result.stdout
 
 
@@ -321,6 +321,25 @@ def test_info_of_an_unknown_plugin_exits_1(cli: Invoke, hub: Hub) -> None:
     assert result.exit_code == 1
     assert "no plugin with id 'nope'" in result.stderr
     assert result.stdout == ""
+
+
+def test_health_checks_now_and_exits_by_the_answer(cli: Invoke, hub: Hub) -> None:
+    ok = json_out(cli, *as_admin(hub, "plugins", "health", "counter"))
+    assert ok["status"] == "healthy"
+    assert ok["checked_at"] is not None, "the check ran now"
+    cached = json_out(cli, *as_admin(hub, "plugins", "health", "counter", "--cached"))
+    assert cached["checked_at"] == ok["checked_at"]
+    text = cli(*as_admin(hub, "plugins", "health", "counter"))
+    assert text.exit_code == 0
+    assert "counter: healthy" in text.stdout
+    slow = cli(
+        *as_admin(hub, "plugins", "config", "set", "configured", "url=http://x", "mode=slow")
+    )
+    assert slow.exit_code == 0, slow.output
+    degraded = cli(*as_admin(hub, "plugins", "health", "configured"))
+    assert degraded.exit_code == 1
+    assert "degraded" in degraded.stdout
+    assert "running in slow mode" in degraded.stdout
 
 
 def test_run_shows_the_collected_document(cli: Invoke, hub: Hub) -> None:

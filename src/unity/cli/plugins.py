@@ -223,6 +223,32 @@ def run(ctx: typer.Context, plugin_id: PluginId, as_json: JsonOption = False) ->
 
 
 @app.command()
+def health(
+    ctx: typer.Context,
+    plugin_id: PluginId,
+    cached: Annotated[
+        bool, typer.Option("--cached", help="Show the last answer instead of checking now.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the plugin's health check now and show the answer.
+
+    Exits 1 unless the plugin is healthy.
+    """
+    with connect(ctx) as hub:
+        answer = hub.get(f"{API}/{plugin_id}/health", params={"cached": cached} if cached else None)
+    if as_json:
+        print_json(answer)
+    else:
+        message = f": {escape(answer['message'])}" if answer.get("message") else ""
+        console().print(
+            f"{escape(plugin_id)}: {_styled(answer['status'])}{message}", soft_wrap=True
+        )
+    if answer["status"] != "healthy":
+        raise typer.Exit(1)
+
+
+@app.command()
 def keys(ctx: typer.Context, plugin_id: PluginId, as_json: JsonOption = False) -> None:
     """List the API keys issued to an external plugin (never their secrets)."""
     with connect(ctx) as hub:
