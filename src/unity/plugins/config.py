@@ -208,8 +208,27 @@ def _validate_model(
     return instance.model_dump(), []
 
 
+def _message(error: jsonschema.ValidationError, secrets: set[str]) -> str:
+    # jsonschema quotes the offending value ("'hunter2' is too long"); a secret
+    # must not come back in the answer or reach a log line.
+    path = list(error.absolute_path)
+    if path and path[0] in secrets:
+        return f"does not satisfy the schema's {error.validator!r} rule (the value is secret)"
+    return error.message
+
+
+def _without_secrets(
+    errors: list[dict[str, Any]], data: Mapping[str, Any], secrets: set[str]
+) -> list[dict[str, Any]]:
+    """``errors`` with every message that quotes a secret value replaced."""
+    values = [v for k, v in data.items() if k in secrets and isinstance(v, str) and v]
+    quoted = [form for v in values for form in (v, repr(v)[1:-1])]
+    hidden = "does not satisfy the schema (the message would show a secret value)"
+    return [{**e, "msg": hidden} if any(q in str(e["msg"]) for q in quoted) else e for e in errors]
+
+
 def _validate_json_schema(
-    plugin_id: str, schema: dict[str, Any], data: dict[str, Any]
+    plugin_id: str, schema: dict[str, Any], data: dict[str, Any], secrets: set[str]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     validator = jsonschema.Draft202012Validator(schema, registry=SELF_CONTAINED)
     try:
@@ -228,7 +247,9 @@ def _validate_json_schema(
             f"the config schema of plugin {plugin_id!r} is unusable: {problem}",
             [{"loc": [], "msg": problem}],
         ) from None
-    errors = [{"loc": list(error.absolute_path), "msg": error.message} for error in found]
+    errors = [
+        {"loc": list(error.absolute_path), "msg": _message(error, secrets)} for error in found
+    ]
     filled = {
         name: prop["default"]
         for name, prop in schema.get("properties", {}).items()
@@ -305,10 +326,12 @@ def validate(
     if schema is None:
         plugin_config, schema_errors = data, []
     elif isinstance(schema, dict):
-        plugin_config, schema_errors = _validate_json_schema(metadata.id, schema, data)
+        plugin_config, schema_errors = _validate_json_schema(
+            metadata.id, schema, data, secret_fields(metadata)
+        )
     else:
         plugin_config, schema_errors = _validate_model(schema, data)
-    errors.extend(schema_errors)
+    errors.extend(_without_secrets(schema_errors, data, secret_fields(metadata)))
     if errors:
         raise ConfigError(f"invalid config for plugin {metadata.id!r}", errors)
     return ValidatedConfig(stored, plugin_config, interval, retention, targets, references)

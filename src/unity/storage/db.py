@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +23,13 @@ from sqlalchemy.ext.asyncio import (
 __all__ = ["Database", "alembic_config"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+# aiosqlite logs every call at DEBUG with its SQL parameters: configs, secrets,
+# token hashes. Like SQLAlchemy does for its own loggers, set a level unless
+# the operator chose one, so UNITY_LOG_LEVEL=DEBUG never prints stored values.
+_DRIVER_LOG = logging.getLogger("aiosqlite")
+if _DRIVER_LOG.level == logging.NOTSET:
+    _DRIVER_LOG.setLevel(logging.INFO)
 
 
 def alembic_config() -> Config:
@@ -45,7 +53,8 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = make_url(url)
-        kwargs: dict[str, Any] = {"echo": echo}
+        # Parameters stay out of log lines and error messages (they hold secrets).
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             database = self.url.database
             if database and database != ":memory:":
