@@ -21,6 +21,7 @@ from unity.plugins.manager import PluginManager
 from unity.plugins.reloader import watch_plugins
 from unity.settings import Settings, get_settings
 from unity.storage.db import Database
+from unity.storage.private import PRIVATE_DIR, tighten
 from unity.web.mount import mount_dashboard
 from unity.web.session import end_dead_sessions
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tighten(settings.data_dir, PRIVATE_DIR)
         # A malformed, default or exposed master key stops the hub here.
         keyring = load_keyring(settings)
         db = Database(settings.effective_database_url)

@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     max_batch_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest metric batch body accepted (bytes)."
     )
+    schema_check_seconds: float = Field(
+        default=5,
+        gt=0,
+        le=300,
+        description="Longest the hub spends checking an external plugin's metadata, or a "
+        "config against its schema, before refusing with 422 (checked off the event loop).",
+    )
     max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` a list accepts.")
     bootstrap_token: bool = Field(
         default=True,

@@ -33,6 +33,7 @@ from pydantic import SecretStr
 
 from unity.credentials.errors import DecryptionError, MasterKeyError
 from unity.settings import Settings
+from unity.storage.private import private_dir
 
 __all__ = [
     "KEY_FILE",
@@ -145,7 +146,7 @@ def read_key_file(path: Path) -> MasterKey:
 def create_key_file(path: Path, key: MasterKey | None = None) -> MasterKey:
     """Write ``key`` (default: a new random one) to ``path`` with mode 0600; never overwrites."""
     key = key or MasterKey.generate(str(path))
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.fchmod(fd, 0o600)

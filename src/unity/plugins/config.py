@@ -13,19 +13,26 @@ A secret field may instead hold a reference to the credentials store,
 in its place only when it runs the plugin. Plugins that collect remotely
 (``supports_remote``) also take the hub key ``targets``: a list of inventory
 server names (``"local"`` is the hub itself).
+
+A JSON Schema must be self-contained (see :mod:`unity.plugins.schemas`): the
+hub never fetches a ``$ref``. Schemas of external plugins come from outside
+the hub, so :func:`validate_foreign` checks configs against them on a worker
+thread with a time limit.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
 from pydantic import BaseModel, ValidationError
+from referencing.exceptions import Unresolvable
 
+from unity.plugins.schemas import SELF_CONTAINED, reference_problems, run_bounded
 from unity_sdk import ConfigError, MetadataError, PluginMetadata
 
 __all__ = [
@@ -34,11 +41,14 @@ __all__ = [
     "MASK",
     "RESERVED_KEYS",
     "ValidatedConfig",
+    "check_off_loop",
     "check_schema",
     "credential_reference",
     "mask_secrets",
     "plugin_view",
+    "plugin_view_foreign",
     "validate",
+    "validate_foreign",
 ]
 
 MASK = "********"
@@ -77,6 +87,15 @@ def check_schema(metadata: PluginMetadata) -> None:
             schema.model_json_schema()
     except (jsonschema.SchemaError, TypeError, ValueError) as exc:
         raise MetadataError(f"config schema of {metadata.id!r} is invalid: {exc}") from exc
+    except RecursionError as exc:
+        raise MetadataError(f"config schema of {metadata.id!r} is nested too deeply") from exc
+    if isinstance(schema, dict):
+        problems = reference_problems(schema)
+        if problems:
+            raise MetadataError(
+                f"config schema of {metadata.id!r} must be self-contained (references "
+                f"start with '#' and resolve within it): {'; '.join(problems[:10])}"
+            )
     clashes = sorted(RESERVED_KEYS & set(metadata.config_json_schema().get("properties", {})))
     if clashes:
         raise MetadataError(
@@ -189,13 +208,47 @@ def _validate_model(
     return instance.model_dump(), []
 
 
+def _message(error: jsonschema.ValidationError, secrets: set[str]) -> str:
+    # jsonschema quotes the offending value ("'hunter2' is too long"); a secret
+    # must not come back in the answer or reach a log line.
+    path = list(error.absolute_path)
+    if path and path[0] in secrets:
+        return f"does not satisfy the schema's {error.validator!r} rule (the value is secret)"
+    return error.message
+
+
+def _without_secrets(
+    errors: list[dict[str, Any]], data: Mapping[str, Any], secrets: set[str]
+) -> list[dict[str, Any]]:
+    """``errors`` with every message that quotes a secret value replaced."""
+    values = [v for k, v in data.items() if k in secrets and isinstance(v, str) and v]
+    quoted = [form for v in values for form in (v, repr(v)[1:-1])]
+    hidden = "does not satisfy the schema (the message would show a secret value)"
+    return [{**e, "msg": hidden} if any(q in str(e["msg"]) for q in quoted) else e for e in errors]
+
+
 def _validate_json_schema(
-    schema: dict[str, Any], data: dict[str, Any]
+    plugin_id: str, schema: dict[str, Any], data: dict[str, Any], secrets: set[str]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = jsonschema.Draft202012Validator(schema, registry=SELF_CONTAINED)
+    try:
+        found = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    except Unresolvable as exc:
+        # Stored before registration checked references, or broken since: the
+        # schema is at fault, not the config, and nothing is ever fetched.
+        problem = f"reference {exc.ref!r} does not resolve within the schema"
+        raise ConfigError(
+            f"the config schema of plugin {plugin_id!r} is unusable: {problem}",
+            [{"loc": [], "msg": problem}],
+        ) from None
+    except RecursionError:
+        problem = "its references loop without end"
+        raise ConfigError(
+            f"the config schema of plugin {plugin_id!r} is unusable: {problem}",
+            [{"loc": [], "msg": problem}],
+        ) from None
     errors = [
-        {"loc": list(error.absolute_path), "msg": error.message}
-        for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+        {"loc": list(error.absolute_path), "msg": _message(error, secrets)} for error in found
     ]
     filled = {
         name: prop["default"]
@@ -273,10 +326,53 @@ def validate(
     if schema is None:
         plugin_config, schema_errors = data, []
     elif isinstance(schema, dict):
-        plugin_config, schema_errors = _validate_json_schema(schema, data)
+        plugin_config, schema_errors = _validate_json_schema(
+            metadata.id, schema, data, secret_fields(metadata)
+        )
     else:
         plugin_config, schema_errors = _validate_model(schema, data)
-    errors.extend(schema_errors)
+    errors.extend(_without_secrets(schema_errors, data, secret_fields(metadata)))
     if errors:
         raise ConfigError(f"invalid config for plugin {metadata.id!r}", errors)
     return ValidatedConfig(stored, plugin_config, interval, retention, targets, references)
+
+
+async def validate_foreign(
+    metadata: PluginMetadata,
+    raw: Mapping[str, Any],
+    *,
+    previous: Mapping[str, Any] | None = None,
+    timeout: float,
+) -> ValidatedConfig:
+    """:func:`validate` for a schema from outside the hub: off the event loop,
+    ``ConfigError`` when it takes longer than ``timeout`` seconds."""
+    try:
+        return await run_bounded(validate, metadata, raw, previous=previous, timeout=timeout)
+    except TimeoutError:
+        raise ConfigError(
+            f"validating the config of plugin {metadata.id!r} took longer than {timeout:g}s",
+            [{"loc": [], "msg": "the plugin's config schema is too slow to check"}],
+        ) from None
+
+
+async def plugin_view_foreign(
+    metadata: PluginMetadata, stored: Mapping[str, Any], *, timeout: float
+) -> dict[str, Any]:
+    """:func:`plugin_view` for a schema from outside the hub (see :func:`validate_foreign`)."""
+    try:
+        return (await validate_foreign(metadata, stored, timeout=timeout)).plugin
+    except ConfigError:
+        return {k: v for k, v in stored.items() if k not in RESERVED_KEYS}
+
+
+async def check_off_loop(
+    parse: Callable[[dict[str, Any]], PluginMetadata], document: dict[str, Any], *, timeout: float
+) -> PluginMetadata:
+    """``parse(document)`` (metadata parsing and :func:`check_schema`) off the event
+    loop; ``MetadataError`` when it takes longer than ``timeout`` seconds."""
+    try:
+        return await run_bounded(parse, document, timeout=timeout)
+    except TimeoutError:
+        raise MetadataError(
+            f"checking the plugin's metadata took longer than {timeout:g}s"
+        ) from None

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from unity.auth.external import consume_enrollment, issue_plugin_key
-from unity.plugins.config import check_schema
+from unity.plugins.config import check_off_loop, check_schema
 from unity.plugins.manager import PluginManager, PluginNotFoundError, PluginStateError
 from unity.storage import metrics as metric_store
 from unity.storage import registry
@@ -60,7 +60,9 @@ async def register(
     manager: PluginManager, request: RegisterRequest, enrollment_token: str
 ) -> RegisterResponse:
     """Trade an enrollment token for a plugin API key; create or refresh the registry row."""
-    metadata = parse_metadata(request.metadata)
+    metadata = await check_off_loop(
+        parse_metadata, request.metadata, timeout=manager.settings.schema_check_seconds
+    )
     if metadata.id in manager.plugins:
         raise PluginStateError(f"plugin id {metadata.id!r} belongs to a plugin inside the hub")
     async with manager.db.session() as session:

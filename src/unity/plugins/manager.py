@@ -241,7 +241,9 @@ class PluginManager:
         external = await self._external(plugin_id)
         if external is not None:
             row, metadata = external
-            plugin_config.validate(metadata, row.config)
+            await plugin_config.validate_foreign(
+                metadata, row.config, timeout=self.settings.schema_check_seconds
+            )
             await self._update_row(plugin_id, enabled=True)
             return
         managed = self._loaded(plugin_id)
@@ -502,7 +504,9 @@ class PluginManager:
         external = await self._external(plugin_id)
         if external is not None:
             row, metadata = external
-            validated = plugin_config.validate(metadata, raw, previous=row.config)
+            validated = await plugin_config.validate_foreign(
+                metadata, raw, previous=row.config, timeout=self.settings.schema_check_seconds
+            )
             await self.links.check(metadata, validated)
             await self._update_row(plugin_id, config=validated.stored)
             return validated

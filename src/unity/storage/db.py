@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,9 +20,18 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from unity.storage.private import private_sqlite_file
+
 __all__ = ["Database", "alembic_config"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+# aiosqlite logs every call at DEBUG with its SQL parameters: configs, secrets,
+# token hashes. Like SQLAlchemy does for its own loggers, set a level unless
+# the operator chose one, so UNITY_LOG_LEVEL=DEBUG never prints stored values.
+_DRIVER_LOG = logging.getLogger("aiosqlite")
+if _DRIVER_LOG.level == logging.NOTSET:
+    _DRIVER_LOG.setLevel(logging.INFO)
 
 
 def alembic_config() -> Config:
@@ -45,11 +55,12 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = make_url(url)
-        kwargs: dict[str, Any] = {"echo": echo}
+        # Parameters stay out of log lines and error messages (they hold secrets).
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             database = self.url.database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            if database and database != ":memory:" and not database.startswith("file:"):
+                private_sqlite_file(Path(database))
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)

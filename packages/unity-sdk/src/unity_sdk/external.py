@@ -42,9 +42,15 @@ from unity_sdk.errors import (
     UnityError,
 )
 from unity_sdk.keystore import KeyStore, SavedKey
-from unity_sdk.metadata import HealthStatus, PluginMetadata
+from unity_sdk.metadata import HealthState, HealthStatus, PluginMetadata
 from unity_sdk.plugin import PluginBase
-from unity_sdk.wire import HealthReport, PluginConfig, Sample
+from unity_sdk.wire import (
+    MAX_HEALTH_DETAILS_BYTES,
+    HealthReport,
+    PluginConfig,
+    Sample,
+    json_size,
+)
 
 __all__ = ["ExternalPluginBase"]
 
@@ -311,10 +317,20 @@ class ExternalPluginBase(PluginBase):
                 status = await self.health_check()
             except Exception as exc:
                 status = HealthStatus.unhealthy(f"health check failed: {_describe(exc)}")
-        details = {**status.details, "sent": self._sent, "rejected": self.rejected}
+        counters = {"sent": self._sent, "rejected": self.rejected}
+        details = {**status.details, **counters}
+        state, message = status.status, status.message
+        if (size := json_size(details)) > MAX_HEALTH_DETAILS_BYTES:
+            # The hub refuses such a report; send the state without the bulk.
+            details = counters
+            state = HealthState.DEGRADED if state is HealthState.HEALTHY else state
+            message = (
+                f"health details dropped ({size} bytes, at most {MAX_HEALTH_DETAILS_BYTES}); "
+                + message
+            )
         report = HealthReport(
-            status=status.status,
-            message=status.message[:2000],
+            status=state,
+            message=message[:2000],
             details=details,
             buffered=self.buffered,
             dropped=self.dropped,

@@ -7,6 +7,8 @@ author tooling read one description of each plugin.
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -15,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from unity_sdk.errors import MetadataError
 
 __all__ = [
+    "MAX_METRICS",
     "HealthState",
     "HealthStatus",
     "Isolation",
@@ -23,14 +26,24 @@ __all__ = [
     "PluginCategory",
     "PluginMetadata",
     "Requirements",
+    "duplicate_names",
 ]
 
 PLUGIN_ID_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+# The largest built-in declares about sixty; wildcards (``disks.*.percent``)
+# cover per-device series, so a thousand leaves ample room and keeps every
+# pass over the declared metrics cheap.
+MAX_METRICS = 1000
 _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
 )
 _METRIC_PATH = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*|\*)(?:\.(?:[A-Za-z_][A-Za-z0-9_]*|\*))*$")
+
+
+def duplicate_names(names: Iterable[str]) -> list[str]:
+    """The names that occur more than once, sorted; one pass over ``names``."""
+    return sorted(name for name, seen in Counter(names).items() if seen > 1)
 
 
 class PluginCategory(StrEnum):
@@ -159,7 +172,7 @@ class PluginMetadata(BaseModel):
     category: PluginCategory = PluginCategory.CUSTOM
     tags: list[str] = Field(default_factory=list)
     config_schema: type[BaseModel] | dict[str, Any] | None = None
-    metrics: list[MetricField] = Field(default_factory=list)
+    metrics: list[MetricField] = Field(default_factory=list, max_length=MAX_METRICS)
     default_interval: float = Field(default=60.0, gt=0, le=86400)
     timeout: float = Field(default=30.0, gt=0, le=3600)
     requires: Requirements = Field(default_factory=Requirements)
@@ -186,8 +199,7 @@ class PluginMetadata(BaseModel):
 
     @model_validator(mode="after")
     def _unique_metrics(self) -> PluginMetadata:
-        names = [m.name for m in self.metrics]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = duplicate_names(m.name for m in self.metrics)
         if duplicates:
             raise ValueError(f"metrics declared twice: {', '.join(duplicates)}")
         return self

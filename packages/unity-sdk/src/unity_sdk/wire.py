@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import to_json
 
 from unity_sdk.metadata import HealthState
 
@@ -22,6 +23,8 @@ __all__ = [
     "API_KEY_PREFIX",
     "ENROLLMENT_PREFIX",
     "MAX_BATCH_SAMPLES",
+    "MAX_HEALTH_DETAILS_BYTES",
+    "MAX_HEALTH_REPORT_BYTES",
     "BatchAccepted",
     "HealthAccepted",
     "HealthReport",
@@ -30,12 +33,23 @@ __all__ = [
     "RegisterRequest",
     "RegisterResponse",
     "Sample",
+    "json_size",
 ]
 
 API_KEY_PREFIX = "unityk_"
 ENROLLMENT_PREFIX = "unitye_"
 MAX_BATCH_SAMPLES = 1000
 MAX_HOST_LENGTH = 255
+# Health details are a few counters and notes, shown on the dashboard and kept
+# in the plugin's registry row: not a place for logs or dumps.
+MAX_HEALTH_DETAILS_BYTES = 64 * 1024
+# The whole report body; room for the message and for \u escapes of non-ASCII text.
+MAX_HEALTH_REPORT_BYTES = 4 * MAX_HEALTH_DETAILS_BYTES
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON (what the hub stores)."""
+    return len(to_json(value, fallback=str))
 
 
 class _Wire(BaseModel):
@@ -93,9 +107,22 @@ class HealthReport(_Wire):
 
     status: HealthState
     message: str = Field(default="", max_length=2000)
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"At most {MAX_HEALTH_DETAILS_BYTES} bytes as JSON",
+    )
     buffered: int = Field(default=0, ge=0, description="Samples waiting to be sent")
     dropped: int = Field(default=0, ge=0, description="Samples dropped from a full buffer")
+
+    @field_validator("details")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        size = json_size(value)
+        if size > MAX_HEALTH_DETAILS_BYTES:
+            raise ValueError(
+                f"details are {size} bytes as JSON; at most {MAX_HEALTH_DETAILS_BYTES} bytes"
+            )
+        return value
 
 
 class HealthAccepted(_Wire):

@@ -200,7 +200,11 @@ async def get_config(
                 actor=f"plugin:{plugin_id}",
                 source=request.client.host if request.client else None,
             )
-        config = plugin_config.plugin_view(metadata, stored)
+        timeout = manager.settings.schema_check_seconds
+        if row.external:
+            config = await plugin_config.plugin_view_foreign(metadata, stored, timeout=timeout)
+        else:
+            config = plugin_config.plugin_view(metadata, stored)
     else:
         config = plugin_config.mask_secrets(metadata, row.config)
     return PluginConfig(
