@@ -5,7 +5,10 @@ atomic claim of an enrollment token's uses."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from unity.storage.models import EnrollmentToken, Plugin, PluginApiKey
+from unity_sdk import ExternalPluginBase, MetricField, PluginMetadata
 
 NAS = {
     "id": "nas-temp",
@@ -241,3 +245,65 @@ async def test_concurrent_registrations_spend_each_single_use_token_once(
         )
     assert uses == [1] * 10
     assert keys == plugins == 10
+
+
+class NasTemp(ExternalPluginBase):
+    hub_backoff_max = 0.05
+
+    def get_metadata(self) -> PluginMetadata:
+        return PluginMetadata(
+            id="nas-temp",
+            name="NAS temperature",
+            version="1.0.0",
+            metrics=[MetricField(name="celsius", unit="C")],
+        )
+
+    async def collect_data(self) -> dict[str, Any]:
+        return {"celsius": 41}
+
+
+class LosesFirstRegisterAnswer(httpx.AsyncBaseTransport):
+    """The real app behind a connection that drops the first registration's answer."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.registrations = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.endswith("/register"):
+            self.registrations += 1
+            if self.registrations == 1:
+                await response.aread()
+                raise httpx.ReadError("connection reset", request=request)
+        return response
+
+
+async def test_the_sdk_survives_a_lost_registration_answer_with_a_single_use_token(
+    app: FastAPI, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    token = await _enroll(client)
+    transport = LosesFirstRegisterAnswer(app)
+    plugin, stop = NasTemp(), asyncio.Event()
+    task = asyncio.create_task(
+        plugin.run(
+            "http://hub",
+            enrollment_token=token,
+            state_dir=tmp_path,
+            stop_event=stop,
+            transport=transport,
+        )
+    )
+    deadline = time.monotonic() + 20
+    while plugin.sent < 1 and not task.done():
+        assert time.monotonic() < deadline, "the plugin never reported"
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert transport.registrations == 2
+    assert await _uses(client, token) == 1
+    keys = (await client.get("/api/plugins/v2/nas-temp/keys")).json()
+    saved = json.loads((tmp_path / "nas-temp.json").read_text())
+    assert [k["id"] for k in keys] == [saved["key_id"]]
+    items = (await client.get("/api/plugins/v2/nas-temp/metrics")).json()["items"]
+    assert [i["data"]["celsius"] for i in items] == [41]
