@@ -307,3 +307,27 @@ async def test_the_sdk_survives_a_lost_registration_answer_with_a_single_use_tok
     assert [k["id"] for k in keys] == [saved["key_id"]]
     items = (await client.get("/api/plugins/v2/nas-temp/metrics")).json()["items"]
     assert [i["data"]["celsius"] for i in items] == [41]
+
+
+async def test_concurrent_registrations_of_one_new_id_have_one_owner(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    tokens = [await _enroll(client) for _ in range(8)]
+    transport = httpx.ASGITransport(app=app)
+
+    async def attempt(token: str) -> int:
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:
+            response = await _register(c, token)
+            assert response.status_code in (201, 409), response.text
+            return response.status_code
+
+    statuses = await asyncio.gather(*(attempt(token) for token in tokens))
+    assert statuses.count(201) == 1
+    async with app.state.db.session() as session:
+        uses = list(await session.scalars(select(EnrollmentToken.uses)))
+        owner = await session.scalar(
+            select(Plugin.owner_enrollment_id).where(Plugin.id == "nas-temp")
+        )
+    assert sorted(uses) == [0] * 7 + [1]
+    winner = tokens[statuses.index(201)]
+    assert owner == winner.split("_")[1]

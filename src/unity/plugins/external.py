@@ -92,9 +92,7 @@ async def register(
             key = await _register(session, metadata, request, enrollment_token)
     except IntegrityError as exc:
         # PostgreSQL: another registration inserted the same new id concurrently.
-        raise RegistrationConflictError(
-            f"plugin id {metadata.id!r} was registered concurrently; retry"
-        ) from exc
+        raise RegistrationConflictError(_CONCURRENT.format(plugin_id=metadata.id)) from exc
     return RegisterResponse(plugin_id=metadata.id, api_key=key.value, key_id=key.id)
 
 
@@ -121,9 +119,13 @@ async def _register(
     takeover = _check_owner(row, metadata.id, enrollment)
     if row is not None:
         _drop_unmasked_secrets(row, metadata)
-    row, _ = await registry.sync_plugin(
+    synced, created = await registry.sync_plugin(
         session, metadata=metadata, external=True, enable_if_new=True
     )
+    if row is None and not created:
+        # PostgreSQL: a concurrent registration inserted the id after our read.
+        raise RegistrationConflictError(_CONCURRENT.format(plugin_id=metadata.id))
+    row = synced
     if takeover:
         revoked = await credentials.revoke_plugin_keys(session, metadata.id)
         log.warning(
@@ -146,6 +148,7 @@ async def _register(
 
 
 _REFUSED = "enrollment token is invalid, expired, revoked or used up"
+_CONCURRENT = "plugin id {plugin_id!r} was registered concurrently by another registration; retry"
 
 
 def _in_hub(plugin_id: str) -> str:
