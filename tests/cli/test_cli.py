@@ -195,6 +195,33 @@ def test_token_create_json(cli: Invoke) -> None:
     assert expiring["scope"] == "admin"
 
 
+def test_enrollment_token_with_takeover_hands_an_external_id_over(cli: Invoke, hub: Hub) -> None:
+    metadata = {"id": "nas-temp", "name": "NAS", "version": "1.0.0"}
+
+    def register(token: str) -> httpx.Response:
+        return httpx.post(
+            f"{hub.url}/api/plugins/v2/register",
+            json={"metadata": metadata, "hostname": "nas"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    first = json_out(cli, "token", "create", "--enroll")
+    assert first["takeover"] is None
+    assert register(first["token"]).status_code == 201
+    refused = register(json_out(cli, "token", "create", "--enroll")["token"])
+    assert refused.status_code == 409
+    assert "--takeover" in refused.json()["error"]["message"]
+
+    unknown = cli("token", "create", "--enroll", "--takeover", "nope")
+    assert unknown.exit_code == 1
+    assert "no external plugin with id 'nope'" in unknown.output
+    assert cli("token", "create", "--takeover", "nas-temp").exit_code == 2
+    handover = cli("token", "create", "--enroll", "--takeover", "nas-temp")
+    assert handover.exit_code == 0, handover.output
+    assert "takes over plugin 'nas-temp'" in handover.stderr
+    assert register(handover.stdout.strip()).status_code == 201
+
+
 def test_token_list_never_shows_secrets(cli: Invoke) -> None:
     kept = json_out(cli, "token", "create", "--name", "kept")
     gone = json_out(cli, "token", "create", "--name", "gone", "--scope", "admin")

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from unity.auth.external import issue_plugin_key
 from unity.storage.models import BatchReceipt, PluginMetric
 from unity_sdk.wire import MAX_BATCH_SAMPLES
 
@@ -256,18 +257,20 @@ async def test_authorization_matrix(
     path: str,
     body: Any,
 ) -> None:
-    revoked_key = (
-        await _register(anon, await _enroll(client), {**NAS_METADATA, "id": "nas-temp"})
-    ).json()
+    # A second key of the same plugin (another token cannot register its id), revoked.
+    async with app.state.db.session() as session:
+        revoked_key = await issue_plugin_key(
+            session, plugin_id="nas-temp", hostname="nas", enrollment_id=None
+        )
     assert (
-        await client.delete(f"/api/plugins/v2/nas-temp/keys/{revoked_key['key_id']}")
+        await client.delete(f"/api/plugins/v2/nas-temp/keys/{revoked_key.id}")
     ).status_code == 204
     is_read = method == "GET"
     cases = {
         "none": (None, 401),
         "malformed": ("nonsense", 401),
         "bad key": ("unityk_aaaaaaaaaaaa_" + "b" * 43, 401),
-        "revoked key": (revoked_key["api_key"], 401),
+        "revoked key": (revoked_key.value, 401),
         "other plugin's key": (keys["pi-temp"], 403),
         "read token": (read_token, 200 if is_read else 403),
         "admin token": (admin_token, 200 if is_read else 403),

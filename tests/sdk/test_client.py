@@ -28,7 +28,7 @@ from unity_sdk import (
     Sample,
 )
 from unity_sdk.testing import FakeHub
-from unity_sdk.wire import MAX_BATCH_SAMPLES
+from unity_sdk.wire import MAX_BATCH_SAMPLES, RegisterRequest, new_key_secret
 
 ACCEPTED = {"stored": 1, "duplicate": False}
 
@@ -354,6 +354,30 @@ async def test_fake_hub_enforces_enrollment_and_key_scope(hub: FakeHub) -> None:
         with pytest.raises(HubAuthError, match="revoked") as revoked:
             await client.report_metrics("ups", [sample()])
         assert revoked.value.status == 401
+
+
+async def test_register_proposes_a_key_and_a_retry_returns_it(hub: FakeHub) -> None:
+    once = hub.create_enrollment_token(uses=1)
+    async with fast("http://hub", transport=hub.transport, max_retries=2) as client:
+        hub.fail_next(1, 503, after_handling=True)
+        answer = await client.register_plugin(METADATA, enrollment_token=once)
+        assert hub.count("POST", "register") == 2
+        assert client.api_key == answer.api_key
+        secret = answer.api_key.removeprefix("unityk_").split("_", 1)[1]
+        assert len(secret) == 43
+        again = await client.register_plugin(METADATA, enrollment_token=once, key_secret=secret)
+        assert again == answer
+        with pytest.raises(HubAuthError, match="used up"):
+            await client.register_plugin(METADATA, enrollment_token=once)
+        other = hub.create_enrollment_token(uses=1)
+        with pytest.raises(HubRequestError, match="already registered") as taken:
+            await client.register_plugin(METADATA, enrollment_token=other)
+        assert taken.value.status == 409
+        with pytest.raises(ValueError, match="43 URL-safe") as malformed:
+            await client.register_plugin(METADATA, enrollment_token=other, key_secret="sh0rt")
+        assert "sh0rt" not in str(malformed.value)
+    secret = new_key_secret()
+    assert secret not in repr(RegisterRequest(metadata={}, hostname="h", key_secret=secret))
 
 
 async def test_fake_hub_validates_metadata_and_batches(hub: FakeHub) -> None:

@@ -478,3 +478,46 @@ def test_buffer_discards_a_batch_refused_for_another_reason() -> None:
     buffer.next_batch()
     assert buffer.refused(HubRequestError("conflict", status=409)) == 3
     assert len(buffer) == 0
+
+
+async def test_a_lost_registration_answer_does_not_burn_a_single_use_token(
+    hub: FakeHub, running: Callable[..., Running], tmp_path: Path
+) -> None:
+    once = hub.create_enrollment_token(uses=1)
+    # The hub registers the plugin, but the answer never arrives; the client retries.
+    hub.fail_next(1, 503, after_handling=True)
+    run = running(enrollment_token=once)
+    await until(lambda: run.plugin.sent >= 1)
+    await run.finish()
+    assert hub.count("POST", "register") == 2
+    saved = json.loads((tmp_path / "counter.json").read_text())
+    assert saved["api_key"].startswith("unityk_")
+    assert not (tmp_path / "counter.pending.json").exists()
+
+
+async def test_the_proposed_key_is_saved_before_registering_and_reused_after_a_restart(
+    hub: FakeHub, running: Callable[..., Running], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    once = hub.create_enrollment_token(uses=1)
+    plugin = Counter()
+    plugin.hub_max_retries = 0
+    hub.fail_next(1, 503, after_handling=True)
+    first = running(plugin, enrollment_token=once)
+    await until(lambda: hub.count("POST", "register") >= 1)
+    await first.finish()
+    assert plugin.events == []
+    pending = tmp_path / "counter.pending.json"
+    assert stat.S_IMODE(pending.stat().st_mode) == 0o600
+    proposed = json.loads(pending.read_text())["key_secret"]
+    assert len(proposed) == 43
+
+    # A new process with the same state dir repeats the registration with the same key.
+    second = running(enrollment_token=once)
+    await until(lambda: second.plugin.sent >= 1)
+    await second.finish()
+    assert hub.count("POST", "register") == 2
+    saved = json.loads((tmp_path / "counter.json").read_text())
+    assert saved["api_key"].endswith("_" + proposed)
+    assert not pending.exists()
+    assert proposed not in caplog.text

@@ -14,22 +14,36 @@ import re
 import secrets
 import string
 
-__all__ = ["hash_secret", "issue", "matches", "parse"]
+__all__ = ["compose", "hash_secret", "issue", "matches", "parse"]
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _ID_LENGTH = 12
-_SECRET_RE = r"([a-z0-9]{12})_([A-Za-z0-9_-]{43})"
+_SECRET = r"[A-Za-z0-9_-]{43}"
+_SECRET_RE = rf"([a-z0-9]{{12}})_({_SECRET})"
 
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def issue(prefix: str) -> tuple[str, str, str]:
-    """A new ``(id, value, secret_hash)``; ``value`` is the only copy of the secret."""
+def issue(prefix: str, secret: str | None = None) -> tuple[str, str, str]:
+    """A new ``(id, value, secret_hash)``; ``value`` is the only copy of the secret.
+
+    ``secret`` is one the holder chose (an external plugin proposes its key's
+    secret so that a retried registration can be recognised); it must have
+    the shape of a generated one.
+    """
     secret_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
-    secret = secrets.token_urlsafe(32)
-    return secret_id, f"{prefix}{secret_id}_{secret}", hash_secret(secret)
+    if secret is None:
+        secret = secrets.token_urlsafe(32)
+    elif re.fullmatch(_SECRET, secret) is None:
+        raise ValueError("a proposed secret must be 43 URL-safe base64 characters")
+    return secret_id, compose(prefix, secret_id, secret), hash_secret(secret)
+
+
+def compose(prefix: str, secret_id: str, secret: str) -> str:
+    """The bearer value of ``secret_id`` and ``secret``."""
+    return f"{prefix}{secret_id}_{secret}"
 
 
 def parse(prefix: str, value: str) -> tuple[str, str] | None:

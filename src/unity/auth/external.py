@@ -3,32 +3,45 @@
 An admin creates an enrollment token (expiring; single- or multi-use). An
 external plugin trades it once for its own API key (``unityk_...``), which
 works only for that plugin's id and can be revoked on its own.
+
+A use of a token is claimed with one conditional ``UPDATE`` whose row count
+says whether it was won: that is atomic on SQLite (where ``SELECT ... FOR
+UPDATE`` locks nothing) as well as on PostgreSQL.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.auth import bearer
-from unity.storage.models import EnrollmentToken, PluginApiKey
+from unity.storage.models import EnrollmentToken, Plugin, PluginApiKey
 from unity.storage.types import utcnow
 from unity_sdk.wire import API_KEY_PREFIX, ENROLLMENT_PREFIX
 
 __all__ = [
     "IssuedSecret",
-    "consume_enrollment",
+    "TakeoverTargetError",
+    "authenticate_enrollment",
+    "claim_enrollment_use",
     "create_enrollment",
+    "find_proposed_key",
     "issue_plugin_key",
     "list_enrollments",
     "list_plugin_keys",
     "revoke_enrollment",
     "revoke_plugin_key",
+    "revoke_plugin_keys",
     "verify_plugin_key",
 ]
+
+
+class TakeoverTargetError(ValueError):
+    """A takeover token was asked for an id that is not an external plugin."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +56,18 @@ async def create_enrollment(
     name: str,
     expires_in: timedelta,
     max_uses: int | None = 1,
+    takeover: str | None = None,
 ) -> tuple[EnrollmentToken, str]:
-    """A new enrollment token row and its value (shown once)."""
+    """A new enrollment token row and its value (shown once).
+
+    ``takeover`` makes it a token for that one plugin id only, whose
+    registration takes the id over from its current owner (its keys are
+    revoked then). ``TakeoverTargetError`` when no external plugin has that id.
+    """
+    if takeover is not None:
+        target = await session.get(Plugin, takeover)
+        if target is None or not target.external:
+            raise TakeoverTargetError(f"no external plugin with id {takeover!r} to take over")
     token_id, value, secret_hash = bearer.issue(ENROLLMENT_PREFIX)
     row = EnrollmentToken(
         id=token_id,
@@ -54,27 +77,59 @@ async def create_enrollment(
         expires_at=utcnow() + expires_in,
         max_uses=max_uses,
         uses=0,
+        takeover_plugin_id=takeover,
     )
     session.add(row)
     await session.flush()
     return row, value
 
 
-async def consume_enrollment(session: AsyncSession, value: str) -> EnrollmentToken | None:
-    """Use one registration of the token; None when invalid, expired, revoked or used up."""
+async def authenticate_enrollment(session: AsyncSession, value: str) -> EnrollmentToken | None:
+    """The token ``value`` names, unless it is unknown, forged or revoked.
+
+    Expiry and uses are not checked here: a retried registration that only
+    repeats an earlier one spends nothing; :func:`claim_enrollment_use` checks
+    them for every new registration.
+    """
     parsed = bearer.parse(ENROLLMENT_PREFIX, value)
     if parsed is None:
         return None
     token_id, secret = parsed
-    row = await session.get(EnrollmentToken, token_id, with_for_update=True)
-    if row is None or not bearer.matches(secret, row.secret_hash):
+    row = await session.get(EnrollmentToken, token_id)
+    if row is None or not bearer.matches(secret, row.secret_hash) or row.revoked_at is not None:
         return None
-    if row.revoked_at is not None or row.expires_at <= utcnow():
-        return None
-    if row.max_uses is not None and row.uses >= row.max_uses:
-        return None
-    row.uses += 1
     return row
+
+
+async def claim_enrollment_use(session: AsyncSession, token_id: str) -> bool:
+    """Spend one use of a live token; False when it is expired, revoked or used up.
+
+    The check and the increment are one statement, so concurrent registrations
+    can never spend more uses than the token has. The claim is part of the
+    caller's transaction: rolled back, the use is not spent.
+    """
+    statement = (
+        update(EnrollmentToken)
+        .where(
+            EnrollmentToken.id == token_id,
+            EnrollmentToken.revoked_at.is_(None),
+            EnrollmentToken.expires_at > utcnow(),
+            or_(
+                EnrollmentToken.max_uses.is_(None),
+                EnrollmentToken.uses < EnrollmentToken.max_uses,
+            ),
+        )
+        .values(uses=EnrollmentToken.uses + 1)
+        .execution_options(synchronize_session=False)
+    )
+    result = cast(CursorResult[Any], await session.execute(statement))
+    claimed = result.rowcount == 1
+    if claimed:
+        # The identity map still holds the count read before the update.
+        row = await session.get(EnrollmentToken, token_id)
+        if row is not None:
+            await session.refresh(row)
+    return claimed
 
 
 async def list_enrollments(session: AsyncSession) -> list[EnrollmentToken]:
@@ -91,9 +146,16 @@ async def revoke_enrollment(session: AsyncSession, token_id: str) -> bool:
 
 
 async def issue_plugin_key(
-    session: AsyncSession, *, plugin_id: str, hostname: str, enrollment_id: str | None
+    session: AsyncSession,
+    *,
+    plugin_id: str,
+    hostname: str,
+    enrollment_id: str | None,
+    secret: str | None = None,
 ) -> IssuedSecret:
-    key_id, value, secret_hash = bearer.issue(API_KEY_PREFIX)
+    """A new key for ``plugin_id``; ``secret`` is one the plugin proposed (only its
+    hash is stored), else a fresh one."""
+    key_id, value, secret_hash = bearer.issue(API_KEY_PREFIX, secret)
     session.add(
         PluginApiKey(
             id=key_id,
@@ -106,6 +168,26 @@ async def issue_plugin_key(
     )
     await session.flush()
     return IssuedSecret(key_id, value)
+
+
+async def find_proposed_key(
+    session: AsyncSession, *, plugin_id: str, enrollment_id: str, secret: str
+) -> IssuedSecret | None:
+    """The live key an earlier registration issued for this token, id and proposed
+    secret: what a retry of that registration gets back."""
+    key_id = await session.scalar(
+        select(PluginApiKey.id).where(
+            PluginApiKey.plugin_id == plugin_id,
+            PluginApiKey.enrollment_token_id == enrollment_id,
+            PluginApiKey.secret_hash == bearer.hash_secret(secret),
+            PluginApiKey.revoked_at.is_(None),
+        )
+    )
+    return (
+        None
+        if key_id is None
+        else IssuedSecret(key_id, bearer.compose(API_KEY_PREFIX, key_id, secret))
+    )
 
 
 async def verify_plugin_key(session: AsyncSession, value: str) -> PluginApiKey | None:
@@ -137,6 +219,20 @@ async def revoke_plugin_key(session: AsyncSession, *, plugin_id: str, key_id: st
         return False
     row.revoked_at = utcnow()
     return True
+
+
+async def revoke_plugin_keys(session: AsyncSession, plugin_id: str) -> int:
+    """Revoke every live key of ``plugin_id``; how many were live."""
+    result = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(PluginApiKey)
+            .where(PluginApiKey.plugin_id == plugin_id, PluginApiKey.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    return result.rowcount
 
 
 def expired(row: EnrollmentToken, now: datetime | None = None) -> bool:

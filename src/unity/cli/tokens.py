@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from unity.auth.external import create_enrollment
+from unity.auth.external import TakeoverTargetError, create_enrollment
 from unity.auth.tokens import IssuedToken, Scope, create_token, list_tokens, revoke_token
 from unity.cli.db import migrated_database
 from unity.cli.output import (
@@ -60,6 +60,16 @@ def create(
     expires_hours: Annotated[
         float, typer.Option(min=0.01, help="With --enroll: hours until the token expires.")
     ] = 24.0,
+    takeover: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PLUGIN_ID",
+            help=(
+                "With --enroll: a token for this external plugin id only, whose "
+                "registration takes the id over (the previous keys are revoked)."
+            ),
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a token and print it. It is shown only this once: only a hash is stored.
@@ -67,11 +77,14 @@ def create(
     The token alone goes to stdout (the notes to stderr), so
     `export UNITY_TOKEN=$(unity token create --scope admin)` works. With
     `--enroll` it is an enrollment token an external plugin trades for its
-    own API key when it registers.
+    own API key when it registers. A registered id belongs to the token that
+    registered it first; `--enroll --takeover ID` hands it to a new one.
     """
     if enroll:
-        _create_enrollment(name, uses or None, expires_hours, as_json)
+        _create_enrollment(name, uses or None, expires_hours, takeover, as_json)
         return
+    if takeover is not None:
+        raise typer.BadParameter("only enrollment tokens take over", param_hint="--takeover")
     expires_at = utcnow() + timedelta(days=expires_days) if expires_days else None
 
     async def run() -> IssuedToken:
@@ -99,14 +112,23 @@ def create(
     console().print(issued.value, soft_wrap=True)
 
 
-def _create_enrollment(name: str, max_uses: int | None, hours: float, as_json: bool) -> None:
+def _create_enrollment(
+    name: str, max_uses: int | None, hours: float, takeover: str | None, as_json: bool
+) -> None:
     async def run() -> tuple[EnrollmentToken, str]:
         async with migrated_database() as db, db.session() as session:
             return await create_enrollment(
-                session, name=name, expires_in=timedelta(hours=hours), max_uses=max_uses
+                session,
+                name=name,
+                expires_in=timedelta(hours=hours),
+                max_uses=max_uses,
+                takeover=takeover,
             )
 
-    row, value = asyncio.run(run())
+    try:
+        row, value = asyncio.run(run())
+    except TakeoverTargetError as exc:
+        fail(str(exc))
     if as_json:
         print_json(
             {
@@ -115,12 +137,14 @@ def _create_enrollment(name: str, max_uses: int | None, hours: float, as_json: b
                 "token": value,
                 "max_uses": row.max_uses,
                 "expires_at": _iso(row.expires_at),
+                "takeover": row.takeover_plugin_id,
             }
         )
         return
     uses = f"{row.max_uses} registration(s)" if row.max_uses else "unlimited registrations"
+    handover = f"takes over plugin {takeover!r}, " if takeover else ""
     error_console().print(
-        f"Created enrollment token {row.name!r} (id {row.id}, {uses}, "
+        f"Created enrollment token {row.name!r} (id {row.id}, {handover}{uses}, "
         f"expires {row.expires_at:%Y-%m-%d %H:%M} UTC).\n"
         "Give it to the external plugin (UNITY_ENROLLMENT_TOKEN); it is shown only once.",
         soft_wrap=True,

@@ -4,22 +4,29 @@ External plugins run on other hosts and push over HTTP; the hub keeps their
 registry row, config, metrics and health like any other plugin but never runs
 their code. A batch is stored whole or not at all, and a batch id is stored
 once (a retry after a lost response is answered ``duplicate``).
+
+An id belongs to the enrollment token of its first registration: another
+token registering it is refused (409) unless an admin made that token to take
+the id over. A registration that proposes its key's secret can be retried: the
+same token, id and secret get the same key back, spending no further use.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from unity.auth.external import consume_enrollment, issue_plugin_key
-from unity.plugins.config import check_off_loop, check_schema
+from unity.auth import external as credentials
+from unity.auth.external import IssuedSecret
+from unity.plugins.config import RESERVED_KEYS, check_off_loop, check_schema, secret_fields
 from unity.plugins.manager import PluginManager, PluginNotFoundError, PluginStateError
 from unity.storage import metrics as metric_store
 from unity.storage import registry
-from unity.storage.models import BatchReceipt, Plugin
+from unity.storage.models import BatchReceipt, EnrollmentToken, Plugin
 from unity.storage.types import utcnow
 from unity_sdk import MetadataError, PluginMetadata
 from unity_sdk.wire import (
@@ -32,6 +39,8 @@ from unity_sdk.wire import (
 
 __all__ = [
     "EnrollmentRefusedError",
+    "EnrollmentScopeError",
+    "RegistrationConflictError",
     "is_stale",
     "record_health",
     "register",
@@ -39,8 +48,19 @@ __all__ = [
 ]
 
 
+log = logging.getLogger(__name__)
+
+
 class EnrollmentRefusedError(PermissionError):
     """The enrollment token is invalid, expired, revoked or used up."""
+
+
+class EnrollmentScopeError(PermissionError):
+    """A takeover token was used for another plugin id than its own."""
+
+
+class RegistrationConflictError(PluginStateError):
+    """The plugin id belongs to another registration (or to an in-hub plugin)."""
 
 
 def parse_metadata(document: dict[str, Any]) -> PluginMetadata:
@@ -59,27 +79,132 @@ def parse_metadata(document: dict[str, Any]) -> PluginMetadata:
 async def register(
     manager: PluginManager, request: RegisterRequest, enrollment_token: str
 ) -> RegisterResponse:
-    """Trade an enrollment token for a plugin API key; create or refresh the registry row."""
+    """Trade an enrollment token for a plugin API key; create or refresh the registry row.
+
+    Everything happens in one transaction: a refused registration changes
+    nothing and spends no use of the token.
+    """
     metadata = await check_off_loop(
         parse_metadata, request.metadata, timeout=manager.settings.schema_check_seconds
     )
     if metadata.id in manager.plugins:
-        raise PluginStateError(f"plugin id {metadata.id!r} belongs to a plugin inside the hub")
-    async with manager.db.session() as session:
-        enrollment = await consume_enrollment(session, enrollment_token)
-        if enrollment is None:
-            raise EnrollmentRefusedError("enrollment token is invalid, expired, revoked or used up")
-        existing = await registry.get_plugin(session, metadata.id)
-        if existing is not None and not existing.external:
-            raise PluginStateError(f"plugin id {metadata.id!r} belongs to a plugin inside the hub")
-        await registry.sync_plugin(session, metadata=metadata, external=True, enable_if_new=True)
-        key = await issue_plugin_key(
-            session,
-            plugin_id=metadata.id,
-            hostname=request.hostname,
-            enrollment_id=enrollment.id,
-        )
+        raise RegistrationConflictError(_in_hub(metadata.id))
+    try:
+        async with manager.db.session() as session:
+            key = await _register(session, metadata, request, enrollment_token)
+    except IntegrityError as exc:
+        # PostgreSQL: another registration inserted the same new id concurrently.
+        raise RegistrationConflictError(_CONCURRENT.format(plugin_id=metadata.id)) from exc
     return RegisterResponse(plugin_id=metadata.id, api_key=key.value, key_id=key.id)
+
+
+async def _register(
+    session: Any, metadata: PluginMetadata, request: RegisterRequest, value: str
+) -> IssuedSecret:
+    enrollment = await credentials.authenticate_enrollment(session, value)
+    if enrollment is None:
+        raise EnrollmentRefusedError(_REFUSED)
+    if enrollment.takeover_plugin_id not in (None, metadata.id):
+        raise EnrollmentScopeError(
+            f"this enrollment token only takes over plugin {enrollment.takeover_plugin_id!r}"
+        )
+    repeated = await _repeated(session, metadata.id, enrollment, request.key_secret)
+    if repeated is None and not await credentials.claim_enrollment_use(session, enrollment.id):
+        # A concurrent copy of this very request may have won the last use: its
+        # key answers this one too.
+        repeated = await _repeated(session, metadata.id, enrollment, request.key_secret)
+        if repeated is None:
+            raise EnrollmentRefusedError(_REFUSED)
+    # Claimed first: on SQLite the claim's write lock serialises registrations,
+    # so the owner read below cannot be stale.
+    row = await session.get(Plugin, metadata.id, with_for_update=True)
+    takeover = _check_owner(row, metadata.id, enrollment)
+    if row is not None:
+        _drop_unmasked_secrets(row, metadata)
+    synced, created = await registry.sync_plugin(
+        session, metadata=metadata, external=True, enable_if_new=True
+    )
+    if row is None and not created:
+        # PostgreSQL: a concurrent registration inserted the id after our read.
+        raise RegistrationConflictError(_CONCURRENT.format(plugin_id=metadata.id))
+    row = synced
+    if takeover:
+        revoked = await credentials.revoke_plugin_keys(session, metadata.id)
+        log.warning(
+            "plugin %s taken over by enrollment token %s; %d key(s) of the previous "
+            "registration revoked",
+            metadata.id,
+            enrollment.id,
+            revoked,
+        )
+    row.owner_enrollment_id = enrollment.id
+    if repeated is not None:
+        return repeated
+    return await credentials.issue_plugin_key(
+        session,
+        plugin_id=metadata.id,
+        hostname=request.hostname,
+        enrollment_id=enrollment.id,
+        secret=request.key_secret,
+    )
+
+
+_REFUSED = "enrollment token is invalid, expired, revoked or used up"
+_CONCURRENT = "plugin id {plugin_id!r} was registered concurrently by another registration; retry"
+
+
+def _in_hub(plugin_id: str) -> str:
+    return f"plugin id {plugin_id!r} belongs to a plugin inside the hub"
+
+
+async def _repeated(
+    session: Any, plugin_id: str, enrollment: EnrollmentToken, secret: str | None
+) -> IssuedSecret | None:
+    if secret is None:
+        return None
+    return await credentials.find_proposed_key(
+        session, plugin_id=plugin_id, enrollment_id=enrollment.id, secret=secret
+    )
+
+
+def _check_owner(row: Plugin | None, plugin_id: str, enrollment: EnrollmentToken) -> bool:
+    """Refuse another registration's id; True when this one takes the id over."""
+    if row is None:
+        return False
+    if not row.external:
+        raise RegistrationConflictError(_in_hub(plugin_id))
+    if row.owner_enrollment_id == enrollment.id:
+        return False
+    if enrollment.takeover_plugin_id == plugin_id:
+        return True
+    raise RegistrationConflictError(
+        f"plugin id {plugin_id!r} is already registered by another enrollment token; "
+        f"to hand it over, an admin creates an enrollment token with takeover={plugin_id!r} "
+        "(`unity token create --enroll --takeover ID`)"
+    )
+
+
+def _drop_unmasked_secrets(row: Plugin, metadata: PluginMetadata) -> None:
+    """Remove stored values of fields the new schema no longer marks secret.
+
+    Masking follows the schema, so such a value would otherwise be shown to
+    every reader from now on; the admin sets it again if it is still needed.
+    """
+    try:
+        before = secret_fields(PluginMetadata.model_validate(row.plugin_metadata))
+    except ValidationError:
+        # Unreadable old metadata: treat every stored value as having been secret.
+        before = set(row.config) - RESERVED_KEYS
+    exposed = sorted((before - secret_fields(metadata)) & set(row.config))
+    if exposed:
+        row.config = {k: v for k, v in row.config.items() if k not in exposed}
+        log.warning(
+            "plugin %s re-registered with a schema where %s %s no longer secret: "
+            "the stored value(s) were removed; set them again if still needed",
+            metadata.id,
+            ", ".join(exposed),
+            "is" if len(exposed) == 1 else "are",
+        )
 
 
 async def _external_row(session: Any, plugin_id: str) -> Plugin:

@@ -74,6 +74,8 @@ class Plugin(Base):
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     run_count: Mapped[int] = mapped_column(Integer, default=0)
+    # External plugins: the enrollment token whose registration owns this id.
+    owner_enrollment_id: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -155,6 +157,8 @@ class EnrollmentToken(Base):
     max_uses: Mapped[int | None] = mapped_column(Integer)
     uses: Mapped[int] = mapped_column(Integer, default=0)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by an admin to hand this one plugin id over to a new registration.
+    takeover_plugin_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class PluginApiKey(Base):

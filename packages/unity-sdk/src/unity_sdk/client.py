@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import socket
 import uuid
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from unity_sdk.errors import HubAuthError, HubError, HubRequestError, HubUnavailableError
 from unity_sdk.metadata import PluginMetadata
 from unity_sdk.wire import (
+    KEY_SECRET_PATTERN,
     BatchAccepted,
     HealthAccepted,
     HealthReport,
@@ -40,6 +42,7 @@ from unity_sdk.wire import (
     RegisterRequest,
     RegisterResponse,
     Sample,
+    new_key_secret,
 )
 
 __all__ = ["API_PATH", "HubClient"]
@@ -137,14 +140,28 @@ class HubClient:
         *,
         enrollment_token: str,
         hostname: str | None = None,
+        key_secret: str | None = None,
     ) -> RegisterResponse:
         """Register with an enrollment token; returns (and adopts) the plugin's key.
 
-        The key is shown once: save ``RegisterResponse.api_key``.
+        The client proposes the key's secret (``key_secret``, else a fresh
+        one): every retry of this call sends the same one, so a registration
+        whose answer was lost is answered with the same key and does not spend
+        the token again. To survive a restart, save ``key_secret`` before
+        calling (``KeyStore.proposed_secret`` does) and pass it again. The key
+        is shown once: save ``RegisterResponse.api_key``.
         """
         self._secrets.add(enrollment_token)
+        if key_secret is None:
+            key_secret = new_key_secret()
+        elif re.fullmatch(KEY_SECRET_PATTERN, key_secret) is None:
+            # Not pydantic's error: it would quote the secret.
+            raise ValueError("key_secret must be 43 URL-safe base64 characters (new_key_secret)")
+        self._secrets.add(key_secret)
         body = RegisterRequest(
-            metadata=_metadata_json(metadata), hostname=hostname or socket.gethostname()
+            metadata=_metadata_json(metadata),
+            hostname=hostname or socket.gethostname(),
+            key_secret=key_secret,
         )
         answer = await self._call("POST", "/register", enrollment_token, body, RegisterResponse)
         self.api_key = answer.api_key

@@ -10,12 +10,14 @@ the rest::
     if __name__ == "__main__":
         raise SystemExit(Ups().run_forever("http://hub:8000", enrollment_token="unitye_..."))
 
-The loop: register once (the key is saved, see :mod:`unity_sdk.keystore`) or
-reuse the saved key; fetch the config; then every interval collect one sample
-into a bounded buffer, send the buffer in batches, report health and pick up
-config changes. While the hub is unreachable samples stay buffered (the
-oldest dropped first when full) and are replayed in order when it returns. A
-refused key (revoked) stops the loop: it never re-registers by itself.
+The loop: register once (the key is saved, see :mod:`unity_sdk.keystore`; a
+registration whose answer was lost is repeated with the same proposed key and
+does not spend the enrollment token again) or reuse the saved key; fetch the
+config; then every interval collect one sample into a bounded buffer, send
+the buffer in batches, report health and pick up config changes. While the
+hub is unreachable samples stay buffered (the oldest dropped first when full)
+and are replayed in order when it returns. A refused key (revoked) stops the
+loop: it never re-registers by itself.
 """
 
 from __future__ import annotations
@@ -218,8 +220,13 @@ class ExternalPluginBase(PluginBase):
                         raise HubAuthError(
                             f"no saved key in {keys.path} and no enrollment token to register with"
                         )
+                    # Saved before the request: a lost answer is retried with the same key.
+                    proposed = keys.proposed_secret(hub.base_url)
                     answer = await hub.register_plugin(
-                        metadata, enrollment_token=enrollment_token, hostname=host
+                        metadata,
+                        enrollment_token=enrollment_token,
+                        hostname=host,
+                        key_secret=proposed,
                     )
                     saved = SavedKey(**answer.model_dump(), hub_url=hub.base_url)
                     keys.save(saved)

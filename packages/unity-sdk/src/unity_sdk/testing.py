@@ -111,6 +111,8 @@ class FakeHub:
         self.requests: list[tuple[str, str]] = []
         self._enrollment: dict[str, int | None] = {}
         self._keys: dict[str, str] = {}
+        self._owners: dict[str, str] = {}
+        self._registered: dict[tuple[str, str, str], RegisterResponse] = {}
         self._revoked: set[str] = set()
         self._failures: list[_Failure] = []
         self._preset: dict[str, tuple[dict[str, Any], float | None, bool]] = {}
@@ -220,9 +222,10 @@ class FakeHub:
         raise _Reply(404, "not found")
 
     def _register(self, request: httpx.Request) -> dict[str, Any]:
+        """As the hub: an id belongs to the token of its first registration, and a
+        repeat with the same token, id and ``key_secret`` gets the same key back."""
         token = _bearer(request)
-        uses = self._enrollment.get(token, 0)
-        if uses is not None and uses <= 0:
+        if token not in self._enrollment:
             raise _Reply(401, "enrollment token is invalid, expired or used up")
         body = _parse(RegisterRequest, request.content)
         try:
@@ -231,16 +234,32 @@ class FakeHub:
             raise _Reply(422, "plugin metadata is not valid", _details(exc, "metadata")) from None
         if metadata.id in self.in_hub_plugins:
             raise _Reply(409, f"plugin id {metadata.id!r} belongs to an in-hub plugin")
+        if self._owners.get(metadata.id, token) != token:
+            raise _Reply(
+                409, f"plugin id {metadata.id!r} is already registered by another enrollment token"
+            )
+        repeat = (token, metadata.id, body.key_secret) if body.key_secret else None
+        if repeat in self._registered and repeat is not None:
+            answer = self._registered[repeat]
+            if answer.api_key not in self._revoked:
+                return answer.model_dump(mode="json")
+        uses = self._enrollment[token]
+        if uses is not None and uses <= 0:
+            raise _Reply(401, "enrollment token is invalid, expired or used up")
         if uses is not None:
             self._enrollment[token] = uses - 1
+        self._owners[metadata.id] = token
         if metadata.id in self.plugins:
             self.plugins[metadata.id].metadata = metadata
         else:
             config, interval, enabled = self._preset.pop(metadata.id, ({}, None, True))
             self.plugins[metadata.id] = FakePlugin(metadata, config, interval, enabled)
-        key = API_KEY_PREFIX + secrets.token_urlsafe(24)
+        key_id = secrets.token_hex(6)
+        key = f"{API_KEY_PREFIX}{key_id}_{body.key_secret or secrets.token_urlsafe(32)}"
         self._keys[key] = metadata.id
-        answer = RegisterResponse(plugin_id=metadata.id, api_key=key, key_id=key[-8:])
+        answer = RegisterResponse(plugin_id=metadata.id, api_key=key, key_id=key_id)
+        if repeat is not None:
+            self._registered[repeat] = answer
         return answer.model_dump(mode="json")
 
     def _authorize(self, request: httpx.Request, plugin_id: str) -> FakePlugin:

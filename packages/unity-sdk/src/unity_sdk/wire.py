@@ -11,6 +11,7 @@ two sides cannot drift apart. Endpoints (all under ``/api/plugins/v2``):
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from unity_sdk.metadata import HealthState
 __all__ = [
     "API_KEY_PREFIX",
     "ENROLLMENT_PREFIX",
+    "KEY_SECRET_PATTERN",
     "MAX_BATCH_SAMPLES",
     "MAX_HEALTH_DETAILS_BYTES",
     "MAX_HEALTH_REPORT_BYTES",
@@ -34,6 +36,7 @@ __all__ = [
     "RegisterResponse",
     "Sample",
     "json_size",
+    "new_key_secret",
 ]
 
 API_KEY_PREFIX = "unityk_"
@@ -52,6 +55,15 @@ def json_size(value: Any) -> int:
     return len(to_json(value, fallback=str))
 
 
+# The secret part of a plugin key: 256 random bits, URL-safe base64 without padding.
+KEY_SECRET_PATTERN = r"^[A-Za-z0-9_-]{43}$"
+
+
+def new_key_secret() -> str:
+    """A fresh secret for the key a plugin proposes when it registers."""
+    return secrets.token_urlsafe(32)
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -63,10 +75,23 @@ class RegisterRequest(_Wire):
         description="PluginMetadata as JSON; config_schema as a JSON Schema"
     )
     hostname: str = Field(min_length=1, max_length=MAX_HOST_LENGTH)
+    key_secret: str | None = Field(
+        default=None,
+        pattern=KEY_SECRET_PATTERN,
+        # The proposed secret is the plugin's future key: never in a repr or a log line.
+        repr=False,
+        description=(
+            "The secret of the API key the plugin proposes (see new_key_secret); the hub "
+            "stores only its hash. Repeating a registration with the same enrollment "
+            "token, plugin id and key_secret returns the same key without spending "
+            "another use of the token. Without it the hub chooses the secret."
+        ),
+    )
 
 
 class RegisterResponse(_Wire):
-    """Returned once: the plugin's own API key is never shown again."""
+    """Returned once (and again to a retry with the same ``key_secret``): the
+    plugin's own API key is never shown otherwise."""
 
     plugin_id: str
     api_key: str

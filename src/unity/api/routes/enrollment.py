@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from unity.api.deps import AdminToken, SessionDep
 from unity.api.errors import ApiError
@@ -22,6 +22,15 @@ class EnrollmentCreate(BaseModel):
     name: str = Field(default="enrollment", min_length=1, max_length=128)
     expires_in_hours: float = Field(default=24, gt=0, le=24 * 365)
     max_uses: int | None = Field(default=1, ge=1, description="null: unlimited until expiry")
+    takeover: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description=(
+            "An external plugin's id: the token then registers only that id, and its "
+            "registration takes the id over from the current owner, whose keys are revoked"
+        ),
+    )
 
 
 class EnrollmentOut(BaseModel):
@@ -32,6 +41,7 @@ class EnrollmentOut(BaseModel):
     max_uses: int | None
     uses: int
     revoked_at: datetime | None
+    takeover: str | None = Field(validation_alias=AliasChoices("takeover_plugin_id", "takeover"))
 
 
 class EnrollmentCreated(EnrollmentOut):
@@ -51,16 +61,22 @@ class PluginKeyOut(BaseModel):
 async def create_enrollment(
     body: EnrollmentCreate, _: AdminToken, session: SessionDep
 ) -> EnrollmentCreated:
-    """Create an enrollment token for external plugins (shown once)."""
-    row, value = await credentials.create_enrollment(
-        session,
-        name=body.name,
-        expires_in=timedelta(hours=body.expires_in_hours),
-        max_uses=body.max_uses,
-    )
-    return EnrollmentCreated(
-        **EnrollmentOut.model_validate(row, from_attributes=True).model_dump(), token=value
-    )
+    """Create an enrollment token for external plugins (shown once).
+
+    With ``takeover`` it is the admin's explicit hand-over of that external
+    plugin's id: without one, a token cannot register an id another token owns."""
+    try:
+        row, value = await credentials.create_enrollment(
+            session,
+            name=body.name,
+            expires_in=timedelta(hours=body.expires_in_hours),
+            max_uses=body.max_uses,
+            takeover=body.takeover,
+        )
+    except credentials.TakeoverTargetError as exc:
+        raise ApiError(422, str(exc), details=[{"loc": ["takeover"], "msg": str(exc)}]) from exc
+    out = EnrollmentOut.model_validate(row, from_attributes=True)
+    return EnrollmentCreated(**out.model_dump(), token=value)
 
 
 @router.get("/enrollment-tokens", response_model=list[EnrollmentOut])

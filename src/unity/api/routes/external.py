@@ -46,7 +46,12 @@ async def register_plugin(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_enrollment)],
 ) -> RegisterResponse:
     """Register an external plugin with an enrollment token; the answer holds the
-    plugin's own API key, shown this once."""
+    plugin's own API key, shown this once.
+
+    An id belongs to the token of its first registration: 409 for another
+    token, unless an admin created it with ``takeover`` for this id. With
+    ``key_secret`` a retry (same token, id and secret) returns the same key
+    and spends no further use of the token."""
     if credentials is None:
         raise ApiError(
             401, "an enrollment token is required", headers={"WWW-Authenticate": "Bearer"}
@@ -56,6 +61,8 @@ async def register_plugin(
         return await external.register(manager, body, credentials.credentials)
     except external.EnrollmentRefusedError as exc:
         raise ApiError(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+    except external.EnrollmentScopeError as exc:
+        raise ApiError(403, str(exc)) from exc
     except MetadataError as exc:
         raise ApiError(422, str(exc)) from exc
 
