@@ -12,8 +12,10 @@ authentication.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -105,6 +107,22 @@ class World:
             return headers
         assert kind == NONE, kind
         return {}
+
+
+def endpoints(app: FastAPI) -> dict[tuple[str, str], Callable[..., Any]]:
+    """``(method, path template) -> route function`` of every route of ``app``."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before routers were included lazily: routes are flat.
+        contexts: list[Any] = list(app.routes)
+    else:
+        contexts = list(iter_route_contexts(app.routes))
+    return {
+        (method, context.path): context.endpoint
+        for context in contexts
+        if getattr(context, "endpoint", None) is not None
+        for method in context.methods or ()
+    }
 
 
 def asgi_client(app: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:

@@ -3,11 +3,34 @@ the dashboard does not show to a session of that token."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.support.authz import PLUGIN, World, asgi_client, populate
+from tests.support.authz import (
+    PLUGIN,
+    UNAUTHENTICATED,
+    Session,
+    World,
+    asgi_client,
+    endpoints,
+    login,
+    populate,
+)
+from unity.auth.access import requirement_of
+from unity.auth.sessions import end_session
+from unity.auth.tokens import Scope, create_token
+
+# Dashboard credentials are session cookies; anything else is a stranger to a page.
+PAGE_KINDS = [*UNAUTHENTICATED, "admin", "dead session", "read session", "admin session"]
+PAGE_RULE = {
+    "read": {"read session": 200, "admin session": 200},
+    "admin": {"read session": 403, "admin session": 200},
+}
 
 
 @pytest.fixture
@@ -70,3 +93,52 @@ async def test_an_admin_session_sees_the_admin_only_data(app: FastAPI, world: Wo
     read_external = (await _page(app, world, "read session", "/external")).text
     assert 'id="enroll-title"' not in read_external, "the section itself is hidden"
     assert PLUGIN.upper() in read_external, "the registered plugins are still listed"
+
+
+def pages(app: FastAPI) -> list[tuple[str, Callable[..., Any]]]:
+    """Every page and fragment the dashboard serves (GET routes of unity.web but login)."""
+    return sorted(
+        (template, endpoint)
+        for (method, template), endpoint in endpoints(app).items()
+        if method == "GET" and endpoint.__module__.startswith("unity.web.") and template != "/login"
+    )
+
+
+async def _dead_session(app: FastAPI, world: World) -> Session:
+    async with app.state.db.session() as session:
+        token = await create_token(session, name="matrix-dead", scope=Scope.ADMIN)
+    async with asgi_client(app) as browser:
+        assert (await login(browser, token.value)).status_code == 303
+        cookie = browser.cookies["unity_session"]
+    await end_session(app.state.db, cookie)
+    return Session(cookie, "")
+
+
+async def test_the_page_matrix(app: FastAPI, world: World) -> None:
+    """Every page, for strangers and for sessions of each scope, against the one rule;
+    a read-only session's pages never carry admin-only data."""
+    world.sessions["dead session"] = await _dead_session(app, world)
+    markers = _admin_only_markers(world)
+    walked = pages(app)
+    assert {"/", "/external", "/credentials", "/servers", "/plugins/{plugin_id}"} <= {
+        template for template, _ in walked
+    }
+    mismatches = []
+    for template, endpoint in walked:
+        requirement = requirement_of(endpoint)
+        assert requirement is not None, f"page {template} declares no requirement"
+        path = world.fill(template)
+        for kind in PAGE_KINDS:
+            answer = await _page(app, world, kind, path)
+            if kind in PAGE_RULE[requirement.name]:
+                want = PAGE_RULE[requirement.name][kind]
+            else:
+                want = 401 if template.startswith("/live/") else 303
+            if answer.status_code != want:
+                mismatches.append(f"{kind:>13}  {template}: {answer.status_code}, want {want}")
+            elif want == 303:
+                assert re.match(r"/login(\?next=|$)", answer.headers["location"]), template
+            if kind == "read session":
+                leaked = [what for what, marker in markers.items() if marker in answer.text]
+                assert leaked == [], f"{template} shows a read-only session: {leaked}"
+    assert mismatches == [], "\n" + "\n".join(mismatches)
