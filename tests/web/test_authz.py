@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse
 
 from tests.support.authz import (
     PLUGIN,
@@ -21,12 +22,14 @@ from tests.support.authz import (
     login,
     populate,
 )
-from unity.auth.access import requirement_of
-from unity.auth.sessions import end_session
+from unity.auth.access import ADMIN, requirement_of
+from unity.auth.sessions import WebSession, end_session
 from unity.auth.tokens import Scope, create_token
+from unity.web.common import render, session_guard
 
 # Dashboard credentials are session cookies; anything else is a stranger to a page.
 PAGE_KINDS = [*UNAUTHENTICATED, "admin", "dead session", "read session", "admin session"]
+AdminPageSession = Annotated[WebSession, Depends(session_guard(ADMIN))]
 PAGE_RULE = {
     "read": {"read session": 200, "admin session": 200},
     "admin": {"read session": 403, "admin session": 200},
@@ -142,3 +145,21 @@ async def test_the_page_matrix(app: FastAPI, world: World) -> None:
                 leaked = [what for what, marker in markers.items() if marker in answer.text]
                 assert leaked == [], f"{template} shows a read-only session: {leaked}"
     assert mismatches == [], "\n" + "\n".join(mismatches)
+
+
+async def test_a_page_that_needs_admin_answers_a_read_session_403(
+    app: FastAPI, world: World
+) -> None:
+    """No page needs admin yet; one that does is refused by the same rule."""
+
+    async def admin_page(request: Request, web: AdminPageSession) -> HTMLResponse:
+        return render(request, "error.html", web, nav=None, message="for admins")
+
+    app.get("/admins-only", response_class=HTMLResponse)(admin_page)
+    assert requirement_of(admin_page) is ADMIN
+    refused = await _page(app, world, "read session", "/admins-only")
+    assert refused.status_code == 403
+    assert "this token&#39;s scope is &#39;read&#39;" in refused.text
+    assert refused.headers["content-security-policy"]
+    assert (await _page(app, world, "admin session", "/admins-only")).status_code == 200
+    assert (await _page(app, world, "none", "/admins-only")).status_code == 303

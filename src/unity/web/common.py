@@ -23,6 +23,7 @@ __all__ = [
     "principal_of",
     "render",
     "secure_headers",
+    "session_guard",
 ]
 
 # Scripts and styles come only from the hub; nothing may frame the dashboard.
@@ -50,7 +51,10 @@ class ForbiddenPageError(Exception):
         self.message = message
 
 
-def _page_guard(requirement: Requirement) -> Callable[[Request], Awaitable[WebSession]]:
+def session_guard(requirement: Requirement) -> Callable[[Request], Awaitable[WebSession]]:
+    """The dependency of a page that needs ``requirement``: no session sends the
+    browser to the login page, a session of too small a scope gets 403."""
+
     async def check(request: Request) -> WebSession:
         web = await request_session(request)
         if web is None:
@@ -66,7 +70,7 @@ def _page_guard(requirement: Requirement) -> Callable[[Request], Awaitable[WebSe
 
 # A page's session parameter carries its requirement; every page so far needs a
 # read session and shows admin-only parts through ``may``.
-WebDep = Annotated[WebSession, Depends(_page_guard(READ))]
+WebDep = Annotated[WebSession, Depends(session_guard(READ))]
 
 
 def principal_of(web: WebSession) -> Principal:

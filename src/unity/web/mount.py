@@ -23,7 +23,9 @@ def mount_dashboard(app: FastAPI) -> None:
 
     @app.exception_handler(ForbiddenPageError)
     async def _forbidden(request: Request, exc: ForbiddenPageError) -> Response:
-        return render(request, "error.html", exc.web, status_code=403, message=exc.message)
+        return render(
+            request, "error.html", exc.web, nav=None, status_code=403, message=exc.message
+        )
 
     app.include_router(login.router)
     app.include_router(pages.router)
