@@ -1,12 +1,13 @@
 """The one authorization rule of the hub, for the API and the dashboard alike.
 
 Every API operation and every dashboard page declares one :class:`Requirement`
-(its route dependency carries it: ``ReadToken``, ``AdminToken``... in
-:mod:`unity.api.deps`, ``WebDep`` and ``AdminSession`` in :mod:`unity.web.common`). A dashboard page
-that shows the data of an API operation asks for that operation's requirement
-(:func:`requirement_of`) and shows the data only when the
-session meets it, so a dashboard session is shown exactly what the API gives
-the token it was opened with.
+through its route dependency: ``ReadToken``, ``AdminToken``, ``PluginKey`` or
+``PluginKeyOrReadToken`` (:mod:`unity.api.deps`), ``WebDep`` or
+``session_guard(...)`` (:mod:`unity.web.common`). :func:`requirement_of` reads
+it back from the route function. A dashboard page that shows the data of an API
+operation shows it only when the session meets that operation's requirement,
+so a dashboard session is shown exactly what the API gives the token it was
+opened with.
 
 Authentication (who is calling) is settled before this: a caller without a
 live credential never reaches a requirement and gets 401.
