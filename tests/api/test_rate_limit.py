@@ -12,7 +12,6 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -34,17 +33,15 @@ BAD_KEY = "unityk_aaaaaaaaaaaa_" + "b" * 43
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        hostname="test-host",
-        autoenable=[],
-        bootstrap_token=False,
-        scheduler_jitter=0.0,
-        retention_check_seconds=3600,
-        auth_failure_window_seconds=WINDOW,
-        auth_failure_delay_seconds=DELAY,
+def settings(settings: Settings) -> Settings:
+    """The suite's test settings with the default limits put back."""
+    return settings.model_copy(
+        update={
+            "auth_failure_burst": BURST,
+            "auth_failure_limit": LIMIT,
+            "auth_failure_window_seconds": WINDOW,
+            "auth_failure_delay_seconds": DELAY,
+        }
     )
 
 
