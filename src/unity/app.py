@@ -12,8 +12,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from unity import __version__
+from unity.api.clients import install_client_tracking
 from unity.api.errors import RejectNulMiddleware, install_error_handlers
 from unity.api.routes import credentials, enrollment, external, plugins, servers, system
+from unity.auth.sessions import end_dead_sessions
 from unity.auth.tokens import Scope, create_token, has_admin_token
 from unity.credentials import CredentialStore, load_keyring
 from unity.plugins.loader import PluginLoader
@@ -23,7 +25,6 @@ from unity.settings import Settings, get_settings
 from unity.storage.db import Database
 from unity.storage.private import PRIVATE_DIR, tighten
 from unity.web.mount import mount_dashboard
-from unity.web.session import end_dead_sessions
 
 __all__ = ["create_app"]
 
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RejectNulMiddleware)
+    install_client_tracking(app, settings)
     app.include_router(system.router)
     app.include_router(external.router)
     app.include_router(plugins.router)

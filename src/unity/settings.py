@@ -7,6 +7,7 @@ sync. The config file is ``$UNITY_CONFIG_FILE`` when set, else
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from functools import lru_cache
@@ -138,6 +139,42 @@ class Settings(BaseSettings):
     ssh_connect_timeout: float = Field(
         default=10, gt=0, le=300, description="Seconds to connect and log in to a server over SSH."
     )
+    auth_failure_burst: int = Field(
+        default=5,
+        ge=0,
+        description="Failed authentications per client address and window answered at once; "
+        "each further one is answered after a growing delay.",
+    )
+    auth_failure_limit: int = Field(
+        default=20,
+        ge=1,
+        description="Failed authentications per client address and window after which the "
+        "address is answered 429 with Retry-After until old failures leave the window.",
+    )
+    auth_failure_window_seconds: float = Field(
+        default=60, gt=0, description="The moving window failed authentications are counted in."
+    )
+    auth_failure_delay_seconds: float = Field(
+        default=0.25,
+        ge=0,
+        description="Delay added per failure beyond the burst (at most 8 steps).",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto the hub believes (JSON list). Empty: the connecting "
+        "address is the client.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -204,7 +204,7 @@ def test_admin_runs_the_hub_from_the_dashboard(
     assert problems == [], problems
 
 
-def test_read_only_token_sees_everything_and_changes_nothing(
+def test_read_only_token_changes_nothing_and_sees_no_admin_records(
     hub: Hub, browser_context: Callable[..., Any]
 ) -> None:
     token = make_token(hub, "read", "viewer")
@@ -232,9 +232,15 @@ def test_read_only_token_sees_everything_and_changes_nothing(
     with hub.client() as api:
         assert api.get("/api/plugins/v2/system-info").json()["enabled"]
 
-    for path in ("/external", "/credentials", "/servers"):
+    for path in ("/credentials", "/servers"):
         page.goto(f"{hub.url}{path}")
         buttons = page.locator("main button[type=submit]")
         assert buttons.count() >= 1
         assert all(b.is_disabled() for b in buttons.all()), path
+        # The API keeps the audit log for admins; so does the page.
+        assert page.locator("#audit-title").count() == 0, path
+    page.goto(f"{hub.url}/external")
+    assert page.locator("#agents-title").is_visible()
+    assert page.locator("#enroll-title").count() == 0, "enrollment tokens are admin-only"
+    assert page.locator("main button[type=submit]").count() == 0
     wait_until(lambda: True)

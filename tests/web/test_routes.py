@@ -9,8 +9,8 @@ import pytest
 from fastapi import FastAPI
 
 from tests.web.conftest import csrf_of, login
+from unity.auth.sessions import end_dead_sessions
 from unity.auth.tokens import has_admin_token, revoke_token
-from unity.web.session import end_dead_sessions
 
 PAGES = [
     "/",

@@ -1,22 +1,46 @@
-"""Dependencies shared by the routes: the manager, sessions and auth."""
+"""Dependencies shared by the routes: the manager, database sessions and auth.
+
+Authentication (:func:`_principal`) accepts a Bearer hub token or plugin key,
+counted by the failed-authentication limiter, or the dashboard's session
+cookie. Authorization is one dependency per route: ``ReadToken``,
+``AdminToken``, ``PluginKey`` or ``PluginKeyOrReadToken``, each enforcing a
+requirement of :mod:`unity.auth.access`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from unity.api.clients import client_address, failure_limiter, too_many_failures
 from unity.api.errors import ApiError
+from unity.auth.access import (
+    ADMIN,
+    OWN_PLUGIN_KEY,
+    OWN_PLUGIN_KEY_OR_READ,
+    READ,
+    Principal,
+    Requirement,
+    declare,
+)
 from unity.auth.external import verify_plugin_key
+from unity.auth.ratelimit import TooManyFailuresError
+from unity.auth.sessions import (
+    CSRF_HEADER,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    csrf_matches,
+    resolve_session,
+)
 from unity.auth.tokens import Scope, verify_token
 from unity.plugins.manager import PluginManager
 from unity.settings import Settings
 from unity.storage.db import Database
-from unity.web.session import session_principal
 from unity_sdk.wire import API_KEY_PREFIX
 
 __all__ = [
@@ -30,6 +54,7 @@ __all__ = [
     "ReadToken",
     "SessionDep",
     "SettingsDep",
+    "check_same_origin",
 ]
 
 _bearer = HTTPBearer(
@@ -64,18 +89,48 @@ DatabaseDep = Annotated[Database, Depends(_database)]
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a hub token (people, scripts) or an external plugin's key."""
-
-    kind: Literal["token", "plugin"]
-    id: str
-    scope: Scope | None = None
-    plugin_id: str | None = None
-
-
 def _unauthorized(message: str) -> ApiError:
     return ApiError(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def check_same_origin(request: Request) -> None:
+    """Refuse a state-changing request whose Origin (or Referer) is another site.
+
+    Behind a reverse proxy that rewrites ``Host``, ``X-Forwarded-Host`` names the
+    site the browser sees. Requests without either header (not from a browser
+    page) pass: the CSRF token still guards them.
+    """
+    claimed = request.headers.get("origin") or request.headers.get("referer")
+    if not claimed:
+        return
+    hosts = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")}
+    if claimed == "null" or urlsplit(claimed).netloc not in hosts - {""}:
+        raise ApiError(403, "cross-origin request refused")
+
+
+async def _session_principal(request: Request, db: Database) -> Principal | None:
+    """The dashboard session behind an API request without a Bearer header.
+
+    Unsafe methods must come from the same origin and carry the session's CSRF
+    token in ``X-CSRF-Token``, else 403.
+    """
+    value = request.cookies.get(SESSION_COOKIE)
+    web = await resolve_session(db, value) if value else None
+    if web is None:
+        return None
+    if request.method not in SAFE_METHODS:
+        check_same_origin(request)
+        if not csrf_matches(web, request.headers.get(CSRF_HEADER, "")):
+            raise ApiError(403, f"missing or wrong {CSRF_HEADER} header for a dashboard session")
+    return Principal("token", web.token_id, scope=web.scope)
+
+
+async def _bearer_principal(session: AsyncSession, value: str) -> Principal | None:
+    if value.startswith(API_KEY_PREFIX):
+        key = await verify_plugin_key(session, value)
+        return None if key is None else Principal("plugin", key.id, plugin_id=key.plugin_id)
+    token = await verify_token(session, value)
+    return None if token is None else Principal("token", token.id, scope=Scope(token.scope))
 
 
 async def _principal(
@@ -85,55 +140,37 @@ async def _principal(
 ) -> Principal:
     if credentials is None:
         # The dashboard's scripts call the API with its session cookie (CSRF-checked).
-        web = await session_principal(request)
+        web = await _session_principal(request, db)
         if web is not None:
-            return Principal("token", web.token_id, scope=web.scope)
+            return web
         raise _unauthorized("authentication required: send 'Authorization: Bearer <token>'")
-    value = credentials.credentials
-    async with db.session() as session:
-        if value.startswith(API_KEY_PREFIX):
-            key = await verify_plugin_key(session, value)
-            if key is not None:
-                return Principal("plugin", key.id, plugin_id=key.plugin_id)
-        else:
-            token = await verify_token(session, value)
-            if token is not None:
-                return Principal("token", token.id, scope=Scope(token.scope))
-    raise _unauthorized("credential is invalid, expired or revoked")
+    try:
+        async with failure_limiter(request).attempt(client_address(request)) as attempt:
+            async with db.session() as session:
+                principal = await _bearer_principal(session, credentials.credentials)
+            if principal is None:
+                attempt.failed()
+    except TooManyFailuresError as exc:
+        raise too_many_failures(exc) from None
+    if principal is None:
+        raise _unauthorized("credential is invalid, expired or revoked")
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 
-def _require(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
-    async def check(principal: PrincipalDep) -> Principal:
-        if principal.kind == "plugin":
-            raise ApiError(403, "a plugin API key can only be used on its own plugin's endpoints")
-        assert principal.scope is not None
-        if not principal.scope.allows(scope):
-            raise ApiError(
-                403, f"this token's scope is {principal.scope.value!r}; {scope.value!r} needed"
-            )
+def _guard(requirement: Requirement) -> Callable[..., Awaitable[Principal]]:
+    async def check(request: Request, principal: PrincipalDep) -> Principal:
+        refusal = requirement.refusal(principal, request.path_params.get("plugin_id"))
+        if refusal is not None:
+            raise ApiError(403, refusal)
         return principal
 
-    return check
+    return declare(check, requirement)
 
 
-async def _plugin_key(plugin_id: str, principal: PrincipalDep) -> Principal:
-    if principal.kind != "plugin":
-        raise ApiError(403, "only the plugin's own API key can report for it")
-    if principal.plugin_id != plugin_id:
-        raise ApiError(403, "this API key belongs to another plugin")
-    return principal
-
-
-async def _plugin_key_or_read(plugin_id: str, principal: PrincipalDep) -> Principal:
-    if principal.kind == "plugin":
-        return await _plugin_key(plugin_id, principal)
-    return await _require(Scope.READ)(principal)
-
-
-ReadToken = Annotated[Principal, Depends(_require(Scope.READ))]
-AdminToken = Annotated[Principal, Depends(_require(Scope.ADMIN))]
-PluginKey = Annotated[Principal, Depends(_plugin_key)]
-PluginKeyOrReadToken = Annotated[Principal, Depends(_plugin_key_or_read)]
+ReadToken = Annotated[Principal, Depends(_guard(READ))]
+AdminToken = Annotated[Principal, Depends(_guard(ADMIN))]
+PluginKey = Annotated[Principal, Depends(_guard(OWN_PLUGIN_KEY))]
+PluginKeyOrReadToken = Annotated[Principal, Depends(_guard(OWN_PLUGIN_KEY_OR_READ))]

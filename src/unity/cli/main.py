@@ -114,12 +114,15 @@ def serve(
     from unity.app import create_app
 
     # log_config=None: uvicorn's loggers propagate to the handler above, one format on stderr.
+    # proxy_headers=False: only UNITY_TRUSTED_PROXIES decides whose X-Forwarded-For
+    # counts (see unity.api.clients); uvicorn would otherwise trust 127.0.0.1.
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=level,
         log_config=None,
+        proxy_headers=False,
     )
 
 

@@ -15,6 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from unity.api.deps import ManagerDep, SessionDep
+from unity.api.routes import credentials as credentials_api
+from unity.api.routes import enrollment as enrollment_api
 from unity.api.routes import plugins as plugins_api
 from unity.api.routes.credentials import credential_out
 from unity.api.routes.servers import server_out
@@ -24,7 +26,7 @@ from unity.credentials.audit import AuditAction
 from unity.credentials.inventory import LOGIN_KINDS
 from unity.storage.models import EnrollmentToken
 from unity.storage.types import utcnow
-from unity.web.common import WebDep, principal_of, render
+from unity.web.common import WebDep, may, principal_of, render
 from unity.web.overview import all_plugins
 
 __all__ = ["router"]
@@ -71,12 +73,20 @@ async def external_page(
         for p in plugins
         if p.external
     ]
-    keys = {a.id: await external_auth.list_plugin_keys(session, a.id) for a in agents}
+    keys = (
+        {a.id: await external_auth.list_plugin_keys(session, a.id) for a in agents}
+        if may(web, enrollment_api.list_keys)
+        else None
+    )
     now = utcnow()
-    enrollments = [
-        Enrollment(row, _enrollment_status(row, now))
-        for row in reversed(await external_auth.list_enrollments(session))
-    ]
+    enrollments = (
+        [
+            Enrollment(row, _enrollment_status(row, now))
+            for row in reversed(await external_auth.list_enrollments(session))
+        ]
+        if may(web, enrollment_api.list_enrollments)
+        else None
+    )
     return render(
         request,
         "external.html",
@@ -88,7 +98,10 @@ async def external_page(
     )
 
 
-async def _audit(manager: ManagerDep, *, limit: int) -> list[Any]:
+async def _audit(web: WebDep, manager: ManagerDep, *, limit: int) -> list[Any] | None:
+    """The newest audit entries, None when the API would refuse them to the session."""
+    if not may(web, credentials_api.audit_log):
+        return None
     rows = await manager.credentials.audit_log(limit=limit)
     return list(rows)
 
@@ -98,7 +111,7 @@ async def credentials_page(request: Request, web: WebDep, manager: ManagerDep) -
     try:
         store = manager.credentials
         rows = await store.list_credentials(limit=1000)
-        audit = await _audit(manager, limit=AUDIT_ROWS)
+        audit = await _audit(web, manager, limit=AUDIT_ROWS)
     except CredentialError as exc:
         return render(
             request, "error.html", web, nav="credentials", status_code=503, message=str(exc)
@@ -122,7 +135,7 @@ async def servers_page(request: Request, web: WebDep, manager: ManagerDep) -> HT
         store = manager.credentials
         servers = await Inventory(store).list_servers(limit=1000)
         credentials = await store.list_credentials(limit=1000)
-        audit = [e for e in await _audit(manager, limit=500) if e.action in SERVER_ACTIONS]
+        entries = await _audit(web, manager, limit=500)
     except CredentialError as exc:
         return render(request, "error.html", web, nav="servers", status_code=503, message=str(exc))
     # Only kinds a server accepts, server logins first (the form's default).
@@ -141,5 +154,7 @@ async def servers_page(request: Request, web: WebDep, manager: ManagerDep) -> HT
         servers=[server_out(s) for s in servers],
         logins=logins,
         ssh_keys=ssh_keys,
-        audit=audit[:AUDIT_ROWS],
+        audit=None
+        if entries is None
+        else [e for e in entries if e.action in SERVER_ACTIONS][:AUDIT_ROWS],
     )

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from unity.api.deps import Principal
-from unity.web.session import WebSession, request_session
+from unity.auth.access import READ, Principal, Requirement, declare, requirement_of
+from unity.auth.sessions import WebSession
+from unity.web.session import request_session
 from unity.web.templating import templates
 
 __all__ = [
+    "ForbiddenPageError",
     "LoginRequiredError",
     "WebDep",
     "login_redirect",
+    "may",
     "principal_of",
     "render",
     "secure_headers",
+    "session_guard",
 ]
 
 # Scripts and styles come only from the hub; nothing may frame the dashboard.
@@ -37,20 +42,47 @@ class LoginRequiredError(Exception):
         self.next_path = next_path
 
 
-async def _web(request: Request) -> WebSession:
-    web = await request_session(request)
-    if web is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise LoginRequiredError(target)
-    return web
+class ForbiddenPageError(Exception):
+    """A live session whose scope the page's requirement refuses: 403."""
+
+    def __init__(self, web: WebSession, message: str) -> None:
+        super().__init__(message)
+        self.web = web
+        self.message = message
 
 
-WebDep = Annotated[WebSession, Depends(_web)]
+def session_guard(requirement: Requirement) -> Callable[[Request], Awaitable[WebSession]]:
+    """The dependency of a page that needs ``requirement``: no session sends the
+    browser to the login page, a session of too small a scope gets 403."""
+
+    async def check(request: Request) -> WebSession:
+        web = await request_session(request)
+        if web is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise LoginRequiredError(target)
+        refusal = requirement.refusal(principal_of(web))
+        if refusal is not None:
+            raise ForbiddenPageError(web, refusal)
+        return web
+
+    return declare(check, requirement)
+
+
+# A page's session parameter carries its requirement; every page so far needs a
+# read session and shows admin-only parts through ``may``.
+WebDep = Annotated[WebSession, Depends(session_guard(READ))]
 
 
 def principal_of(web: WebSession) -> Principal:
     """The API principal a session acts as: the token the operator logged in with."""
     return Principal("token", web.token_id, scope=web.scope)
+
+
+def may(web: WebSession, operation: Callable[..., Any]) -> bool:
+    """Whether the session may see what the API route function ``operation`` gives:
+    the route's own requirement decides, so page and API never disagree."""
+    requirement = requirement_of(operation)
+    return requirement is None or requirement.permits(principal_of(web))
 
 
 def secure_headers(response: Response) -> Response:

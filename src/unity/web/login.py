@@ -8,19 +8,19 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from unity.api.clients import client_address, failure_limiter, too_many_failures
+from unity.api.deps import check_same_origin
 from unity.api.errors import ApiError
+from unity.auth.ratelimit import TooManyFailuresError
+from unity.auth.sessions import SESSION_COOKIE, csrf_matches, end_session, start_session
 from unity.storage.db import Database
 from unity.web.common import render, secure_headers
 from unity.web.session import (
     LOGIN_COOKIE,
-    SESSION_COOKIE,
-    check_same_origin,
     clear_cookie,
-    end_session,
     login_nonce,
     request_session,
     set_cookie,
-    start_session,
 )
 
 __all__ = ["router"]
@@ -60,6 +60,21 @@ def _login_page(
     return response
 
 
+def _refused(request: Request, next_path: str, exc: TooManyFailuresError) -> Response:
+    """429 for a client over its failed-login limit: the login page for a browser,
+    the API's JSON error for anything else."""
+    if "text/html" not in request.headers.get("accept", ""):
+        raise too_many_failures(exc)
+    response = _login_page(
+        request,
+        next_path,
+        error=f"Too many failed logins from your address. Try again in {exc.retry_after} s.",
+        status_code=429,
+    )
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, next: str | None = None) -> Response:
     if await request_session(request) is not None:
@@ -86,7 +101,13 @@ async def login(
             status_code=400,
         )
     db: Database = request.app.state.db
-    started = await start_session(db, token)
+    try:
+        async with failure_limiter(request).attempt(client_address(request)) as attempt:
+            started = await start_session(db, token)
+            if started is None:
+                attempt.failed()
+    except TooManyFailuresError as exc:
+        return _refused(request, next_path, exc)
     if started is None:
         return _login_page(
             request,
@@ -107,7 +128,7 @@ async def logout(request: Request, csrf: Annotated[str, Form(max_length=128)] = 
     check_same_origin(request)
     web = await request_session(request)
     if web is not None:
-        if not hmac.compare_digest(csrf.encode(), web.csrf.encode()):
+        if not csrf_matches(web, csrf):
             raise ApiError(403, "missing or wrong CSRF token")
         db: Database = request.app.state.db
         await end_session(db, request.cookies[SESSION_COOKIE])

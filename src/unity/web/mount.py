@@ -7,7 +7,7 @@ from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from unity.web import admin, login, pages
-from unity.web.common import LoginRequiredError, login_redirect
+from unity.web.common import ForbiddenPageError, LoginRequiredError, login_redirect, render
 
 __all__ = ["mount_dashboard"]
 
@@ -20,6 +20,12 @@ def mount_dashboard(app: FastAPI) -> None:
         if request.url.path.startswith("/live/"):
             return PlainTextResponse("login required", status_code=401)
         return login_redirect(exc.next_path)
+
+    @app.exception_handler(ForbiddenPageError)
+    async def _forbidden(request: Request, exc: ForbiddenPageError) -> Response:
+        return render(
+            request, "error.html", exc.web, nav=None, status_code=403, message=exc.message
+        )
 
     app.include_router(login.router)
     app.include_router(pages.router)

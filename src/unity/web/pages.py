@@ -9,12 +9,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from unity.api.deps import ManagerDep, SessionDep, SettingsDep
+from unity.api.routes import enrollment as enrollment_api
 from unity.api.routes import plugins as plugins_api
 from unity.auth import external as external_auth
 from unity.credentials import CredentialError, Inventory
 from unity.plugins.manager import PluginNotFoundError
 from unity.storage import metrics as metric_store
-from unity.web.common import WebDep, principal_of, render
+from unity.web.common import WebDep, may, principal_of, render
 from unity.web.forms import config_form
 from unity.web.overview import all_plugins, build_overview, lookup
 from unity_sdk import MetricKind, PluginCategory
@@ -124,7 +125,11 @@ async def plugin_page(
         metadata, detail.config, retention_days=settings.retention_days, servers=servers
     )
     charts = [m for m in metadata.metrics if m.kind is not MetricKind.INFO and "*" not in m.name]
-    keys = await external_auth.list_plugin_keys(session, plugin_id) if detail.external else []
+    keys = (
+        await external_auth.list_plugin_keys(session, plugin_id)
+        if detail.external and may(web, enrollment_api.list_keys)
+        else None
+    )
     newest: Mapping[str, Any] = context["latest"][0].data if context["latest"] else {}
     return render(
         request,
