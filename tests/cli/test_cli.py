@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import os
 import signal
 import socket
@@ -244,8 +245,10 @@ def test_token_list_never_shows_secrets(cli: Invoke) -> None:
 
     table = cli("token", "list", "--all")
     assert table.exit_code == 0
-    for text in (kept["id"], gone["id"], "kept", "gone", "LAST USED", "REVOKED", "just now"):
+    for text in (kept["id"], gone["id"], "kept", "gone", "LAST USED", "REVOKED"):
         assert text in table.stdout
+    # Last used a moment ago: "just now", or a few seconds on a loaded machine.
+    assert re.search(r"just now|\b\d+s ago", table.stdout), table.stdout
     for output in (table.stdout, json.dumps(every)):
         for issued in (kept, gone):
             assert issued["token"].split("_", 2)[2] not in output

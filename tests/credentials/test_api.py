@@ -248,13 +248,16 @@ async def test_servers_check_pins_and_plugin_collects_remotely(
     # Scheduled runs collect from every target too.
     await client.put("/api/plugins/v2/remote-load/config", json={"targets": ["nas"], "interval": 1})
     assert (await client.post("/api/plugins/v2/remote-load/enable")).status_code == 200
-    for _ in range(100):
+    # Under load a tick may be skipped while the previous run still holds the
+    # plugin; what matters is that scheduled runs succeed and none fails.
+    for _ in range(300):
         executions = (await reader.get("/api/plugins/v2/remote-load/executions")).json()
         scheduled = [e for e in executions["items"] if e["trigger"] == "schedule"]
-        if scheduled:
+        if any(e["status"] == "success" for e in scheduled):
             break
         await asyncio.sleep(0.1)
-    assert scheduled[0]["status"] == "success", scheduled
+    assert any(e["status"] == "success" for e in scheduled), scheduled
+    assert not [e for e in scheduled if e["status"] in ("failed", "timed_out")], scheduled
     await client.post("/api/plugins/v2/remote-load/disable")
     hosts = (await reader.get("/api/plugins/v2/remote-load/metrics", params={"limit": 10})).json()
     assert {m["host"] for m in hosts["items"]} == {"nas", "test-host"}
