@@ -37,6 +37,7 @@ from unity_sdk.metadata import (
 )
 from unity_sdk.metrics import check_document, iter_metric_values, undeclared_numbers
 from unity_sdk.plugin import PluginBase
+from unity_sdk.prometheus import PrometheusSeries, prometheus_collisions, prometheus_series
 from unity_sdk.wire import (
     BatchAccepted,
     HealthAccepted,
@@ -77,6 +78,7 @@ __all__ = [
     "PluginError",
     "PluginMetadata",
     "PluginNotReadyError",
+    "PrometheusSeries",
     "RegisterRequest",
     "RegisterResponse",
     "Requirements",
@@ -85,5 +87,7 @@ __all__ = [
     "__version__",
     "check_document",
     "iter_metric_values",
+    "prometheus_collisions",
+    "prometheus_series",
     "undeclared_numbers",
 ]
