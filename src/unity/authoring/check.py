@@ -1,7 +1,8 @@
 """Checking a plugin as the hub would, and running it once, for authors.
 
-``check`` applies the loader's validation and adds advice (metrics without
-units, config fields without descriptions). ``run_once`` validates a config,
+``check`` applies the loader's validation (including the Prometheus name
+collision check), lists the Prometheus family of each declared metric and adds
+advice (metrics without units, config fields without descriptions). ``run_once`` validates a config,
 collects once with the plugin's timeout and checks the document against the
 declared metrics.
 """
@@ -16,7 +17,7 @@ from typing import Any
 from unity.authoring.source import Candidate
 from unity.plugins import config as plugin_config
 from unity.plugins.loader import validate_class
-from unity_sdk import ConfigError, PluginBase, PluginMetadata, check_document
+from unity_sdk import ConfigError, PluginBase, PluginMetadata, check_document, prometheus_series
 
 __all__ = ["CheckReport", "RunReport", "check", "run_once"]
 
@@ -27,6 +28,8 @@ class CheckReport:
     metadata: PluginMetadata | None = None
     problems: list[str] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
+    # Declared metric -> its family on the hub's /metrics, as ``name{labels}``.
+    prometheus: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -53,6 +56,10 @@ def check(candidate: Candidate) -> CheckReport:
         return report
     report.metadata = metadata
     report.name = metadata.id
+    report.prometheus = {
+        metric.name: prometheus_series(metadata.id, metric).describe()
+        for metric in metadata.metrics
+    }
     if not metadata.metrics:
         report.advice.append("declares no metrics: charts and /metrics will not show anything")
     for metric in metadata.metrics:

@@ -38,13 +38,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-import inflection
-
+from unity_sdk.errors import MetadataError
 from unity_sdk.metadata import MetricField, MetricKind, PluginMetadata
 
 __all__ = [
     "NAMESPACE",
     "PrometheusSeries",
+    "check_prometheus_names",
     "prometheus_collisions",
     "prometheus_series",
 ]
@@ -58,6 +58,12 @@ _RESERVED_SUFFIXES = ("_total", "_count", "_sum", "_bucket", "_created", "_info"
 # the two Prometheus attaches to every target (a clash renames them on scrape).
 _RESERVED_LABELS = frozenset({"host", "le", "quantile", "job", "instance"})
 _NOT_NAME = re.compile(r"[^a-z0-9_]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+# Words ending in "s" that are singular already (or the same in the plural).
+_SAME_IN_PLURAL = frozenset(
+    {"series", "species", "news", "bytes", "status", "bonus", "campus", "census", "corpus"}
+    | {"focus", "nexus", "radius", "virus", "consensus", "apparatus"}
+)
 
 
 @dataclass(frozen=True)
@@ -253,12 +259,27 @@ class PrometheusSeries:
 
 
 def _snake(text: str) -> str:
-    return _NOT_NAME.sub("_", inflection.underscore(text).lower()).strip("_")
+    """``readBytes`` -> ``read_bytes``; anything outside ``[a-z0-9_]`` becomes ``_``."""
+    return _NOT_NAME.sub("_", _CAMEL.sub("_", text).lower()).strip("_")
 
 
-def _singular(word: str) -> str:
+def _singular(name: str) -> str:
+    """The last word of ``name`` in the singular: ``failed_units`` -> ``failed_unit``.
+
+    Regular English plurals only, which is what item keys are in practice; the
+    SDK stays free of dependencies beyond pydantic and httpx.
+    """
+    head, _, word = name.rpartition("_")
     # Three letters or fewer are mostly acronyms ("ups", "dns"), not plurals.
-    return word if len(word) <= 3 else str(inflection.singularize(word))
+    if len(word) <= 3 or word in _SAME_IN_PLURAL or word.endswith(("ss", "is")):
+        return name
+    if word.endswith("ies"):
+        word = word[:-3] + "y"
+    elif word.endswith(("sses", "xes", "ches", "shes", "zzes", "uses", "iases")):
+        word = word[:-2]
+    elif word.endswith("s"):
+        word = word[:-1]
+    return f"{head}_{word}" if head else word
 
 
 def _drop_words(segment: str, words: str) -> str:
@@ -356,3 +377,10 @@ def prometheus_collisions(metadata: PluginMetadata) -> list[str]:
                 f"metrics {metrics} map to the same Prometheus name {name!r}; rename one of them"
             )
     return problems
+
+
+def check_prometheus_names(metadata: PluginMetadata) -> None:
+    """Raise ``MetadataError`` naming every Prometheus name collision of ``metadata``."""
+    problems = prometheus_collisions(metadata)
+    if problems:
+        raise MetadataError(f"plugin {metadata.id!r}: {'; '.join(problems)}")
