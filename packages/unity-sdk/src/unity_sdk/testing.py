@@ -30,8 +30,8 @@ from unity_sdk.client import API_PATH
 from unity_sdk.errors import ConfigError
 from unity_sdk.metadata import PluginMetadata
 from unity_sdk.metrics import check_document
-from unity_sdk.prometheus import prometheus_collisions
 from unity_sdk.plugin import PluginBase
+from unity_sdk.prometheus import prometheus_collisions
 from unity_sdk.wire import (
     API_KEY_PREFIX,
     ENROLLMENT_PREFIX,
