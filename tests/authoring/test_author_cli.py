@@ -165,3 +165,26 @@ def test_check_reports_two_metrics_with_one_prometheus_name(tmp_path: Path) -> N
         "MetadataError: plugin 'clash': metrics 'disk_used' (gauge) and 'disks.*.used' (gauge) "
         "map to the same Prometheus name 'unity_clash_disk_used_bytes'; rename one of them"
     ]
+
+
+def test_check_advises_on_names_promtool_would_warn_about(tmp_path: Path) -> None:
+    source = tmp_path / "jobs.py"
+    source.write_text(
+        "from unity_sdk import PluginBase, PluginMetadata, MetricField\n"
+        "class Jobs(PluginBase):\n"
+        "    def get_metadata(self):\n"
+        "        return PluginMetadata(id='jobs', name='J', version='1.0.0', description='d',\n"
+        "            metrics=[MetricField(name='queue_gauge', unit='count', description='q'),\n"
+        "                     MetricField(name='wait_minutes', unit='count', description='w')])\n"
+        "    async def collect_data(self):\n"
+        "        return {}\n"
+    )
+    code, out, _ = _unity("plugin", "check", str(source), "--json")
+    assert code == 0
+    [report] = json.loads(out)
+    assert report["advice"] == [
+        "metric 'queue_gauge': Prometheus name unity_jobs_queue_gauge contains the type name "
+        "'gauge' (promtool check metrics warns about it)",
+        "metric 'wait_minutes': Prometheus name unity_jobs_wait_minutes uses the unit 'minutes' "
+        "where Prometheus expects 'seconds' (promtool check metrics warns about it)",
+    ]

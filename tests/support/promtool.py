@@ -12,11 +12,11 @@ import subprocess
 
 import pytest
 
-__all__ = ["promtool_check"]
+__all__ = ["promtool_check", "promtool_lint"]
 
 
-def promtool_check(page: str) -> None:
-    """Assert promtool accepts ``page``: exit 0 and no lint output at all."""
+def promtool_lint(page: str) -> tuple[int, str]:
+    """promtool's exit code and output (lint problems, parse errors) for ``page``."""
     promtool = shutil.which("promtool")
     if promtool is None:
         reason = "promtool is not installed (apt-get install prometheus; scripts/test does)"
@@ -31,6 +31,11 @@ def promtool_check(page: str) -> None:
         timeout=120,
         check=False,
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"promtool check metrics exited {result.returncode}:\n{output}"
+    return result.returncode, result.stdout + result.stderr
+
+
+def promtool_check(page: str) -> None:
+    """Assert promtool accepts ``page``: exit 0 and no lint output at all."""
+    code, output = promtool_lint(page)
+    assert code == 0, f"promtool check metrics exited {code}:\n{output}"
     assert output == "", f"promtool check metrics found problems:\n{output}"

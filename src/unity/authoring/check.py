@@ -18,6 +18,7 @@ from unity.authoring.source import Candidate
 from unity.plugins import config as plugin_config
 from unity.plugins.loader import validate_class
 from unity_sdk import ConfigError, PluginBase, PluginMetadata, check_document, prometheus_series
+from unity_sdk.prometheus import prometheus_advice
 
 __all__ = ["CheckReport", "RunReport", "check", "run_once"]
 
@@ -63,6 +64,12 @@ def check(candidate: Candidate) -> CheckReport:
     if not metadata.metrics:
         report.advice.append("declares no metrics: charts and /metrics will not show anything")
     for metric in metadata.metrics:
+        series = prometheus_series(metadata.id, metric)
+        report.advice.extend(
+            f"metric {metric.name!r}: Prometheus name {series.name} {problem} "
+            "(promtool check metrics warns about it)"
+            for problem in prometheus_advice(series)
+        )
         if metric.numeric and not metric.unit:
             report.advice.append(f"metric {metric.name!r} has no unit")
         if not metric.description:

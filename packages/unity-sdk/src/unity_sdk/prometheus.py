@@ -45,6 +45,7 @@ __all__ = [
     "NAMESPACE",
     "PrometheusSeries",
     "check_prometheus_names",
+    "prometheus_advice",
     "prometheus_collisions",
     "prometheus_series",
 ]
@@ -384,3 +385,56 @@ def check_prometheus_names(metadata: PluginMetadata) -> None:
     problems = prometheus_collisions(metadata)
     if problems:
         raise MetadataError(f"plugin {metadata.id!r}: {'; '.join(problems)}")
+
+
+# What ``promtool check metrics`` lints in a name beyond the rule above: type
+# names, abbreviated units and units other than the base ones.
+_TYPE_WORDS = ("counter", "gauge", "histogram", "summary")
+_ABBREVIATED = frozenset({"s", "ms", "us", "ns", "sec", "b", "kb", "mb", "gb", "tb", "pb"})
+_ABBREVIATED |= {"m", "h", "d"}
+_UNIT_BASE = {
+    "amperes": "amperes",
+    "bytes": "bytes",
+    "celsius": "celsius",
+    "grams": "grams",
+    "joules": "joules",
+    "kelvin": "kelvin",
+    "meters": "meters",
+    "metres": "metres",
+    "seconds": "seconds",
+    "volts": "volts",
+    "minutes": "seconds",
+    "hours": "seconds",
+    "days": "seconds",
+    "weeks": "seconds",
+    "kelvins": "kelvin",
+    "fahrenheit": "celsius",
+    "rankine": "celsius",
+    "inches": "meters",
+    "yards": "meters",
+    "miles": "meters",
+    "bits": "bytes",
+    "calories": "joules",
+    "pounds": "grams",
+    "ounces": "grams",
+}
+_UNIT_PREFIXES: tuple[str, ...] = ("pico", "nano", "micro", "milli", "centi", "deci", "deca")
+_UNIT_PREFIXES += ("hecto", "kilo", "kibi", "mega", "mibi", "giga", "gibi", "tera", "tebi")
+_UNIT_PREFIXES += ("peta", "pebi")
+
+
+def prometheus_advice(series: PrometheusSeries) -> list[str]:
+    """What ``promtool check metrics`` would warn about in ``series``'s name.
+
+    The hub exports such a family all the same; ``unity plugin check`` shows
+    this as advice so the author can pick a better metric name or unit.
+    """
+    tokens = series.name.split("_")[1:]
+    advice = [f"contains the type name {word!r}" for word in _TYPE_WORDS if word in tokens]
+    advice += [f"contains the abbreviated unit {t!r}" for t in tokens if t in _ABBREVIATED]
+    for token in tokens:
+        stem = next((token[len(p) :] for p in _UNIT_PREFIXES if token.startswith(p)), token)
+        base = _UNIT_BASE.get(stem)
+        if base is not None and token != base:
+            advice.append(f"uses the unit {token!r} where Prometheus expects {base!r}")
+    return advice
