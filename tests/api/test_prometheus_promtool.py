@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.helpers import API, insert_documents
+from tests.support.processes import free_port
 from tests.support.promtool import promtool_check
 from unity.plugins.builtin import BUILTIN_PLUGINS
 from unity_sdk import MetricKind, PluginMetadata
@@ -123,7 +124,7 @@ async def test_page_of_a_hub_running_every_builtin_passes_promtool(
         "http-check": {
             "endpoints": [
                 {"name": "local", "url": web_server},
-                {"name": "closed", "url": "http://127.0.0.1:9/", "timeout": 2},
+                {"name": "closed", "url": f"http://127.0.0.1:{free_port()}/", "timeout": 2},
             ]
         },
     }
