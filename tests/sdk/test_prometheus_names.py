@@ -95,6 +95,8 @@ GAUGE, COUNTER, INFO = MetricKind.GAUGE, MetricKind.COUNTER, MetricKind.INFO
         ("values.*.text", "", INFO, "unity_p_value_text_info", ["value_name"], 1.0),
         ("a.*.a.*.v", "", GAUGE, "unity_p_a_a_v", ["a", "a_2"], 1.0),
         ("*.v", "", GAUGE, "unity_p_v", ["key"], 1.0),
+        ("_1.*", "", GAUGE, "unity_p_1", ["key_1"], 1.0),
+        ("__.*.v", "", GAUGE, "unity_p_v", ["key"], 1.0),
         ("readBytes", "B", GAUGE, "unity_p_read_bytes", [], 1.0),
         # Units without a base unit add nothing; the declared unit stays in HELP.
         ("queue_size", "requests", GAUGE, "unity_p_queue_size", [], 1.0),

@@ -307,8 +307,9 @@ def _label_names(path: tuple[str, ...], info: bool) -> tuple[str, ...]:
         if part != "*":
             continue
         before = path[index - 1] if index else "*"
-        label = _singular(_snake(before).lstrip("_")) if before != "*" else ""
-        label = label or "key"
+        label = _singular(_snake(before)) if before != "*" else ""
+        # A label name starts with a letter ("_1" would leave "1").
+        label = label if label[:1].isalpha() else f"key_{label}".rstrip("_")
         if label in taken:
             label = f"{label}_name" if label in _RESERVED_LABELS or label == "value" else label
         candidate, n = label, 2
