@@ -1,15 +1,22 @@
 """Rendering declared plugin metrics in the Prometheus text format.
 
-Each declared metric becomes one family named ``unity_<plugin>_<path>``
-(``-`` and ``.`` become ``_``; ``*`` segments become labels named after the
-segment before them). Values come from the latest document per plugin and
-host, so a scrape reads one small table, never the history.
+Each declared metric becomes one family, named, labelled and scaled by
+:func:`unity_sdk.prometheus.prometheus_series` (the rule is described there
+and in docs/plugins/contract.md). Values come from the latest document per
+plugin and host, so a scrape reads one small table, never the history.
+
+A plugin's metadata comes from its loaded class (in-hub plugins) or from its
+registry row (external plugins, which the hub never loads). A family whose
+name is already on the page -- the hub's own counters, or another plugin's
+family (plugin ids ``a`` and ``a-b`` can meet) -- is left out and logged, so
+the page always parses.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator, Sequence
+import logging
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -20,35 +27,22 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.plugins.manager import PluginManager
 from unity.storage import metrics as metric_store
-from unity.storage.models import LatestMetric
-from unity_sdk import MetricField, MetricKind, iter_metric_values
+from unity.storage.models import LatestMetric, Plugin
+from unity_sdk import MetricField, MetricKind, PluginMetadata, iter_metric_values
+from unity_sdk.prometheus import prometheus_series
 
 __all__ = ["metric_families", "render_exposition"]
 
-_INVALID = re.compile(r"[^a-zA-Z0-9_]")
+log = logging.getLogger(__name__)
 
-
-def _sanitize(text: str) -> str:
-    return _INVALID.sub("_", text)
-
-
-def family_name(plugin_id: str, field: MetricField) -> str:
-    parts = [p for p in field.path if p != "*"]
-    return _sanitize(f"unity_{plugin_id}_{'_'.join(parts)}").lower()
-
-
-def star_labels(field: MetricField) -> list[str]:
-    labels: list[str] = []
-    for index, part in enumerate(field.path):
-        if part == "*":
-            base = _sanitize(field.path[index - 1]) if index else "key"
-            name = base if base not in labels and base != "host" else f"{base}_{index}"
-            labels.append(name)
-    return labels
+# Clashes already logged per hub, so a scrape every few seconds logs each once.
+_reported: weakref.WeakKeyDictionary[object, set[tuple[str, str]]] = weakref.WeakKeyDictionary()
 
 
 def _number(value: Any) -> float | None:
@@ -57,32 +51,53 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _report_clash(hub: object | None, plugin_id: str, name: str) -> None:
+    reported = _reported.setdefault(hub, set()) if hub is not None else set()
+    if (plugin_id, name) not in reported:
+        reported.add((plugin_id, name))
+        log.warning(
+            "plugin %s: Prometheus family %s is already on /metrics; left out", plugin_id, name
+        )
+
+
 def metric_families(
-    plugin_id: str, fields: Sequence[MetricField], latest: Iterable[LatestMetric]
+    plugin_id: str,
+    fields: Sequence[MetricField],
+    latest: Iterable[LatestMetric],
+    taken: set[str] | None = None,
+    hub: object | None = None,
 ) -> Iterator[Metric]:
+    """The families of one plugin's declared metrics with samples in ``latest``.
+
+    ``taken`` holds the names already on the page; each family yielded adds its
+    name, and a family whose name is taken is skipped (logged once per ``hub``).
+    """
+    taken = set() if taken is None else taken
     rows = list(latest)
     for field in fields:
-        name = family_name(plugin_id, field)
-        labels = ["host", *star_labels(field)]
-        help_text = field.description or field.name
-        if field.unit:
-            help_text = f"{help_text} ({field.unit})"
+        series = prometheus_series(plugin_id, field)
+        labels = list(series.labels)
         family: Metric
         if field.kind is MetricKind.INFO:
-            family = InfoMetricFamily(name, help_text, labels=labels)
+            family = InfoMetricFamily(series.name.removesuffix("_info"), series.help, labels=labels)
             for row in rows:
                 for keys, value in iter_metric_values(field, row.data):
                     family.add_metric([row.host, *keys], {"value": str(value)})
         else:
             cls = CounterMetricFamily if field.kind is MetricKind.COUNTER else GaugeMetricFamily
-            family = cls(name, help_text, labels=labels)
+            family = cls(series.name, series.help, labels=labels)
             for row in rows:
                 for keys, value in iter_metric_values(field, row.data):
                     number = _number(value)
                     if number is not None:
-                        family.add_metric([row.host, *keys], number)
-        if family.samples:
-            yield family
+                        family.add_metric([row.host, *keys], series.convert(number))
+        if not family.samples:
+            continue
+        if series.name in taken:
+            _report_clash(hub, plugin_id, series.name)
+            continue
+        taken.add(series.name)
+        yield family
 
 
 class _Snapshot(Collector):
@@ -93,16 +108,54 @@ class _Snapshot(Collector):
         return self.families
 
 
+async def _declared_metrics(
+    session: AsyncSession, manager: PluginManager, plugin_ids: Iterable[str]
+) -> dict[str, Sequence[MetricField]]:
+    """The declared metrics of each plugin: loaded class first, else the registry row."""
+    declared: dict[str, Sequence[MetricField]] = {}
+    others = []
+    for plugin_id in plugin_ids:
+        managed = manager.plugins.get(plugin_id)
+        if managed is not None:
+            declared[plugin_id] = managed.metadata.metrics
+        else:
+            others.append(plugin_id)
+    if others:
+        stmt = select(Plugin).where(Plugin.id.in_(others), Plugin.external.is_(True))
+        for row in await session.scalars(stmt):
+            try:
+                declared[row.id] = PluginMetadata.model_validate(row.plugin_metadata).metrics
+            except ValidationError:
+                log.warning("plugin %s: stored metadata is not valid; not on /metrics", row.id)
+    return declared
+
+
+def _names_on(page: bytes) -> set[str]:
+    """Every family and sample name of an exposition page."""
+    names: set[str] = set()
+    for line in page.decode().splitlines():
+        if line.startswith(("# HELP ", "# TYPE ")):
+            names.add(line.split(" ", 3)[2])
+        elif line and not line.startswith("#"):
+            names.add(line.split("{", 1)[0].split(" ", 1)[0])
+    return names
+
+
 async def render_exposition(session: AsyncSession, manager: PluginManager) -> bytes:
     latest = await metric_store.latest_documents(session)
     by_plugin: dict[str, list[LatestMetric]] = {}
     for row in latest:
         by_plugin.setdefault(row.plugin_id, []).append(row)
+    declared: Mapping[str, Sequence[MetricField]] = await _declared_metrics(
+        session, manager, by_plugin
+    )
+    own = generate_latest(manager.stats.registry)
+    taken = _names_on(own)
     families: list[Metric] = []
     for plugin_id, rows in sorted(by_plugin.items()):
-        managed = manager.plugins.get(plugin_id)
-        if managed is not None:
-            families.extend(metric_families(plugin_id, managed.metadata.metrics, rows))
+        fields = declared.get(plugin_id)
+        if fields:
+            families.extend(metric_families(plugin_id, fields, rows, taken, manager.stats))
     snapshot = CollectorRegistry(auto_describe=False)
     snapshot.register(_Snapshot(families))
-    return generate_latest(manager.stats.registry) + generate_latest(snapshot)
+    return own + generate_latest(snapshot)

@@ -45,7 +45,21 @@ def test_scaffold_has_entry_point_class_and_test(package: Path) -> None:
 def test_check_passes_without_advice(package: Path) -> None:
     code, out, _ = _unity("plugin", "check", str(package), "--json")
     assert code == 0
-    assert json.loads(out) == [{"plugin": "nas-temp", "ok": True, "problems": [], "advice": []}]
+    assert json.loads(out) == [
+        {
+            "plugin": "nas-temp",
+            "ok": True,
+            "problems": [],
+            "advice": [],
+            "prometheus": {
+                "load.one": "unity_nas_temp_load_one{host}",
+                "load.five": "unity_nas_temp_load_five{host}",
+            },
+        }
+    ]
+    code, out, _ = _unity("plugin", "check", str(package))
+    assert code == 0
+    assert "unity_nas_temp_load_one{host}" in out
 
 
 def test_run_checks_config_and_document(package: Path, tmp_path: Path) -> None:
@@ -155,3 +169,47 @@ def test_installed_package_is_found_and_its_own_tests_pass(package: Path, tmp_pa
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "1 passed" in tests.stdout
     assert "warning" not in tests.stdout.lower(), "the scaffold's own test runs warning-free"
+
+
+def test_check_reports_two_metrics_with_one_prometheus_name(tmp_path: Path) -> None:
+    source = tmp_path / "clash.py"
+    source.write_text(
+        "from unity_sdk import PluginBase, PluginMetadata, MetricField\n"
+        "class Clash(PluginBase):\n"
+        "    def get_metadata(self):\n"
+        "        return PluginMetadata(id='clash', name='C', version='1.0.0', metrics=[\n"
+        "            MetricField(name='disk_used', unit='bytes'),\n"
+        "            MetricField(name='disks.*.used', unit='bytes')])\n"
+        "    async def collect_data(self):\n"
+        "        return {}\n"
+    )
+    code, out, _ = _unity("plugin", "check", str(source), "--json")
+    assert code == 1
+    [report] = json.loads(out)
+    assert report["problems"] == [
+        "MetadataError: plugin 'clash': metrics 'disk_used' (gauge) and 'disks.*.used' (gauge) "
+        "map to the same Prometheus name 'unity_clash_disk_used_bytes'; rename one of them"
+    ]
+
+
+def test_check_advises_on_names_promtool_would_warn_about(tmp_path: Path) -> None:
+    source = tmp_path / "jobs.py"
+    source.write_text(
+        "from unity_sdk import PluginBase, PluginMetadata, MetricField\n"
+        "class Jobs(PluginBase):\n"
+        "    def get_metadata(self):\n"
+        "        return PluginMetadata(id='jobs', name='J', version='1.0.0', description='d',\n"
+        "            metrics=[MetricField(name='queue_gauge', unit='count', description='q'),\n"
+        "                     MetricField(name='wait_minutes', unit='count', description='w')])\n"
+        "    async def collect_data(self):\n"
+        "        return {}\n"
+    )
+    code, out, _ = _unity("plugin", "check", str(source), "--json")
+    assert code == 0
+    [report] = json.loads(out)
+    assert report["advice"] == [
+        "metric 'queue_gauge': Prometheus name unity_jobs_queue_gauge contains the type name "
+        "'gauge' (promtool check metrics warns about it)",
+        "metric 'wait_minutes': Prometheus name unity_jobs_wait_minutes uses the unit 'minutes' "
+        "where Prometheus expects 'seconds' (promtool check metrics warns about it)",
+    ]

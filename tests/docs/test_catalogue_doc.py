@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from unity.authoring.catalogue import builtin_metadata, render_catalogue
+from unity_sdk import prometheus_series
 
 PAGE = Path(__file__).parents[2] / "docs" / "plugins" / "catalogue.md"
 
@@ -23,3 +24,4 @@ def test_every_builtin_has_a_section_with_its_metrics() -> None:
         assert f"## {metadata.id}\n" in text
         for field in metadata.metrics:
             assert f"`{field.name}`" in text
+            assert f"`{prometheus_series(metadata.id, field).describe()}`" in text

@@ -12,7 +12,7 @@ import pytest
 from tests.support import sample_plugins
 
 from unity.plugins.loader import PluginLoader
-from unity_sdk import PluginBase, PluginMetadata
+from unity_sdk import MetricField, PluginBase, PluginMetadata
 
 GROUP = "unity.plugins.loader-tests"
 
@@ -172,3 +172,32 @@ def test_builtins_are_the_default_list() -> None:
     assert {"system-info", "process-monitor", "disk-monitor", "network-monitor"} <= {
         p.id for p in loaded
     }
+
+
+class ClashingNames(PluginBase):
+    def get_metadata(self) -> PluginMetadata:
+        return PluginMetadata(
+            id="clashing",
+            name="Clashing",
+            version="1.0.0",
+            metrics=[
+                MetricField(name="latency", unit="s"),
+                MetricField(name="latency_ms", unit="ms"),
+            ],
+        )
+
+    async def collect_data(self) -> dict[str, Any]:
+        return {}
+
+
+def test_a_plugin_whose_metrics_share_a_prometheus_name_is_refused() -> None:
+    loaded, failures = PluginLoader(
+        [ClashingNames, sample_plugins.CounterPlugin], group=GROUP
+    ).discover()
+    assert [p.id for p in loaded] == ["counter"]
+    [failure] = failures
+    assert failure.name == "ClashingNames"
+    assert failure.error == (
+        "MetadataError: plugin 'clashing': metrics 'latency' (gauge) and 'latency_ms' (gauge) "
+        "map to the same Prometheus name 'unity_clashing_latency_seconds'; rename one of them"
+    )

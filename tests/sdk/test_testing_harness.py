@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from unity_sdk import (
     ConfigError,
     HubClient,
+    HubRequestError,
     MetricField,
     PluginBase,
     PluginMetadata,
@@ -168,3 +169,44 @@ def test_the_sdk_depends_only_on_pydantic_and_httpx() -> None:
         req.split(">")[0].split("=")[0].split("<")[0].split("[")[0].strip() for req in requires
     }
     assert names == {"pydantic", "httpx"}
+
+
+# -- Prometheus names ---------------------------------------------------------------
+
+
+class Clashing(PluginBase):
+    """Declares a count of endpoints up and each endpoint's up under one name."""
+
+    def get_metadata(self) -> PluginMetadata:
+        return PluginMetadata(
+            id="clashing",
+            name="Clashing",
+            version="1.0.0",
+            metrics=[
+                MetricField(name="endpoint_up", unit="count"),
+                MetricField(name="endpoints.*.up", unit="bool"),
+            ],
+        )
+
+    async def collect_data(self) -> dict[str, Any]:
+        return {"endpoint_up": 1, "endpoints": {"web": {"up": 1}}}
+
+
+CLASH = "map to the same Prometheus name 'unity_clashing_endpoint_up'"
+
+
+async def test_check_plugin_fails_on_a_prometheus_name_collision() -> None:
+    with pytest.raises(AssertionError, match=CLASH):
+        await check_plugin(Clashing)
+
+
+async def test_fake_hub_refuses_a_prometheus_name_collision(fake_hub: FakeHub) -> None:
+    async with HubClient("http://hub", transport=fake_hub.transport) as client:
+        with pytest.raises(HubRequestError, match="not valid") as refused:
+            await client.register_plugin(
+                Clashing().get_metadata(), enrollment_token=fake_hub.enrollment_token
+            )
+    assert refused.value.status == 422
+    assert [d["loc"] for d in refused.value.details] == [["metadata", "metrics"]]
+    assert CLASH in refused.value.details[0]["msg"]
+    assert "clashing" not in fake_hub.plugins

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from unity.plugins.loader import PluginLoader
-from unity_sdk import PluginMetadata
+from unity_sdk import PluginMetadata, prometheus_series
 
 __all__ = ["render_catalogue"]
 
@@ -48,7 +48,8 @@ def render_catalogue(plugins: Sequence[PluginMetadata]) -> str:
         "",
         "Generated from the plugins' metadata by `python -m unity.authoring.catalogue`;",
         "a test keeps it in sync. Every plugin also takes the hub keys `interval` and",
-        "`retention_days` (and `targets` when it runs remotely).",
+        "`retention_days` (and `targets` when it runs remotely). The Prometheus column",
+        "is each metric's family on the hub's `/metrics` (see [Prometheus](prometheus.md)).",
         "",
         "| plugin | category | what it collects |",
         "|---|---|---|",
@@ -72,9 +73,14 @@ def render_catalogue(plugins: Sequence[PluginMetadata]) -> str:
         if config:
             lines += ["", "| config | default | meaning |", "|---|---|---|", *config]
         if metadata.metrics:
-            lines += ["", "| metric | unit | kind | meaning |", "|---|---|---|---|"]
             lines += [
-                f"| `{f.name}` | {_cell(f.unit)} | {f.kind.value} | {_cell(f.description)} |"
+                "",
+                "| metric | unit | kind | Prometheus | meaning |",
+                "|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| `{f.name}` | {_cell(f.unit)} | {f.kind.value} "
+                f"| `{prometheus_series(metadata.id, f).describe()}` | {_cell(f.description)} |"
                 for f in metadata.metrics
             ]
     return "\n".join(lines) + "\n"

@@ -1,10 +1,11 @@
 """Checking a plugin as the hub would, and running it once, for authors.
 
-``check`` applies the loader's validation and adds advice (metrics without
-units, config fields without descriptions). ``run_once`` validates a config,
-collects once with the plugin's timeout, checks the document against the
-declared metrics and warns about numbers no metric declares (they are stored
-but never charted or exported).
+``check`` applies the loader's validation (including the Prometheus name
+collision check), lists the Prometheus family of each declared metric and adds
+advice (metrics without units, config fields without descriptions).
+``run_once`` validates a config, collects once with the plugin's timeout,
+checks the document against the declared metrics and warns about numbers no
+metric declares (they are stored but never charted or exported).
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from typing import Any
 from unity.authoring.source import Candidate
 from unity.plugins import config as plugin_config
 from unity.plugins.loader import validate_class
-from unity_sdk import ConfigError, PluginBase, PluginMetadata, check_document, undeclared_numbers
+from unity_sdk import (
+    ConfigError,
+    PluginBase,
+    PluginMetadata,
+    check_document,
+    prometheus_series,
+    undeclared_numbers,
+)
+from unity_sdk.prometheus import prometheus_advice
 
 __all__ = ["CheckReport", "RunReport", "check", "run_once"]
 
@@ -28,6 +37,8 @@ class CheckReport:
     metadata: PluginMetadata | None = None
     problems: list[str] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
+    # Declared metric -> its family on the hub's /metrics, as ``name{labels}``.
+    prometheus: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -55,9 +66,19 @@ def check(candidate: Candidate) -> CheckReport:
         return report
     report.metadata = metadata
     report.name = metadata.id
+    report.prometheus = {
+        metric.name: prometheus_series(metadata.id, metric).describe()
+        for metric in metadata.metrics
+    }
     if not metadata.metrics:
         report.advice.append("declares no metrics: charts and /metrics will not show anything")
     for metric in metadata.metrics:
+        series = prometheus_series(metadata.id, metric)
+        report.advice.extend(
+            f"metric {metric.name!r}: Prometheus name {series.name} {problem} "
+            "(promtool check metrics warns about it)"
+            for problem in prometheus_advice(series)
+        )
         if metric.numeric and not metric.unit:
             report.advice.append(f"metric {metric.name!r} has no unit")
         if not metric.description:

@@ -55,12 +55,19 @@ def _load(path: str) -> list[Any]:
 
 @app.command("check")
 def check_command(path: PathArg, as_json: JsonOption = False) -> None:
-    """Validate metadata, config schema and declared metrics as the hub's loader does."""
+    """Validate metadata, config schema and declared metrics as the hub's loader does,
+    and show the Prometheus family each metric gets on the hub's /metrics."""
     reports = [check(candidate) for candidate in _load(path)]
     if as_json:
         print_json(
             [
-                {"plugin": r.name, "ok": r.ok, "problems": r.problems, "advice": r.advice}
+                {
+                    "plugin": r.name,
+                    "ok": r.ok,
+                    "problems": r.problems,
+                    "advice": r.advice,
+                    "prometheus": r.prometheus,
+                }
                 for r in reports
             ]
         )
@@ -72,9 +79,15 @@ def check_command(path: PathArg, as_json: JsonOption = False) -> None:
                 out.print(
                     f"[green]ok[/] {escape(meta.id)} {escape(meta.version)} ({meta.category})"
                 )
-                table = new_table("METRIC", "UNIT", "KIND", "DESCRIPTION")
+                table = new_table("METRIC", "UNIT", "KIND", "PROMETHEUS", "DESCRIPTION")
                 for metric in meta.metrics:
-                    table.add_row(metric.name, metric.unit, metric.kind.value, metric.description)
+                    table.add_row(
+                        metric.name,
+                        metric.unit,
+                        metric.kind.value,
+                        report.prometheus[metric.name],
+                        metric.description,
+                    )
                 if meta.metrics:
                     out.print(table)
             for problem in report.problems:

@@ -28,7 +28,7 @@ from unity.storage import metrics as metric_store
 from unity.storage import registry
 from unity.storage.models import BatchReceipt, EnrollmentToken, Plugin
 from unity.storage.types import utcnow
-from unity_sdk import MetadataError, PluginMetadata
+from unity_sdk import MetadataError, PluginMetadata, check_prometheus_names
 from unity_sdk.wire import (
     BatchAccepted,
     HealthReport,
@@ -73,6 +73,7 @@ def parse_metadata(document: dict[str, Any]) -> PluginMetadata:
         )
         raise MetadataError(f"metadata is invalid: {problems}") from exc
     check_schema(metadata)
+    check_prometheus_names(metadata)
     return metadata
 
 

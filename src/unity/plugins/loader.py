@@ -18,7 +18,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from unity.plugins.config import check_schema
-from unity_sdk import MetadataError, PluginBase, PluginMetadata
+from unity_sdk import MetadataError, PluginBase, PluginMetadata, check_prometheus_names
 
 __all__ = ["ENTRY_POINT_GROUP", "LoadFailure", "LoadedPlugin", "PluginLoader"]
 
@@ -83,6 +83,7 @@ def validate_class(obj: object, *, expected_id: str | None = None) -> PluginMeta
             f"entry point {expected_id!r} loads plugin id {metadata.id!r}; they must be equal"
         )
     check_schema(metadata)
+    check_prometheus_names(metadata)
     return metadata
 
 

@@ -37,6 +37,12 @@ from unity_sdk.metadata import (
 )
 from unity_sdk.metrics import check_document, iter_metric_values, undeclared_numbers
 from unity_sdk.plugin import PluginBase
+from unity_sdk.prometheus import (
+    PrometheusSeries,
+    check_prometheus_names,
+    prometheus_collisions,
+    prometheus_series,
+)
 from unity_sdk.wire import (
     BatchAccepted,
     HealthAccepted,
@@ -77,6 +83,7 @@ __all__ = [
     "PluginError",
     "PluginMetadata",
     "PluginNotReadyError",
+    "PrometheusSeries",
     "RegisterRequest",
     "RegisterResponse",
     "Requirements",
@@ -84,6 +91,9 @@ __all__ = [
     "UnityError",
     "__version__",
     "check_document",
+    "check_prometheus_names",
     "iter_metric_values",
+    "prometheus_collisions",
+    "prometheus_series",
     "undeclared_numbers",
 ]

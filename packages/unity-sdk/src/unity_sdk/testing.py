@@ -31,6 +31,7 @@ from unity_sdk.errors import ConfigError
 from unity_sdk.metadata import PluginMetadata
 from unity_sdk.metrics import check_document
 from unity_sdk.plugin import PluginBase
+from unity_sdk.prometheus import prometheus_collisions
 from unity_sdk.wire import (
     API_KEY_PREFIX,
     ENROLLMENT_PREFIX,
@@ -99,7 +100,9 @@ class FakeHub:
     ``fail_next(n, status)`` answers the next ``n`` requests with an error.
     ``requests`` lists ``(method, path)`` of every request received. A batch
     is refused (422, ``loc`` = ``samples``, index, ``data``...) when a sample
-    gives a declared gauge or counter a value that is not a number.
+    gives a declared gauge or counter a value that is not a number; a
+    registration is refused (422, ``loc`` = ``metadata``, ``metrics``) when two
+    declared metrics share a Prometheus name, as the hub does.
     """
 
     def __init__(self, *, in_hub_plugins: set[str] | None = None, max_body_bytes: int = 4 << 20):
@@ -232,6 +235,10 @@ class FakeHub:
             metadata = PluginMetadata.model_validate(body.metadata)
         except ValidationError as exc:
             raise _Reply(422, "plugin metadata is not valid", _details(exc, "metadata")) from None
+        collisions = prometheus_collisions(metadata)
+        if collisions:
+            details = [{"loc": ["metadata", "metrics"], "msg": problem} for problem in collisions]
+            raise _Reply(422, "plugin metadata is not valid", details)
         if metadata.id in self.in_hub_plugins:
             raise _Reply(409, f"plugin id {metadata.id!r} belongs to an in-hub plugin")
         if self._owners.get(metadata.id, token) != token:
@@ -387,8 +394,16 @@ def assert_valid_document(metadata: PluginMetadata, document: Any) -> None:
 async def check_plugin(
     plugin: type[PluginBase] | PluginBase, config: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """``collect_once`` then ``assert_valid_document``; returns the document."""
+    """``collect_once`` then ``assert_valid_document``; returns the document.
+
+    Fails first when two declared metrics share a Prometheus name, which the
+    hub's loader and external registration refuse.
+    """
     metadata = (plugin() if isinstance(plugin, type) else plugin).get_metadata()
+    collisions = prometheus_collisions(metadata)
+    if collisions:
+        listing = "\n".join(f"  - {problem}" for problem in collisions)
+        raise AssertionError(f"plugin {metadata.id!r} would be refused by the hub:\n{listing}")
     document = await collect_once(plugin, config)
     assert_valid_document(metadata, document)
     return document
