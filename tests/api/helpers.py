@@ -47,6 +47,7 @@ WRITES = [
     ("POST", "/api/plugins/v2/{plugin_id}/disable", f"{API}/counter/disable", None),
     ("POST", "/api/plugins/v2/{plugin_id}/execute", f"{API}/counter/execute", None),
     ("PUT", "/api/plugins/v2/{plugin_id}/config", f"{API}/counter/config", {"note": "x"}),
+    ("PATCH", "/api/plugins/v2/{plugin_id}/config", f"{API}/counter/config", {"note": "x"}),
 ]
 ENDPOINTS = READS + WRITES
 
