@@ -47,6 +47,7 @@ __all__ = [
     "query_metrics",
     "record_execution",
     "series",
+    "walk",
 ]
 
 
@@ -341,25 +342,34 @@ def _number(value: Any, *, booleans: bool) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _expand(
-    node: Any, path: Sequence[str], label: tuple[str, ...], *, booleans: bool
-) -> Iterator[tuple[str, float]]:
-    """(item, value) for every match of ``path`` under ``node``; ``*`` names the item."""
+def walk(node: Any, path: Sequence[str], label: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
+    """(item, value) for every match of ``path`` under ``node``; ``*`` names the item.
+
+    ``*`` matches every key of a mapping and every index of a list; the item
+    is what the wildcards matched, joined by dots ("" without wildcards).
+    """
     if not path:
-        number = _number(node, booleans=booleans)
-        if number is not None:
-            yield ".".join(label), number
+        yield ".".join(label), node
         return
     head, rest = path[0], path[1:]
     if head == "*":
         if isinstance(node, Mapping):
             for key, child in node.items():
-                yield from _expand(child, rest, (*label, str(key)), booleans=booleans)
+                yield from walk(child, rest, (*label, str(key)))
         elif isinstance(node, list):
             for index, child in enumerate(node):
-                yield from _expand(child, rest, (*label, str(index)), booleans=booleans)
+                yield from walk(child, rest, (*label, str(index)))
     elif isinstance(node, Mapping) and head in node:
-        yield from _expand(node[head], rest, label, booleans=booleans)
+        yield from walk(node[head], rest, label)
+
+
+def _expand(
+    node: Any, path: Sequence[str], label: tuple[str, ...], *, booleans: bool
+) -> Iterator[tuple[str, float]]:
+    for item, value in walk(node, path, label):
+        number = _number(value, booleans=booleans)
+        if number is not None:
+            yield item, number
 
 
 async def item_series(
