@@ -103,7 +103,7 @@ async def test_the_declaration_decides_facts_states_and_charts(
 
     charts = set(re.findall(r'data-chart data-field="([^"]+)"', page))
     assert charts == {"cpu.percent", "disks.*.read_bytes", "uptime"}
-    states = set(re.findall(r'data-state data-field="([^"]+)"', page))
+    states = set(re.findall(r'data-state-chart data-field="([^"]+)"', page))
     assert states == {"in_recovery", "nics.*.isup"}
     assert 'data-field="disks.*.read_bytes" data-unit="bytes" data-kind="counter"' in page
     assert 'data-per-item="true"' in page
@@ -144,7 +144,7 @@ async def test_the_range_picker_reaches_the_history_the_hub_keeps(
         picker = html[
             html.index('id="chart-range"') : html.index("</select>", html.index("chart-range"))
         ]
-        return re.findall(r'<option value="(\w+)">([^<]+)</option>', picker)
+        return re.findall(r'<option value="(\w+)"(?: selected)?>([^<]+)</option>', picker)
 
     default = options((await browser.get("/plugins/replica")).text)
     assert default[-2] == (str(30 * 86400), "All kept (30 days)"), "the hub keeps 30 days"
@@ -155,6 +155,7 @@ async def test_the_range_picker_reaches_the_history_the_hub_keeps(
     assert (str(365 * 86400), "Last year") in longer
     assert longer[-2] == (str(400 * 86400), "All kept (400 days)")
     assert range_choices(1) == [
+        (900, "Last 15 minutes"),
         (3600, "Last hour"),
         (21600, "Last 6 hours"),
         (86400, "All kept (1 day)"),

@@ -26,6 +26,7 @@ __all__ = ["router"]
 router = APIRouter(include_in_schema=False)
 HISTORY = 25
 RANGES = [
+    (900, "Last 15 minutes"),
     (3600, "Last hour"),
     (6 * 3600, "Last 6 hours"),
     (86400, "Last day"),

@@ -204,7 +204,7 @@
 
   const controls = document.querySelector("[data-chart-controls]");
   const figures = [...document.querySelectorAll("[data-chart]")];
-  const timelines = [...document.querySelectorAll("[data-state]")];
+  const timelines = [...document.querySelectorAll("[data-state-chart]")];
   const plots = new Map();
   const picked = new Map(); // field -> Map(item -> shown), what the reader ticked
   const POINTS = 240;
@@ -427,7 +427,11 @@
     const data = itemColumns(items, figure.dataset.kind === "counter", series.step);
     const choice = picked.get(field) || new Map();
     picked.set(field, choice);
-    const shown = items.map((s, i) => choice.get(s.item) ?? i < SHOWN_ITEMS);
+    // Unless the reader chose, the busiest items are shown: on a host with a
+    // dozen idle loop devices the real disks are what matters.
+    const peak = data.slice(1).map((ys) => Math.max(-Infinity, ...ys.filter((v) => v != null).map(Math.abs)));
+    const rank = new Map(items.map((s, i) => [i, i]).sort((a, b) => peak[b[0]] - peak[a[0]] || a[0] - b[0]).map(([i], r) => [i, r]));
+    const shown = items.map((s, i) => choice.get(s.item) ?? rank.get(i) < SHOWN_ITEMS);
     const count = data.slice(1).reduce((n, ys) => n + ys.filter((v) => v != null).length, 0);
     const options = baseOptions(figure.querySelector("[data-canvas]"), span, unit);
     options.series = [
@@ -472,6 +476,7 @@
     picker.replaceChildren(picker.querySelector("legend"), ...boxes);
     picker.hidden = items.length === 0;
     figure.dataset.items = String(items.length);
+    figure.classList.toggle("wide", items.length > 4);
     finish(figure, count, items.length ? `${items.length} item${items.length === 1 ? "" : "s"}` : "");
   }
 
