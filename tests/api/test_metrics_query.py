@@ -270,15 +270,17 @@ def expected_series(
     for row_host, stamp, data in rows:
         if start <= stamp < end and host in (None, row_host) and field in data:
             buckets[math.floor(stamp.timestamp() / step) * step].append(float(data[field]))
+    first = math.floor(start.timestamp() / step) * step
+    every = range(first, math.ceil(end.timestamp()), step)
     return [
         {
             "t": datetime.fromtimestamp(bucket, UTC),
-            "avg": sum(values) / len(values),
-            "min": min(values),
-            "max": max(values),
-            "count": len(values),
+            "avg": sum(buckets[bucket]) / len(buckets[bucket]) if buckets[bucket] else None,
+            "min": min(buckets[bucket], default=None),
+            "max": max(buckets[bucket], default=None),
+            "count": len(buckets[bucket]),
         }
-        for bucket, values in sorted(buckets.items())
+        for bucket in every
     ]
 
 
@@ -310,6 +312,7 @@ async def test_series_buckets_avg_min_max_count(
     assert datetime.fromisoformat(body["end"]) == end
     expected = expected_series(stored, "value", start, end, step, host)
     assert len(body["points"]) == len(expected)
+    assert any(p["count"] == 0 for p in expected), "the range has buckets without samples"
     for got, want in zip(body["points"], expected, strict=True):
         assert got["t"] == want["t"]
         assert got["count"] == want["count"]
@@ -356,13 +359,14 @@ async def test_series_defaults_to_the_last_day(app: FastAPI, client: httpx.Async
     span = datetime.fromisoformat(body["end"]) - datetime.fromisoformat(body["start"])
     assert span == timedelta(hours=24)
     assert sum(p["count"] for p in body["points"]) == 2
-    assert max(p["max"] for p in body["points"]) == 7.0
+    assert max(p["max"] for p in body["points"] if p["count"]) == 7.0
+    assert len(body["points"]) in (300, 301), "every bucket of the day, with or without samples"
 
 
 async def test_series_of_fields_that_are_not_one_numeric_series_is_422(
     client: httpx.AsyncClient,
 ) -> None:
-    for field in ("nope", "disks.*.used", "disks.sda.used", "label", "*", "value.extra", ""):
+    for field in ("nope", "disks.sda.used", "label", "*", "value.extra", ""):
         response = await client.get(f"{API}/counter/metrics", params={"field": field})
         error = error_of(response, 422)
         assert error["code"] == "invalid", field
@@ -376,7 +380,9 @@ async def test_series_with_too_many_points_is_422(client: httpx.AsyncClient) -> 
     # 130 years at the largest step is about 1,500 points: allowed, and empty.
     wide = await client.get(f"{API}/counter/metrics", params={**far, "step": 86400 * 31})
     assert wide.status_code == 200
-    assert wide.json()["points"] == []
+    points = wide.json()["points"]
+    assert 1500 <= len(points) <= 1600
+    assert {(p["count"], p["avg"]) for p in points} == {(0, None)}
     params["step"] = 10
     assert (await client.get(f"{API}/counter/metrics", params=params)).status_code == 200
 
@@ -414,5 +420,101 @@ async def test_series_ignores_values_that_are_not_numbers(
     params = {"field": "value", "step": 60, "start": iso(BASE), "end": iso(BASE + timedelta(1))}
     response = await lenient.get(f"{API}/counter/metrics", params=params)
     assert response.status_code == 200, response.text
-    [point] = response.json()["points"]
+    [point] = [p for p in response.json()["points"] if p["count"]]
     assert (point["avg"], point["min"], point["max"], point["count"]) == (15.0, 10.0, 20.0, 2)
+
+
+# -- gaps, per-item series, states ----------------------------------------------------
+
+
+async def test_buckets_without_samples_come_back_as_nulls(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    # Samples at minutes 0, 1, then nothing until minute 5: minutes 2-4 are a gap.
+    await insert_documents(
+        app,
+        "counter",
+        [("h", BASE + timedelta(minutes=m), {"value": float(m)}) for m in (0, 1, 5)],
+    )
+    end = BASE + timedelta(minutes=6)
+    body = await series(client, field="value", step=60, start=iso(BASE), end=iso(end))
+    got = [(p["t"] - BASE, p["avg"], p["count"]) for p in body["points"]]
+    assert got == [
+        (timedelta(minutes=0), 0.0, 1),
+        (timedelta(minutes=1), 1.0, 1),
+        (timedelta(minutes=2), None, 0),
+        (timedelta(minutes=3), None, 0),
+        (timedelta(minutes=4), None, 0),
+        (timedelta(minutes=5), 5.0, 1),
+    ]
+    assert body["display"] == "chart"
+
+
+def disk_rows() -> list[Row]:
+    rows: list[Row] = []
+    for minute in range(4):
+        used = {"sda": 100.0 + minute, "nvme0n1": 50.0 * minute}
+        if minute == 2:
+            del used["nvme0n1"]  # the disk missed one run: a gap in its series only
+        disks = {name: {"used": value} for name, value in used.items()}
+        disks["sdb"] = {"used": "n/a"}  # not a number: never an item
+        rows.append(("alpha", BASE + timedelta(minutes=minute), {"disks": disks}))
+    rows.append(("beta", BASE, {"disks": {"sdz": {"used": 9.0}}}))
+    return rows
+
+
+async def test_a_per_item_metric_answers_one_series_per_item(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await insert_documents(app, "counter", disk_rows())
+    end = BASE + timedelta(minutes=4)
+    params = {"field": "disks.*.used", "step": 60, "start": iso(BASE), "end": iso(end)}
+    body = await series(client, **params, host="alpha")
+    assert body["points"] == []
+    assert body["unit"] == "bytes"
+    items = {s["item"]: s["points"] for s in body["items"]}
+    assert list(items) == ["nvme0n1", "sda"]
+    assert [p["avg"] for p in items["sda"]] == [100.0, 101.0, 102.0, 103.0]
+    assert [p["avg"] for p in items["nvme0n1"]] == [0.0, 50.0, None, 150.0]
+    assert [p["count"] for p in items["nvme0n1"]] == [1, 1, 0, 1]
+    assert body["items_omitted"] == 0
+
+    every_host = await series(client, **params)
+    assert [s["item"] for s in every_host["items"]] == ["nvme0n1", "sda", "sdz"]
+    picked = await series(client, **params, item=["sda", "nope"])
+    assert [s["item"] for s in picked["items"]] == ["sda"]
+
+
+async def test_wildcards_match_list_items_and_nested_keys(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    # cpu.per_cpu.* is a list in system-info; disks.*.*.bytes has two wildcards.
+    await insert_documents(
+        app, "counter", [("h", BASE, {"disks": {"sda": {"used": 1.0}, "sdb": {"used": 2}}})]
+    )
+    from unity.storage import metrics as metric_store
+
+    async with app.state.db.session() as session:
+        found = await metric_store.item_series(
+            session,
+            plugin_id="counter",
+            path=["disks", "*", "used"],
+            start=BASE,
+            end=BASE + timedelta(minutes=1),
+            step=60,
+        )
+    assert {k: [p.avg for p in v] for k, v in found.items()} == {"sda": [1.0], "sdb": [2.0]}
+    document = {"cpu": [10.0, 20.0], "io": {"sda": {"read": {"n": 1}, "write": {"n": 2}}}}
+    assert list(metric_store._expand(document, ["cpu", "*"], (), booleans=False)) == [
+        ("0", 10.0),
+        ("1", 20.0),
+    ]
+    assert list(metric_store._expand(document, ["io", "*", "*", "n"], (), booleans=False)) == [
+        ("sda.read", 1.0),
+        ("sda.write", 2.0),
+    ]
+
+
+async def test_picking_items_of_a_single_series_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{API}/counter/metrics", params={"field": "value", "item": "x"})
+    assert "no items" in error_of(response, 422)["message"]

@@ -244,3 +244,95 @@ def test_read_only_token_changes_nothing_and_sees_no_admin_records(
     assert page.locator("#enroll-title").count() == 0, "enrollment tokens are admin-only"
     assert page.locator("main button[type=submit]").count() == 0
     wait_until(lambda: True)
+
+
+def _no_horizontal_overflow(page: Any) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"the page is {width} px wide"
+
+
+def test_per_item_charts_state_timelines_and_facts(
+    hub: Hub, browser_context: Callable[..., Any]
+) -> None:
+    page = browser_context().new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"{e}: {e.stack}"))
+    _log_in(page, hub, hub.admin_token)
+    with hub.client() as api:
+        for plugin_id, config in (
+            ("disk-monitor", {"interval": 1, "per_disk": True}),
+            ("network-monitor", {"interval": 1, "per_nic": True}),
+            ("system-info", {"interval": 1}),
+        ):
+            assert api.put(f"/api/plugins/v2/{plugin_id}/config", json=config).is_success
+            assert api.post(f"/api/plugins/v2/{plugin_id}/enable").is_success
+
+    # The disk page: one line per disk and direction, each with a checkbox.
+    page.goto(f"{hub.url}/plugins/disk-monitor")
+    page.select_option("#chart-range", "900")
+    io = page.locator("figure[data-field='disks.*.*.bytes']")
+    page.wait_for_function(
+        "() => Number(document.querySelector(`figure[data-field='disks.*.*.bytes']`)"
+        ".dataset.points) > 0",
+        timeout=60_000,
+    )
+    boxes = io.locator("[data-items] input[type=checkbox]")
+    items = boxes.evaluate_all("els => els.map(e => e.dataset.item)")
+    assert len(items) >= 2, items
+    assert all(re.fullmatch(r".+\.(read|write)", item) for item in items), items
+    assert io.locator("canvas").count() == 1
+    first = boxes.first
+    first.uncheck()
+    shown = page.evaluate(
+        "() => [...document.querySelectorAll(`figure[data-field='disks.*.*.bytes'] "
+        "[data-items] input`)].filter(b => b.checked).length"
+    )
+    assert shown == min(len(items), 8) - 1
+    first.check()
+    options = page.locator("#chart-range option").evaluate_all("els => els.map(e => e.text)")
+    assert "All kept (30 days)" in options
+    _shoot_both(page, "disk-io")
+    page.set_viewport_size(MOBILE)
+    _no_horizontal_overflow(page)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    # Network: the NICs' up/down state as a timeline, one row per NIC.
+    page.goto(f"{hub.url}/plugins/network-monitor")
+    page.select_option("#chart-range", "900")
+    timeline = page.locator("figure[data-state-chart][data-field='nics.*.isup']")
+    page.wait_for_function(
+        "() => Number(document.querySelector(`figure[data-field='nics.*.isup']`)"
+        ".dataset.points) > 0",
+        timeout=30_000,
+    )
+    assert timeline.locator(".timeline-row").count() >= 1
+    assert timeline.locator("rect.state-on").count() >= 1
+    _shoot_both(page, "state-timeline")
+    page.set_viewport_size(MOBILE)
+    _no_horizontal_overflow(page)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    # System info: the constants are facts, not charts.
+    page.goto(f"{hub.url}/plugins/system-info")
+    page.select_option("#chart-range", "900")
+    page.wait_for_function(
+        "() => Number(document.querySelector(`figure[data-field='cpu.percent']`).dataset.points)"
+    )
+    facts = page.locator("[data-facts]")
+    assert re.fullmatch(
+        r"\d+(\.\d)? GiB", facts.locator("[data-fact='memory.total'] dd").inner_text()
+    )
+    assert "UTC" in facts.locator("[data-fact='boot_time'] dd").inner_text()
+    assert page.locator("figure[data-field='memory.total']").count() == 0
+    assert page.locator("figure[data-field='cpu.count.*']").count() == 0
+    _shoot_both(page, "plugin-facts")
+    page.set_viewport_size(MOBILE)
+    _no_horizontal_overflow(page)
+
+    # The overview: a last-hour sparkline per headline number of each host.
+    page.goto(f"{hub.url}/")
+    card = page.locator("article.host", has_text="web-host")
+    card.locator("[data-spark=cpu] polyline").first.wait_for()
+    _no_horizontal_overflow(page)
+    _shoot_both(page, "overview-sparklines")
+    assert problems == [], problems

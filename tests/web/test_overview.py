@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -89,3 +90,17 @@ async def test_the_catalogue_filters_and_explains_load_failures(browser: httpx.A
     found = (await browser.get("/plugins", params={"q": "COUNT"})).text
     assert found.count('class="card plugin-card"') == 1
     assert 'href="/plugins/counter"' in found
+
+
+async def test_host_cards_carry_last_hour_sparklines(
+    app: FastAPI, browser: httpx.AsyncClient
+) -> None:
+    manager = app.state.manager
+    await manager.enable("host-vitals")
+    await manager.execute("host-vitals")
+    fragment = (await browser.get("/live/overview")).text
+    card = fragment[fragment.index('data-key="host-test-host"') :]
+    sparks = card[card.index('class="sparks"') : card.index("</dl>", card.index('class="sparks"'))]
+    assert re.findall(r'data-spark="(\w+)"', sparks) == ["cpu", "memory", "disk"]
+    assert sparks.count("<polyline points=") == 3, "one run of samples each, no gap yet"
+    assert 'aria-label="CPU, last hour: 12.5% to 12.5%"' in sparks

@@ -11,6 +11,7 @@ __all__ = [
     "ExecutionList",
     "ExecutionOut",
     "HealthOut",
+    "ItemSeriesOut",
     "LoadFailureOut",
     "MetricList",
     "MetricOut",
@@ -105,16 +106,28 @@ class SeriesPointOut(BaseModel):
     count: int
 
 
+class ItemSeriesOut(BaseModel):
+    item: str = Field(description="What the metric's wildcards matched, joined by dots")
+    points: list[SeriesPointOut]
+
+
 class SeriesOut(BaseModel):
     plugin_id: str
     field: str
     unit: str
     kind: str
+    display: str = Field(description="How a dashboard shows it: chart, fact or state")
     step: int
     start: datetime
     end: datetime
     host: str | None
-    points: list[SeriesPointOut]
+    points: list[SeriesPointOut] = Field(
+        description="Every bucket of the range; one without a sample has null values, count 0"
+    )
+    items: list[ItemSeriesOut] | None = Field(
+        default=None, description="Per-item metrics (a * in field): one series per item"
+    )
+    items_omitted: int = Field(default=0, description="Items left out past the item limit")
 
 
 class ExecutionOut(BaseModel):

@@ -24,7 +24,16 @@ from unity.storage import metrics as metric_store
 from unity.storage.types import utcnow
 from unity_sdk import MetricField
 
-__all__ = ["HostCard", "Overview", "Reading", "all_plugins", "build_overview", "lookup"]
+__all__ = [
+    "HostCard",
+    "Overview",
+    "Reading",
+    "Sparkline",
+    "all_plugins",
+    "build_overview",
+    "lookup",
+    "sparkline",
+]
 
 HEADLINES = {
     "cpu.percent": "cpu",
@@ -34,6 +43,10 @@ HEADLINES = {
 }
 STATES = ("healthy", "degraded", "failing", "stale", "unknown", "disabled")
 STALE_AFTER_INTERVALS = 3
+SPARK_SPAN = timedelta(hours=1)
+SPARK_STEP = 60
+SPARK_WIDTH = 120
+SPARK_HEIGHT = 28
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,17 @@ class Reading:
     value: float
     unit: str
     plugin_id: str
+    metric: str = ""
+
+
+@dataclass(frozen=True)
+class Sparkline:
+    """The last hour of a headline number as SVG polylines, one per run without a gap."""
+
+    label: str
+    lines: list[str]
+    low: float | None
+    high: float | None
 
 
 @dataclass
@@ -56,6 +80,7 @@ class HostCard:
     disk: Reading | None = None
     temperatures: list[Reading] = field(default_factory=list)
     plugins: list[str] = field(default_factory=list)
+    sparks: list[Sparkline] = field(default_factory=list)
 
 
 @dataclass
@@ -113,9 +138,59 @@ def _headlines(
             continue
         slot = HEADLINES.get(metric.name)
         if slot is not None and getattr(card, slot) is None:
-            setattr(card, slot, Reading(slot, value, metric.unit, plugin.id))
+            setattr(card, slot, Reading(slot, value, metric.unit, plugin.id, metric.name))
         elif metric.unit == "°C":
             card.temperatures.append(Reading(plugin.name, value, metric.unit, plugin.id))
+
+
+def sparkline(label: str, values: list[float | None], *, percent: bool) -> Sparkline:
+    """Polylines in a ``SPARK_WIDTH`` x ``SPARK_HEIGHT`` box; a None breaks the line.
+
+    Percentages keep their 0-100 scale so hosts compare at a glance; anything
+    else is scaled to its own range.
+    """
+    known = [v for v in values if v is not None]
+    low, high = (min(known), max(known)) if known else (None, None)
+    bottom, top = (0.0, 100.0) if percent else (low or 0.0, high or 0.0)
+    if top - bottom < 1e-9:
+        bottom, top = bottom - 1, top + 1
+    last = max(1, len(values) - 1)
+    lines: list[str] = []
+    run: list[str] = []
+    for index, value in enumerate([*values, None]):
+        if value is None:
+            if run:
+                # A lone sample still shows: a dot-long line.
+                lines.append(" ".join(run if len(run) > 1 else [*run, run[0]]))
+            run = []
+            continue
+        x = index * SPARK_WIDTH / last
+        y = (
+            SPARK_HEIGHT
+            - 1
+            - (min(max(value, bottom), top) - bottom) / (top - bottom) * (SPARK_HEIGHT - 2)
+        )
+        run.append(f"{x:.1f},{y:.1f}")
+    return Sparkline(label, lines, low, high)
+
+
+async def _sparks(session: AsyncSession, card: HostCard, now: datetime) -> list[Sparkline]:
+    sparks = []
+    for reading, label in ((card.cpu, "CPU"), (card.memory, "Memory"), (card.disk, "Disk")):
+        if reading is None or not reading.metric:
+            continue
+        points = await metric_store.series(
+            session,
+            plugin_id=reading.plugin_id,
+            path=reading.metric.split("."),
+            start=now - SPARK_SPAN,
+            end=now,
+            step=SPARK_STEP,
+            host=card.name,
+        )
+        values = [p.avg for p in points]
+        sparks.append(sparkline(label, values, percent=reading.unit == "%"))
+    return sparks
 
 
 async def build_overview(
@@ -141,6 +216,7 @@ async def build_overview(
     for card in hosts.values():
         limit = timedelta(seconds=intervals[card.name] * STALE_AFTER_INTERVALS)
         card.stale = now - card.updated_at > max(limit, timedelta(seconds=30))
+        card.sparks = await _sparks(session, card, now)
     enabled = [p for p in plugins if p.enabled]
     counts = dict.fromkeys(STATES, 0)
     for plugin in plugins:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,12 +19,53 @@ from unity.storage import metrics as metric_store
 from unity.web.common import WebDep, may, principal_of, render
 from unity.web.forms import config_form
 from unity.web.overview import all_plugins, build_overview, lookup
-from unity_sdk import MetricKind, PluginCategory
+from unity.web.templating import format_fact
+from unity_sdk import MetricDisplay, MetricField, PluginCategory
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 HISTORY = 25
+RANGES = [
+    (900, "Last 15 minutes"),
+    (3600, "Last hour"),
+    (6 * 3600, "Last 6 hours"),
+    (86400, "Last day"),
+    (7 * 86400, "Last week"),
+    (30 * 86400, "Last 30 days"),
+    (90 * 86400, "Last 90 days"),
+    (365 * 86400, "Last year"),
+]
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A metric that does not change from run to run, with its latest value(s) for people."""
+
+    metric: MetricField
+    values: list[tuple[str, str]]
+
+
+def facts_of(metrics: list[MetricField], document: Mapping[str, Any]) -> list[Fact]:
+    """The facts panel of one host: each declared fact found in its newest document."""
+    facts = []
+    for metric in metrics:
+        values = [
+            (item, format_fact(value, metric.unit))
+            for item, value in metric_store.walk(document, metric.path)
+            if value is None or isinstance(value, str | int | float | bool)
+        ]
+        if values:
+            facts.append(Fact(metric, values))
+    return facts
+
+
+def range_choices(retention_days: int) -> list[tuple[int, str]]:
+    """The chart ranges up to what the hub keeps, the whole kept history last."""
+    kept = retention_days * 86400
+    choices = [(seconds, label) for seconds, label in RANGES if seconds < kept]
+    days = "day" if retention_days == 1 else "days"
+    return [*choices, (kept, f"All kept ({retention_days} {days})")]
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -124,13 +166,15 @@ async def plugin_page(
     fields = config_form(
         metadata, detail.config, retention_days=settings.retention_days, servers=servers
     )
-    charts = [m for m in metadata.metrics if m.kind is not MetricKind.INFO and "*" not in m.name]
+    shown = {d: [m for m in metadata.metrics if m.shown_as is d] for d in MetricDisplay}
+    charts = [m for m in shown[MetricDisplay.CHART] if m.numeric]
     keys = (
         await external_auth.list_plugin_keys(session, plugin_id)
         if detail.external and may(web, enrollment_api.list_keys)
         else None
     )
     newest: Mapping[str, Any] = context["latest"][0].data if context["latest"] else {}
+    retention = int(detail.config.get("retention_days") or settings.retention_days)
     return render(
         request,
         "plugin.html",
@@ -139,6 +183,13 @@ async def plugin_page(
         metadata=metadata,
         fields=fields,
         charts=charts,
+        states=shown[MetricDisplay.STATE],
+        facts=[
+            (doc.host, facts_of(shown[MetricDisplay.FACT], doc.data)) for doc in context["latest"]
+        ],
+        ranges=range_choices(retention),
+        retention=retention,
+        interval=detail.interval or metadata.default_interval,
         credentials=credentials,
         keys=keys,
         newest=newest,

@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from unity import __version__
 from unity.storage.types import utcnow
 
-__all__ = ["format_value", "templates"]
+__all__ = ["format_fact", "format_value", "templates"]
 
 _BYTE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
 
@@ -86,6 +86,22 @@ def format_value(value: Any, unit: str = "") -> str:
     if unit in ("%", "°C"):
         return f"{text}{'' if unit == '%' else ' '}{unit}"
     return f"{text} {unit}".strip() if unit not in ("count", "") else text
+
+
+# Any "s" value past this is a moment (Unix time), not a length of time: 2001-09-09.
+_UNIX_TIME_FROM = 1_000_000_000
+
+
+def format_fact(value: Any, unit: str = "") -> str:
+    """A fact's latest value: booleans as yes/no, Unix times as dates, versions verbatim."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if unit == "s" and value >= _UNIX_TIME_FROM:
+            return stamp(datetime.fromtimestamp(value, UTC))
+        if unit == "version":
+            return str(int(value)) if float(value).is_integer() else str(value)
+    return format_value(value, unit)
 
 
 @cache

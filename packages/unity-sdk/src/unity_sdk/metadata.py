@@ -21,6 +21,7 @@ __all__ = [
     "HealthState",
     "HealthStatus",
     "Isolation",
+    "MetricDisplay",
     "MetricField",
     "MetricKind",
     "PluginCategory",
@@ -68,6 +69,20 @@ class MetricKind(StrEnum):
     GAUGE = "gauge"
     COUNTER = "counter"
     INFO = "info"
+
+
+class MetricDisplay(StrEnum):
+    """How a dashboard shows a declared metric.
+
+    ``chart``: a time series (a counter as its rate). ``fact``: a value that
+    does not change from run to run (a count of CPUs, a total size, a boot
+    time, a version), shown once with its latest value. ``state``: a boolean
+    or a state, drawn as a timeline of its values.
+    """
+
+    CHART = "chart"
+    FACT = "fact"
+    STATE = "state"
 
 
 class Isolation(StrEnum):
@@ -118,7 +133,9 @@ class MetricField(BaseModel):
 
     ``name`` is a dotted path into the document (``cpu.percent``). A ``*``
     segment matches every key of a mapping or item of a list, so
-    ``disks.*.percent`` declares one series per disk.
+    ``disks.*.percent`` declares one series per disk. ``display`` says how a
+    dashboard shows it (see ``MetricDisplay``); left out, it follows from
+    ``kind`` and ``unit`` (``shown_as``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -127,6 +144,7 @@ class MetricField(BaseModel):
     unit: str = ""
     kind: MetricKind = MetricKind.GAUGE
     description: str = ""
+    display: MetricDisplay | None = None
 
     @field_validator("name")
     @classmethod
@@ -142,6 +160,15 @@ class MetricField(BaseModel):
     @property
     def numeric(self) -> bool:
         return self.kind is not MetricKind.INFO
+
+    @property
+    def shown_as(self) -> MetricDisplay:
+        """``display`` when declared; else a fact for ``info``, a state for unit ``bool``."""
+        if self.display is not None:
+            return self.display
+        if self.kind is MetricKind.INFO:
+            return MetricDisplay.FACT
+        return MetricDisplay.STATE if self.unit == "bool" else MetricDisplay.CHART
 
 
 class Requirements(BaseModel):

@@ -22,6 +22,7 @@ from unity.api.schemas import (
     ExecutionList,
     ExecutionOut,
     HealthOut,
+    ItemSeriesOut,
     LoadFailureOut,
     MetricList,
     MetricOut,
@@ -38,7 +39,7 @@ from unity.plugins.manager import PluginManager, PluginNotFoundError
 from unity.storage import metrics as metric_store
 from unity.storage import registry
 from unity.storage.models import Plugin
-from unity_sdk import PluginMetadata
+from unity_sdk import MetricDisplay, MetricField, PluginMetadata
 from unity_sdk.wire import PluginConfig
 
 __all__ = ["router"]
@@ -47,6 +48,8 @@ router = APIRouter(prefix="/api/plugins/v2", tags=["plugins"])
 
 PLUGIN_ID = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
 MAX_SERIES_POINTS = 10_000
+MAX_SERIES_ITEMS = 64
+MAX_ITEM_POINTS = 100_000
 EXECUTION_STATUSES = {"success", "failed", "timed_out", "skipped"}
 
 
@@ -317,12 +320,19 @@ async def get_metrics(
     cursor: str | None = None,
     field: Annotated[str | None, Query(description="A declared numeric metric")] = None,
     step: Annotated[int | None, Query(ge=1, le=86400 * 31)] = None,
+    item: Annotated[
+        list[str] | None,
+        Query(max_length=MAX_SERIES_ITEMS, description="Only these items of a per-item metric"),
+    ] = None,
 ) -> MetricList | SeriesOut:
     """Stored collections, newest first (time range, host, limit/cursor).
 
-    With ``field`` (a declared numeric metric without ``*``) the answer is a
-    series instead: avg/min/max/count per ``step`` seconds over the range
-    (default: the last 24 hours, step chosen for ~300 points).
+    With ``field`` (a declared numeric or state metric) the answer is a series
+    instead: avg/min/max/count per ``step`` seconds over the range (default: the
+    last 24 hours, step chosen for ~300 points), with every bucket present --
+    one without a sample is null, so a chart shows the gap. A field with ``*``
+    answers one series per item in ``items`` (``item`` picks some); a state
+    metric counts ``true`` as 1 and ``false`` as 0.
     """
     row = await _row(session, plugin_id)
     try:
@@ -353,40 +363,71 @@ async def get_metrics(
             next_cursor=next_cursor,
         )
     declared = {m["name"]: m for m in row.plugin_metadata.get("metrics", [])}
-    metric = declared.get(field)
-    if metric is None:
+    if field not in declared:
         raise ApiError(422, f"plugin {plugin_id!r} declares no metric {field!r}")
-    if metric.get("kind") == "info" or "*" in field.split("."):
-        raise ApiError(422, f"metric {field!r} is not a single numeric series")
+    metric = MetricField.model_validate(declared[field])
+    state = metric.shown_as is MetricDisplay.STATE
+    if not (metric.numeric or state):
+        raise ApiError(422, f"metric {field!r} is not a numeric series")
+    per_item = "*" in metric.path
+    if item is not None and not per_item:
+        raise ApiError(422, f"metric {field!r} has no items to pick")
     end = end or default_end
     start = start or default_start
     span = (end - start).total_seconds()
     step = step or max(1, int(span // 300))
     if span / step > MAX_SERIES_POINTS:
         raise ApiError(422, f"range/step gives more than {MAX_SERIES_POINTS} points")
-    points = await metric_store.series(
-        session,
-        plugin_id=plugin_id,
-        path=field.split("."),
-        start=start,
-        end=end,
-        step=step,
-        host=host,
-    )
-    return SeriesOut(
+    out = SeriesOut(
         plugin_id=plugin_id,
         field=field,
-        unit=metric.get("unit", ""),
-        kind=metric.get("kind", "gauge"),
+        unit=metric.unit,
+        kind=metric.kind.value,
+        display=metric.shown_as.value,
         step=step,
         start=start,
         end=end,
         host=host,
-        points=[
-            SeriesPointOut(t=p.bucket, avg=p.avg, min=p.min, max=p.max, count=p.count)
-            for p in points
-        ],
+        points=[],
     )
+    if per_item:
+        found = await metric_store.item_series(
+            session,
+            plugin_id=plugin_id,
+            path=metric.path,
+            start=start,
+            end=end,
+            step=step,
+            host=host,
+            items=item,
+            booleans=state,
+        )
+        # Bounds the answer: a metric over thousands of items (processes,
+        # sockets) would otherwise send every one of them at full resolution.
+        room = max(1, min(MAX_SERIES_ITEMS, MAX_ITEM_POINTS * step // max(1, int(span))))
+        names = sorted(found)
+        out.items = [ItemSeriesOut(item=n, points=_points(found[n])) for n in names[:room]]
+        out.items_omitted = max(0, len(names) - room)
+        return out
+    out.points = _points(
+        await metric_store.series(
+            session,
+            plugin_id=plugin_id,
+            path=metric.path,
+            start=start,
+            end=end,
+            step=step,
+            host=host,
+            booleans=state,
+        )
+    )
+    return out
+
+
+def _points(points: list[metric_store.SeriesPoint]) -> list[SeriesPointOut]:
+    return [
+        SeriesPointOut(t=p.bucket, avg=p.avg, min=p.min, max=p.max, count=p.count) for p in points
+    ]
 
 
 @router.get("/{plugin_id}/executions", response_model=ExecutionList)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
     HealthStatus,
+    MetricDisplay,
     MetricField,
     MetricKind,
     PluginBase,
@@ -63,7 +64,12 @@ _COUNTER = MetricKind.COUNTER
 _METRICS = [
     MetricField(name="partitions.*.device", kind=MetricKind.INFO, description="Mounted device"),
     MetricField(name="partitions.*.fstype", kind=MetricKind.INFO, description="Filesystem type"),
-    MetricField(name="partitions.*.total", unit="bytes", description="Size of the filesystem"),
+    MetricField(
+        name="partitions.*.total",
+        unit="bytes",
+        display=MetricDisplay.FACT,
+        description="Size of the filesystem",
+    ),
     MetricField(name="partitions.*.used", unit="bytes", description="Space in use"),
     MetricField(name="partitions.*.free", unit="bytes", description="Space free for users"),
     MetricField(name="partitions.*.percent", unit="%", description="Share of space in use"),

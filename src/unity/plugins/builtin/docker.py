@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
     HealthStatus,
+    MetricDisplay,
     MetricField,
     MetricKind,
     PluginBase,
@@ -38,8 +39,18 @@ HEALTH = ("healthy", "unhealthy", "starting", "none")
 _METRICS = [
     MetricField(name="engine.version", kind=_INFO, description="Docker Engine version"),
     MetricField(name="engine.api_version", kind=_INFO, description="Engine API version"),
-    MetricField(name="engine.cpus", unit="count", description="CPUs the engine can use"),
-    MetricField(name="engine.memory", unit="bytes", description="Memory of the engine's host"),
+    MetricField(
+        name="engine.cpus",
+        unit="count",
+        display=MetricDisplay.FACT,
+        description="CPUs the engine can use",
+    ),
+    MetricField(
+        name="engine.memory",
+        unit="bytes",
+        display=MetricDisplay.FACT,
+        description="Memory of the engine's host",
+    ),
     MetricField(name="images", unit="count", description="Images stored by the engine"),
     MetricField(name="containers.total", unit="count", description="Containers in any state"),
     *(

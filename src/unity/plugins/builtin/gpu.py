@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
     HealthStatus,
+    MetricDisplay,
     MetricField,
     MetricKind,
     PluginBase,
@@ -33,18 +34,30 @@ _METRICS = [
     MetricField(name="gpus.*.name", kind=MetricKind.INFO, description="GPU model"),
     MetricField(name="gpus.*.utilization", unit="%", description="GPU core utilisation"),
     MetricField(name="gpus.*.memory_used", unit="MiB", description="Memory in use"),
-    MetricField(name="gpus.*.memory_total", unit="MiB", description="Memory installed"),
+    MetricField(
+        name="gpus.*.memory_total",
+        unit="MiB",
+        display=MetricDisplay.FACT,
+        description="Memory installed",
+    ),
     MetricField(name="gpus.*.memory_free", unit="MiB", description="Memory left for models"),
     MetricField(name="gpus.*.memory_percent", unit="%", description="Share of memory in use"),
     MetricField(name="gpus.*.temperature", unit="°C", description="GPU core temperature"),
     MetricField(name="gpus.*.power_draw", unit="W", description="Power draw"),
-    MetricField(name="gpus.*.power_limit", unit="W", description="Power limit"),
+    MetricField(
+        name="gpus.*.power_limit", unit="W", display=MetricDisplay.FACT, description="Power limit"
+    ),
     MetricField(
         name="gpus.*.power_percent", unit="%", description="Power draw as a share of the limit"
     ),
     MetricField(name="gpu_count", unit="count", description="GPUs reported"),
     MetricField(name="memory_used", unit="MiB", description="Memory in use on all GPUs"),
-    MetricField(name="memory_total", unit="MiB", description="Memory of all GPUs"),
+    MetricField(
+        name="memory_total",
+        unit="MiB",
+        display=MetricDisplay.FACT,
+        description="Memory of all GPUs",
+    ),
     MetricField(name="power_draw", unit="W", description="Power draw of all GPUs"),
     MetricField(name="max_temperature", unit="°C", description="Hottest GPU (0 without GPUs)"),
 ]

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from unity_sdk import (
     CollectionError,
     HealthStatus,
+    MetricDisplay,
     MetricField,
     MetricKind,
     PluginAuthError,
@@ -97,7 +98,12 @@ _METRICS = [
         MetricField(name=path, unit=unit, kind=kind, description=f"{text} ({variable})")
         for path, variable, unit, kind, text in _STATUS
     ),
-    MetricField(name="connections.max", unit="count", description="max_connections"),
+    MetricField(
+        name="connections.max",
+        unit="count",
+        display=MetricDisplay.FACT,
+        description="max_connections",
+    ),
     MetricField(
         name="connections.percent", unit="%", description="Open connections of max_connections"
     ),

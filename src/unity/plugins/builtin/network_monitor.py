@@ -16,6 +16,7 @@ import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
+    MetricDisplay,
     MetricField,
     MetricKind,
     PluginBase,
@@ -64,7 +65,12 @@ _METRICS = [
         )
         for field, unit, description in _COUNTERS
     ),
-    MetricField(name="nics.*.isup", kind=MetricKind.INFO, description="True when the NIC is up"),
+    MetricField(
+        name="nics.*.isup",
+        kind=MetricKind.INFO,
+        display=MetricDisplay.STATE,
+        description="True when the NIC is up",
+    ),
     MetricField(
         name="nics.*.speed",
         unit="Mbit/s",

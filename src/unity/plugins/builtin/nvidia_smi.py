@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
     HealthStatus,
+    MetricDisplay,
     MetricField,
     MetricKind,
     PluginBase,
@@ -38,11 +39,18 @@ _METRICS = [
     MetricField(
         name="gpus.*.memory_utilization", unit="%", description="Memory controller utilisation"
     ),
-    MetricField(name="gpus.*.memory_total", unit="MiB", description="Memory installed"),
+    MetricField(
+        name="gpus.*.memory_total",
+        unit="MiB",
+        display=MetricDisplay.FACT,
+        description="Memory installed",
+    ),
     MetricField(name="gpus.*.memory_used", unit="MiB", description="Memory in use"),
     MetricField(name="gpus.*.temperature", unit="°C", description="GPU core temperature"),
     MetricField(name="gpus.*.power_draw", unit="W", description="Power draw"),
-    MetricField(name="gpus.*.power_limit", unit="W", description="Power limit"),
+    MetricField(
+        name="gpus.*.power_limit", unit="W", display=MetricDisplay.FACT, description="Power limit"
+    ),
     MetricField(name="gpus.*.fan_speed", unit="%", description="Fan speed (not on passive cards)"),
     MetricField(name="processes.*.name", kind=MetricKind.INFO, description="Process name"),
     MetricField(name="processes.*.memory_used", unit="MiB", description="GPU memory it uses"),

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from unity_sdk import (
     CollectionError,
     HealthStatus,
+    MetricDisplay,
     MetricField,
     MetricKind,
     PluginAuthError,
@@ -35,7 +36,12 @@ __all__ = ["OllamaConfig", "OllamaPlugin"]
 _INFO = MetricKind.INFO
 
 _METRICS = [
-    MetricField(name="up", unit="count", description="1 when the server answered"),
+    MetricField(
+        name="up",
+        unit="count",
+        display=MetricDisplay.STATE,
+        description="1 when the server answered",
+    ),
     MetricField(name="version", kind=_INFO, description="Ollama version"),
     MetricField(name="models.count", unit="count", description="Models installed"),
     MetricField(name="models.size", unit="bytes", description="Disk size of all installed models"),

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from unity_sdk import (
     CollectionError,
     HealthStatus,
+    MetricDisplay,
     MetricField,
     MetricKind,
     PluginAuthError,
@@ -52,11 +53,21 @@ _TOTALS = ("xact_commit", "xact_rollback", "blks_read", "blks_hit", "deadlocks",
 _METRICS = [
     MetricField(name="reachable", unit="bool", description="1: the server answered"),
     MetricField(name="version", kind=_INFO, description="Server version (server_version)"),
-    MetricField(name="version_num", unit="version", description="server_version_num"),
+    MetricField(
+        name="version_num",
+        unit="version",
+        display=MetricDisplay.FACT,
+        description="server_version_num",
+    ),
     MetricField(name="uptime", unit="s", description="Seconds since the server started"),
     MetricField(name="in_recovery", unit="bool", description="1 on a standby (replica)"),
     MetricField(name="connections.total", unit="count", description="Client sessions"),
-    MetricField(name="connections.max", unit="count", description="max_connections"),
+    MetricField(
+        name="connections.max",
+        unit="count",
+        display=MetricDisplay.FACT,
+        description="max_connections",
+    ),
     MetricField(
         name="connections.percent", unit="%", description="Client sessions of max_connections"
     ),

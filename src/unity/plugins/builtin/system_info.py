@@ -14,6 +14,7 @@ import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
+    MetricDisplay,
     MetricField,
     MetricKind,
     PluginBase,
@@ -40,6 +41,7 @@ _METRICS = [
     MetricField(
         name="cpu.count.*",
         unit="count",
+        display=MetricDisplay.FACT,
         description="Number of logical and physical CPUs, each where the OS reports it",
     ),
     MetricField(
@@ -47,7 +49,12 @@ _METRICS = [
         unit="MHz",
         description="Current, minimum and maximum CPU frequency, each where the OS reports it",
     ),
-    MetricField(name="memory.total", unit="bytes", description="Total physical memory"),
+    MetricField(
+        name="memory.total",
+        unit="bytes",
+        display=MetricDisplay.FACT,
+        description="Total physical memory",
+    ),
     MetricField(name="memory.used", unit="bytes", description="Memory in use"),
     MetricField(
         name="memory.available",
@@ -55,10 +62,17 @@ _METRICS = [
         description="Memory that can be given to processes without swapping",
     ),
     MetricField(name="memory.percent", unit="%", description="Share of memory in use"),
-    MetricField(name="swap.total", unit="bytes", description="Total swap space"),
+    MetricField(
+        name="swap.total", unit="bytes", display=MetricDisplay.FACT, description="Total swap space"
+    ),
     MetricField(name="swap.used", unit="bytes", description="Swap space in use"),
     MetricField(name="swap.percent", unit="%", description="Share of swap space in use"),
-    MetricField(name="boot_time", unit="s", description="When the host booted, as Unix time"),
+    MetricField(
+        name="boot_time",
+        unit="s",
+        display=MetricDisplay.FACT,
+        description="When the host booted, as Unix time",
+    ),
     MetricField(name="uptime", unit="s", description="Seconds since the host booted"),
     MetricField(name="hostname", kind=_INFO, description="Host name of the machine"),
     MetricField(name="platform.os", kind=_INFO, description="Operating system (Linux, Darwin)"),
