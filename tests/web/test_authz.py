@@ -98,13 +98,39 @@ async def test_an_admin_session_sees_the_admin_only_data(app: FastAPI, world: Wo
     assert PLUGIN.upper() in read_external, "the registered plugins are still listed"
 
 
+# Served to anyone: browsers fetch these without a session.
+PUBLIC_PAGES = {"/login", "/manifest.webmanifest"}
+
+
 def pages(app: FastAPI) -> list[tuple[str, Callable[..., Any]]]:
-    """Every page and fragment the dashboard serves (GET routes of unity.web but login)."""
+    """Every page and fragment the dashboard serves (GET routes of unity.web but the
+    public ones)."""
     return sorted(
         (template, endpoint)
         for (method, template), endpoint in endpoints(app).items()
-        if method == "GET" and endpoint.__module__.startswith("unity.web.") and template != "/login"
+        if method == "GET"
+        and endpoint.__module__.startswith("unity.web.")
+        and template not in PUBLIC_PAGES
     )
+
+
+async def test_public_pages_carry_no_data(app: FastAPI) -> None:
+    async with asgi_client(app) as stranger:
+        manifest = await stranger.get("/manifest.webmanifest")
+    assert manifest.status_code == 200
+    assert set(manifest.json()) <= {
+        "name",
+        "short_name",
+        "description",
+        "start_url",
+        "scope",
+        "display",
+        "background_color",
+        "theme_color",
+        "icons",
+        "id",
+        "orientation",
+    }
 
 
 async def _dead_session(app: FastAPI, world: World) -> Session:
