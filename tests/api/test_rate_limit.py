@@ -93,6 +93,28 @@ async def test_plugin_keys_and_hub_tokens_count_together(attacker: httpx.AsyncCl
     assert_too_many(await attacker.get(API, headers=bearer(BAD_TOKEN)))
 
 
+async def test_wrong_enrollment_tokens_count_too(
+    attacker: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    metadata = {"id": "guess", "name": "Guess", "version": "1.0.0"}
+    body = {"metadata": metadata, "hostname": "nas"}
+    bad_enrollment = "unitye_aaaaaaaaaaaa_" + "b" * 43
+    for n in range(LIMIT):
+        response = await attacker.post(f"{API}/register", json=body, headers=bearer(bad_enrollment))
+        assert response.status_code == 401, n
+    assert_too_many(
+        await attacker.post(f"{API}/register", json=body, headers=bearer(bad_enrollment))
+    )
+    assert_too_many(await attacker.get(API, headers=bearer(BAD_TOKEN)))
+    # A good enrollment token from another address still registers.
+    made = await client.post("/api/enrollment-tokens", json={})
+    assert made.status_code == 201, made.text
+    registered = await client.post(
+        f"{API}/register", json=body, headers=bearer(made.json()["token"])
+    )
+    assert registered.status_code == 201, registered.text
+
+
 async def test_parallel_guesses_cannot_slip_past_the_limit(
     attacker: httpx.AsyncClient,
 ) -> None:

@@ -9,8 +9,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from unity.api.body import body_schema, parse_body, read_json
+from unity.api.clients import client_address, failure_limiter, too_many_failures
 from unity.api.deps import ManagerDep, PluginKey, SettingsDep
 from unity.api.errors import ApiError
+from unity.auth.ratelimit import TooManyFailuresError
 from unity.plugins import external
 from unity_sdk import MetadataError
 from unity_sdk.wire import (
@@ -57,14 +59,22 @@ async def register_plugin(
             401, "an enrollment token is required", headers={"WWW-Authenticate": "Bearer"}
         )
     body = parse_body(RegisterRequest, await read_json(request))
+    refused: external.EnrollmentRefusedError | None = None
     try:
-        return await external.register(manager, body, credentials.credentials)
-    except external.EnrollmentRefusedError as exc:
-        raise ApiError(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+        # A wrong enrollment token counts as a failed authentication of the client.
+        async with failure_limiter(request).attempt(client_address(request)) as attempt:
+            try:
+                return await external.register(manager, body, credentials.credentials)
+            except external.EnrollmentRefusedError as exc:
+                attempt.failed()
+                refused = exc
+    except TooManyFailuresError as exc:
+        raise too_many_failures(exc) from None
     except external.EnrollmentScopeError as exc:
         raise ApiError(403, str(exc)) from exc
     except MetadataError as exc:
         raise ApiError(422, str(exc)) from exc
+    raise ApiError(401, str(refused), headers={"WWW-Authenticate": "Bearer"})
 
 
 @router.post(
