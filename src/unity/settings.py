@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     max_batch_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest metric batch body accepted (bytes)."
     )
+    max_future_skew_seconds: float = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="How far ahead of the hub's clock an external plugin's sample may be "
+        "dated; later samples are refused with 422.",
+    )
     max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` a list accepts.")
     bootstrap_token: bool = Field(
         default=True,

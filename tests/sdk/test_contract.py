@@ -185,3 +185,14 @@ def test_undeclared_numbers_names_every_number_without_a_declaration() -> None:
         "cores/0",
         "cores/1",
     ]
+
+
+def test_check_document_refuses_numbers_the_hub_cannot_store() -> None:
+    """The number rule covers undeclared values too: the hub stores the whole document."""
+    metadata = PluginMetadata(id="ok", name="Ok", version="1.0.0", metrics=[MetricField(name="a")])
+    document = {"a": 10**400, "b": [1, float("inf")], "c": {"d": -(2**63) - 1}, "e": 2**63 - 1}
+    assert check_document(metadata, document) == [
+        "value at 'b.1' cannot be stored: inf is not a finite number",
+        "value at 'c.d' cannot be stored: an integer of 19 digits is beyond 64 bits",
+        f"metric 'a' is declared gauge but the value is {10**400!r}",
+    ]

@@ -36,6 +36,7 @@ from unity_sdk.metadata import (
     Requirements,
 )
 from unity_sdk.metrics import check_document, iter_metric_values, undeclared_numbers
+from unity_sdk.numbers import number_problems
 from unity_sdk.plugin import PluginBase
 from unity_sdk.wire import (
     BatchAccepted,
@@ -85,5 +86,6 @@ __all__ = [
     "__version__",
     "check_document",
     "iter_metric_values",
+    "number_problems",
     "undeclared_numbers",
 ]
