@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         description="Days the credential audit log is kept (the hub's routine uses of a "
         "credential are kept UNITY_RETENTION_DAYS).",
     )
+    batch_receipt_days: int = Field(
+        default=7,
+        ge=1,
+        description="Days an external plugin's batch id is remembered: a retry within "
+        "them is answered as a duplicate, a later one is stored again.",
+    )
     retention_check_seconds: float = Field(
         default=3600, gt=0, description="How often the hub deletes data past retention."
     )

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.api.errors import ApiError
-from unity.auth.tokens import Scope, create_token, verify_token
+from unity.auth.tokens import SESSION_TOKEN_PREFIX, Scope, create_token, verify_token
 from unity.storage.db import Database
 from unity.storage.models import ApiToken
 from unity.storage.types import utcnow
@@ -53,7 +53,7 @@ SESSION_COOKIE = "unity_session"
 LOGIN_COOKIE = "unity_login"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_LIFETIME = timedelta(days=7)
-SESSION_NAME = "web-session:"
+SESSION_NAME = SESSION_TOKEN_PREFIX
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
