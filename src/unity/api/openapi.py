@@ -43,7 +43,7 @@ _DESCRIPTIONS = {
     "400": "Malformed request (a NUL in the URL, a cursor this hub did not issue)",
     "401": "Missing, invalid, expired or revoked credential",
     "403": "The credential may not do this",
-    "404": "No such resource",
+    "404": "No such resource (named in the path or the body)",
     "409": "Conflicts with the resource's current state",
     "413": "Request body too large",
     "422": "Request is not valid; details name each problem",
@@ -60,7 +60,8 @@ def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[s
     statuses = ["400", "422", "429", "503"]
     if operation.get("security"):
         statuses += ["401", "403"]
-    if "{" in path:
+    # A path names a resource; a body may name others (a server's credential).
+    if "{" in path or "requestBody" in operation:
         statuses.append("404")
     if method != "get":
         statuses.append("409")
