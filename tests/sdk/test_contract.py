@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import textwrap
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from unity_sdk import (
     iter_metric_values,
     undeclared_numbers,
 )
+from unity_sdk.wire import HealthReport, Sample
 
 # The example from the original design summary, with only its import line changed.
 SEED_EXAMPLE = """
@@ -196,3 +198,19 @@ def test_check_document_refuses_numbers_the_hub_cannot_store() -> None:
         "value at 'c.d' cannot be stored: an integer of 19 digits is beyond 64 bits",
         f"metric 'a' is declared gauge but the value is {10**400!r}",
     ]
+
+
+def test_the_wire_models_refuse_unstorable_values_before_anything_is_sent() -> None:
+    """HubClient builds these models, so a plugin learns of a bad value at collection."""
+    now = datetime.now(UTC)
+    with pytest.raises(ValidationError, match=r"data\.cpu: inf is not a finite number"):
+        Sample(host="h", timestamp=now, data={"cpu": float("inf")})
+    with pytest.raises(ValidationError, match=r"details\.n: an integer of 20 digits"):
+        HealthReport(status="healthy", details={"n": 10**19})
+    with pytest.raises(ValidationError, match="ahead of the hub's clock"):
+        Sample(host="h", timestamp=now + timedelta(hours=1), data={})
+    late = Sample.model_validate(
+        {"host": "h", "timestamp": now + timedelta(hours=1), "data": {}},
+        context={"max_future_skew": timedelta(hours=2)},
+    )
+    assert late.timestamp == now + timedelta(hours=1)
