@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from unity import __version__
 from unity.api.clients import install_client_tracking
 from unity.api.errors import RejectNulMiddleware, install_error_handlers
+from unity.api.openapi import install_openapi
 from unity.api.routes import credentials, enrollment, external, plugins, servers, system
 from unity.auth.sessions import end_dead_sessions
 from unity.auth.tokens import Scope, create_token, has_admin_token
@@ -107,4 +108,5 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
     app.include_router(credentials.router)
     app.include_router(servers.router)
     mount_dashboard(app)
+    install_openapi(app)
     return app

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         description="Days the credential audit log is kept (the hub's routine uses of a "
         "credential are kept UNITY_RETENTION_DAYS).",
     )
+    batch_receipt_days: int = Field(
+        default=7,
+        ge=1,
+        description="Days an external plugin's batch id is remembered: a retry within "
+        "them is answered as a duplicate, a later one is stored again.",
+    )
     retention_check_seconds: float = Field(
         default=3600, gt=0, description="How often the hub deletes data past retention."
     )
@@ -120,6 +126,13 @@ class Settings(BaseSettings):
         le=300,
         description="Longest the hub spends checking an external plugin's metadata, or a "
         "config against its schema, before refusing with 422 (checked off the event loop).",
+    )
+    max_future_skew_seconds: float = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="How far ahead of the hub's clock an external plugin's sample may be "
+        "dated; later samples are refused with 422.",
     )
     max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` a list accepts.")
     bootstrap_token: bool = Field(

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import httpx
+import jsonschema
 from fastapi.routing import APIRoute
+from openapi_spec_validator import validate
 
 from unity.api.routes import plugins
 
@@ -71,3 +76,79 @@ async def test_docs_page_is_served(anon: httpx.AsyncClient) -> None:
     assert response.status_code == 200
     assert "text/html" in response.headers["content-type"]
     assert "/openapi.json" in response.text
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+def _resolve(document: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), f"{ref} points outside the document"
+    node: Any = document
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        assert isinstance(node, dict), f"{ref} does not resolve"
+        assert part in node, f"{ref} does not resolve"
+        node = node[part]
+    return node
+
+
+async def test_every_reference_in_the_document_resolves(anon: httpx.AsyncClient) -> None:
+    document = (await anon.get("/openapi.json")).json()
+    refs = set(_refs(document))
+    assert "#/components/schemas/Sample" in refs
+    for ref in refs:
+        _resolve(document, ref)
+
+
+async def test_the_document_is_valid_openapi_3_1(anon: httpx.AsyncClient) -> None:
+    document = (await anon.get("/openapi.json")).json()
+    assert document["openapi"].startswith("3.1")
+    validate(document)
+
+
+async def test_every_operation_declares_its_errors_with_the_error_envelope(
+    anon: httpx.AsyncClient,
+) -> None:
+    document = (await anon.get("/openapi.json")).json()
+    envelope = _resolve(document, "#/components/schemas/Error")
+    assert envelope["required"] == ["error"]
+    assert envelope["properties"]["error"]["required"] == ["code", "message"]
+    operations = [
+        (method, path, operation)
+        for path, ops in document["paths"].items()
+        for method, operation in ops.items()
+    ]
+    assert len(operations) >= 36
+    for method, path, operation in operations:
+        errors = {s: r for s, r in operation["responses"].items() if s[0] in "45"}
+        assert {"422", "503"} <= set(errors), (method, path, sorted(errors))
+        if operation.get("security"):
+            assert {"401", "403"} <= set(errors), (method, path)
+        if "{" in path:
+            assert "404" in errors, (method, path)
+        if "requestBody" in operation:
+            assert "413" in errors, (method, path)
+        for status, response in errors.items():
+            schema = response["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+
+
+async def test_error_answers_match_the_declared_envelope(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    envelope = _resolve(document, "#/components/schemas/Error")
+    for response in (
+        await client.get("/api/plugins/v2/nope"),
+        await client.get("/api/plugins/v2", params={"limit": 0}),
+        await client.get("/api/plugins/v2/counter/metrics", params={"cursor": "x"}),
+    ):
+        assert response.status_code in {400, 404, 422}
+        jsonschema.validate(response.json(), envelope)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import textwrap
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from unity_sdk import (
     iter_metric_values,
     undeclared_numbers,
 )
+from unity_sdk.wire import HealthReport, Sample
 
 # The example from the original design summary, with only its import line changed.
 SEED_EXAMPLE = """
@@ -185,3 +187,30 @@ def test_undeclared_numbers_names_every_number_without_a_declaration() -> None:
         "cores/0",
         "cores/1",
     ]
+
+
+def test_check_document_refuses_numbers_the_hub_cannot_store() -> None:
+    """The number rule covers undeclared values too: the hub stores the whole document."""
+    metadata = PluginMetadata(id="ok", name="Ok", version="1.0.0", metrics=[MetricField(name="a")])
+    document = {"a": 10**400, "b": [1, float("inf")], "c": {"d": -(2**63) - 1}, "e": 2**63 - 1}
+    assert check_document(metadata, document) == [
+        "value at 'b.1' cannot be stored: inf is not a finite number",
+        "value at 'c.d' cannot be stored: an integer of 19 digits is beyond 64 bits",
+        f"metric 'a' is declared gauge but the value is {10**400!r}",
+    ]
+
+
+def test_the_wire_models_refuse_unstorable_values_before_anything_is_sent() -> None:
+    """HubClient builds these models, so a plugin learns of a bad value at collection."""
+    now = datetime.now(UTC)
+    with pytest.raises(ValidationError, match=r"data\.cpu: inf is not a finite number"):
+        Sample(host="h", timestamp=now, data={"cpu": float("inf")})
+    with pytest.raises(ValidationError, match=r"details\.n: an integer of 20 digits"):
+        HealthReport(status="healthy", details={"n": 10**19})
+    with pytest.raises(ValidationError, match="ahead of the hub's clock"):
+        Sample(host="h", timestamp=now + timedelta(hours=1), data={})
+    late = Sample.model_validate(
+        {"host": "h", "timestamp": now + timedelta(hours=1), "data": {}},
+        context={"max_future_skew": timedelta(hours=2)},
+    )
+    assert late.timestamp == now + timedelta(hours=1)

@@ -27,8 +27,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-async def read_json(request: Request, limit: int = DEFAULT_LIMIT) -> Any:
-    """The body as JSON: 413 past ``limit`` bytes, 422 when it is not strict JSON."""
+def _keep_constant(name: str) -> float:
+    return float(name)
+
+
+async def read_json(
+    request: Request, limit: int = DEFAULT_LIMIT, *, model_checks_numbers: bool = False
+) -> Any:
+    """The body as JSON: 413 past ``limit`` bytes, 422 when it is not strict JSON.
+
+    ``NaN`` and ``Infinity`` are refused here unless ``model_checks_numbers``:
+    then the wire model refuses them with the field that holds them
+    (:mod:`unity_sdk.numbers`)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body is larger than {limit} bytes")
@@ -38,7 +48,8 @@ async def read_json(request: Request, limit: int = DEFAULT_LIMIT) -> Any:
         if len(body) > limit:
             raise ApiError(413, f"request body is larger than {limit} bytes")
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        constant = _keep_constant if model_checks_numbers else _reject_constant
+        return json.loads(body, parse_constant=constant)
     except ValueError as exc:
         raise ApiError(422, f"body is not valid JSON: {exc}") from exc
     except RecursionError as exc:

@@ -111,4 +111,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidCursorError)
     async def _bad_cursor(_: Request, exc: InvalidCursorError) -> JSONResponse:
-        return error_response(400, str(exc))
+        return error_response(400, str(exc), [{"loc": ["query", "cursor"], "msg": str(exc)}])

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unity.auth.tokens import Scope, create_token, verify_token
+from unity.auth.tokens import SESSION_TOKEN_PREFIX, Scope, create_token, verify_token
 from unity.storage.db import Database
 from unity.storage.models import ApiToken
 from unity.storage.types import utcnow
@@ -45,7 +45,7 @@ __all__ = [
 SESSION_COOKIE = "unity_session"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_LIFETIME = timedelta(days=7)
-SESSION_NAME = "web-session:"
+SESSION_NAME = SESSION_TOKEN_PREFIX
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

@@ -18,6 +18,7 @@ from unity.storage.models import ApiToken
 from unity.storage.types import utcnow
 
 __all__ = [
+    "SESSION_TOKEN_PREFIX",
     "TOKEN_PREFIX",
     "IssuedToken",
     "Scope",
@@ -28,6 +29,8 @@ __all__ = [
 ]
 
 TOKEN_PREFIX = "unity_"
+# Dashboard sessions are hub tokens named after this prefix (see unity.web.session).
+SESSION_TOKEN_PREFIX = "web-session:"
 
 
 class Scope(StrEnum):

@@ -17,9 +17,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from unity.auth.tokens import SESSION_TOKEN_PREFIX
 from unity.credentials import (
     CredentialStore,
     Keyring,
@@ -47,8 +48,8 @@ from unity.plugins.stats import HubStats
 from unity.plugins.targets import TargetsFailedError
 from unity.plugins.worker import PluginWorker
 from unity.settings import Settings
+from unity.storage import housekeeping, registry
 from unity.storage import metrics as metric_store
-from unity.storage import registry
 from unity.storage.db import Database
 from unity.storage.models import Plugin
 from unity.storage.types import utcnow
@@ -568,7 +569,8 @@ class PluginManager:
     # -- retention -------------------------------------------------------------------
 
     async def purge(self, now: datetime | None = None) -> dict[str, tuple[int, int]]:
-        """Delete metrics and executions past each plugin's retention, and old audit entries."""
+        """Delete metrics and executions past each plugin's retention, old audit entries,
+        batch receipts past the idempotency window and ended dashboard sessions."""
         now = now or utcnow()
         removed: dict[str, tuple[int, int]] = {}
         async with self.db.session() as session:
@@ -588,6 +590,16 @@ class PluginManager:
             )
             if audit_entries:
                 log.info("retention removed %d credential audit entries", audit_entries)
+            receipts = await housekeeping.purge_batch_receipts(
+                session, before=now - timedelta(days=self.settings.batch_receipt_days)
+            )
+            sessions = await housekeeping.purge_ended_tokens(
+                session, name_prefix=SESSION_TOKEN_PREFIX, now=now
+            )
+            if receipts or sessions:
+                log.info(
+                    "retention removed %d batch receipts, %d ended sessions", receipts, sessions
+                )
         return removed
 
     async def _retention_loop(self) -> None:

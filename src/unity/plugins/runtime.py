@@ -19,6 +19,7 @@ from unity.plugins import config as plugin_config
 from unity.plugins.loader import LoadedPlugin
 from unity.plugins.worker import PluginWorker
 from unity_sdk import HealthState, HealthStatus, Isolation, PluginBase, PluginMetadata
+from unity_sdk.numbers import require_storable_numbers
 
 __all__ = [
     "HOOK_TIMEOUT",
@@ -116,7 +117,10 @@ def as_document(value: Any) -> dict[str, Any]:
         document: dict[str, Any] = json.loads(json.dumps(value, allow_nan=False, default=str))
     except ValueError as exc:
         raise TypeError(f"collect_data returned a document that is not JSON: {exc}") from exc
-    return document
+    try:
+        return require_storable_numbers(document, name="document")
+    except ValueError as exc:
+        raise TypeError(f"collect_data returned {exc}") from None
 
 
 def run_data(

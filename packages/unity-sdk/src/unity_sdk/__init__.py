@@ -37,6 +37,7 @@ from unity_sdk.metadata import (
     Requirements,
 )
 from unity_sdk.metrics import check_document, iter_metric_values, undeclared_numbers
+from unity_sdk.numbers import number_problems
 from unity_sdk.plugin import PluginBase
 from unity_sdk.prometheus import (
     PrometheusSeries,
@@ -95,6 +96,7 @@ __all__ = [
     "check_document",
     "check_prometheus_names",
     "iter_metric_values",
+    "number_problems",
     "prometheus_collisions",
     "prometheus_series",
     "undeclared_numbers",

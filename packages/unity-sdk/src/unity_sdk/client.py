@@ -218,7 +218,8 @@ class HubClient:
         self, method: str, path: str, token: str, body: BaseModel | None
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"}
-        # pydantic's JSON keeps the wire format exact (UTC timestamps, NaN -> null).
+        # pydantic's JSON keeps the wire format exact (UTC timestamps); the wire models
+        # have already refused numbers the hub cannot store.
         content = body.model_dump_json() if body is not None else None
         if content is not None:
             headers["Content-Type"] = "application/json"

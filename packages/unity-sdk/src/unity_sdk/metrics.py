@@ -6,11 +6,11 @@ declaration is read the same way everywhere.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from unity_sdk.metadata import MetricField, PluginMetadata
+from unity_sdk.numbers import number_problems
 
 __all__ = ["check_document", "iter_metric_values", "undeclared_numbers"]
 
@@ -46,7 +46,7 @@ def _is_number(value: Any) -> bool:
     return (
         isinstance(value, int | float)
         and not isinstance(value, bool)
-        and math.isfinite(float(value))
+        and not number_problems(value)
     )
 
 
@@ -56,11 +56,18 @@ def check_document(
     """Problems with ``document`` against the declared metrics (empty when fine).
 
     Numeric kinds (gauge, counter) must be finite numbers; with
-    ``require_all`` every declared path without ``*`` must be present.
+    ``require_all`` every declared path without ``*`` must be present. Any
+    number, declared or not, must be storable (:mod:`unity_sdk.numbers`).
     """
     if not isinstance(document, Mapping):
         return [f"collect_data returned {type(document).__name__}, expected a dict"]
-    problems: list[str] = []
+    # A declared gauge or counter gets its own message below.
+    declared = [field.path for field in metadata.metrics if field.numeric]
+    problems = [
+        f"value at {'.'.join(path)!r} cannot be stored: {problem}"
+        for path, problem in number_problems(document)
+        if not _covered(declared, path)
+    ]
     for field in metadata.metrics:
         values = list(iter_metric_values(field, document))
         if not values and require_all and "*" not in field.path:
@@ -85,6 +92,14 @@ def _numeric_leaves(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str
         yield path
 
 
+def _covered(patterns: list[tuple[str, ...]], path: tuple[str, ...]) -> bool:
+    return any(
+        len(pattern) == len(path)
+        and all(want in ("*", got) for want, got in zip(pattern, path, strict=True))
+        for pattern in patterns
+    )
+
+
 def undeclared_numbers(metadata: PluginMetadata, document: Mapping[str, Any]) -> list[str]:
     """Paths (``a/b/0``) of numbers in ``document`` that no declared metric covers.
 
@@ -92,12 +107,4 @@ def undeclared_numbers(metadata: PluginMetadata, document: Mapping[str, Any]) ->
     the author tooling reports these so every number gets a declaration.
     """
     declared = [field.path for field in metadata.metrics]
-
-    def covered(path: tuple[str, ...]) -> bool:
-        return any(
-            len(pattern) == len(path)
-            and all(want in ("*", got) for want, got in zip(pattern, path, strict=True))
-            for pattern in declared
-        )
-
-    return ["/".join(path) for path in _numeric_leaves(document) if not covered(path)]
+    return ["/".join(path) for path in _numeric_leaves(document) if not _covered(declared, path)]

@@ -20,7 +20,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -34,6 +34,7 @@ from unity_sdk.plugin import PluginBase
 from unity_sdk.prometheus import prometheus_collisions
 from unity_sdk.wire import (
     API_KEY_PREFIX,
+    DEFAULT_MAX_FUTURE_SKEW,
     ENROLLMENT_PREFIX,
     MAX_BATCH_SAMPLES,
     BatchAccepted,
@@ -44,6 +45,7 @@ from unity_sdk.wire import (
     RegisterRequest,
     RegisterResponse,
     Sample,
+    batch_problems,
 )
 
 __all__ = [
@@ -100,16 +102,25 @@ class FakeHub:
     ``fail_next(n, status)`` answers the next ``n`` requests with an error.
     ``requests`` lists ``(method, path)`` of every request received. A batch
     is refused (422, ``loc`` = ``samples``, index, ``data``...) when a sample
-    gives a declared gauge or counter a value that is not a number; a
-    registration is refused (422, ``loc`` = ``metadata``, ``metrics``) when two
-    declared metrics share a Prometheus name, as the hub does.
+    gives a declared gauge or counter a value that is not a number, holds a
+    number the hub cannot store, or is dated more than ``max_future_skew``
+    ahead; a registration is refused (422, ``loc`` = ``metadata``,
+    ``metrics``) when two declared metrics share a Prometheus name -- the same
+    rules the hub applies.
     """
 
-    def __init__(self, *, in_hub_plugins: set[str] | None = None, max_body_bytes: int = 4 << 20):
+    def __init__(
+        self,
+        *,
+        in_hub_plugins: set[str] | None = None,
+        max_body_bytes: int = 4 << 20,
+        max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
+    ):
         self.transport = httpx.MockTransport(self._handle)
         self.plugins: dict[str, FakePlugin] = {}
         self.in_hub_plugins = set(in_hub_plugins or ())
         self.max_body_bytes = max_body_bytes
+        self.max_future_skew = max_future_skew
         self.down = False
         self.requests: list[tuple[str, str]] = []
         self._enrollment: dict[str, int | None] = {}
@@ -214,7 +225,7 @@ class FakeHub:
         if request.method == "GET" and endpoint == "config":
             return 200, self._config(plugin_id, plugin)
         if request.method == "POST" and endpoint == "metrics":
-            return 200, self._metrics(request, plugin)
+            return 200, self._metrics(request, plugin, self.max_future_skew)
         if request.method == "POST" and endpoint == "health":
             report = _parse(HealthReport, request.content)
             plugin.health.append(report)
@@ -290,11 +301,16 @@ class FakeHub:
         return answer.model_dump(mode="json")
 
     @staticmethod
-    def _metrics(request: httpx.Request, plugin: FakePlugin) -> dict[str, Any]:
+    def _metrics(
+        request: httpx.Request, plugin: FakePlugin, max_future_skew: timedelta
+    ) -> dict[str, Any]:
         raw = _json(request.content)
         if isinstance(raw, dict) and len(raw.get("samples") or ()) > MAX_BATCH_SAMPLES:
             raise _Reply(413, f"a batch holds at most {MAX_BATCH_SAMPLES} samples")
-        batch = _parse(MetricBatch, request.content)
+        try:
+            batch = MetricBatch.model_validate(raw, context={"max_future_skew": max_future_skew})
+        except ValidationError as exc:
+            raise _Reply(422, *batch_problems(exc)) from None
         problems = [
             {"loc": ["samples", index, "data"], "msg": problem}
             for index, sample in enumerate(batch.samples)

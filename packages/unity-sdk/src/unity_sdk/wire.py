@@ -12,16 +12,26 @@ two sides cannot drift apart. Endpoints (all under ``/api/plugins/v2``):
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import to_json
 
 from unity_sdk.metadata import HealthState
+from unity_sdk.numbers import INT_MAX, require_storable_numbers
 
 __all__ = [
     "API_KEY_PREFIX",
+    "DEFAULT_MAX_FUTURE_SKEW",
     "ENROLLMENT_PREFIX",
     "KEY_SECRET_PATTERN",
     "MAX_BATCH_SAMPLES",
@@ -35,6 +45,7 @@ __all__ = [
     "RegisterRequest",
     "RegisterResponse",
     "Sample",
+    "batch_problems",
     "json_size",
     "new_key_secret",
 ]
@@ -64,6 +75,13 @@ def new_key_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+# How far ahead of the receiver's clock a sample may be dated. A sample from the
+# future would stay the "latest" value for as long as it is ahead and outlive
+# retention; a receiver passes its own limit as ``max_future_skew`` in the
+# validation context (a ``timedelta``).
+DEFAULT_MAX_FUTURE_SKEW = timedelta(minutes=5)
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -88,6 +106,11 @@ class RegisterRequest(_Wire):
         ),
     )
 
+    @field_validator("metadata")
+    @classmethod
+    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return require_storable_numbers(value, name="metadata")
+
 
 class RegisterResponse(_Wire):
     """Returned once (and again to a retry with the same ``key_secret``): the
@@ -99,7 +122,12 @@ class RegisterResponse(_Wire):
 
 
 class Sample(_Wire):
-    """One collected document about one host at one moment."""
+    """One collected document about one host at one moment.
+
+    The timestamp must be a UTC moment of years 1-9999 and not later than the
+    receiver's clock plus ``max_future_skew``; every number in ``data`` must be
+    storable (:mod:`unity_sdk.numbers`).
+    """
 
     host: str = Field(min_length=1, max_length=MAX_HOST_LENGTH)
     timestamp: AwareDatetime
@@ -107,8 +135,26 @@ class Sample(_Wire):
 
     @field_validator("timestamp")
     @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+    def _to_utc(cls, value: datetime, info: ValidationInfo) -> datetime:
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(
+                f"timestamp {value.isoformat()} is outside years 1-9999 once converted to UTC"
+            ) from None
+        context = info.context if isinstance(info.context, dict) else {}
+        skew = context.get("max_future_skew", DEFAULT_MAX_FUTURE_SKEW)
+        if value > datetime.now(UTC) + skew:
+            raise ValueError(
+                f"timestamp {value.isoformat()} is more than {skew.total_seconds():g} seconds "
+                "ahead of the hub's clock"
+            )
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return require_storable_numbers(value, name="data")
 
 
 class MetricBatch(_Wire):
@@ -120,6 +166,15 @@ class MetricBatch(_Wire):
 
     batch_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     samples: list[Sample] = Field(min_length=1)
+
+
+def batch_problems(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:
+    """The 422 answer to a batch that failed validation: a message naming the
+    first bad sample, and one ``{"loc", "msg"}`` per problem."""
+    details = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+    bad = [d["loc"][1] for d in details if d["loc"][:1] == ["samples"] and len(d["loc"]) > 1]
+    message = f"sample {bad[0]} is invalid; nothing was stored" if bad else "batch is invalid"
+    return message, details
 
 
 class BatchAccepted(_Wire):
@@ -136,8 +191,15 @@ class HealthReport(_Wire):
         default_factory=dict,
         description=f"At most {MAX_HEALTH_DETAILS_BYTES} bytes as JSON",
     )
-    buffered: int = Field(default=0, ge=0, description="Samples waiting to be sent")
-    dropped: int = Field(default=0, ge=0, description="Samples dropped from a full buffer")
+    buffered: int = Field(default=0, ge=0, le=INT_MAX, description="Samples waiting to be sent")
+    dropped: int = Field(
+        default=0, ge=0, le=INT_MAX, description="Samples dropped from a full buffer"
+    )
+
+    @field_validator("details")
+    @classmethod
+    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return require_storable_numbers(value, name="details")
 
     @field_validator("details")
     @classmethod

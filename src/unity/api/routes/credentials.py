@@ -219,7 +219,7 @@ async def audit_log(
     action: str | None = None,
     actor: str | None = None,
     limit: Annotated[int, Query(ge=1)] = 100,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> AuditList:
     """Who or what used, revealed or changed which credential, when, from where;
     newest first."""

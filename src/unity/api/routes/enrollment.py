@@ -21,7 +21,10 @@ router = APIRouter(prefix="/api", tags=["external plugins"])
 class EnrollmentCreate(BaseModel):
     name: str = Field(default="enrollment", min_length=1, max_length=128)
     expires_in_hours: float = Field(default=24, gt=0, le=24 * 365)
-    max_uses: int | None = Field(default=1, ge=1, description="null: unlimited until expiry")
+    # The column is a 32-bit INTEGER on PostgreSQL.
+    max_uses: int | None = Field(
+        default=1, ge=1, le=2**31 - 1, description="null: unlimited until expiry"
+    )
     takeover: str | None = Field(
         default=None,
         min_length=1,

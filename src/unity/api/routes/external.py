@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import timedelta
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -24,16 +25,13 @@ from unity_sdk.wire import (
     MetricBatch,
     RegisterRequest,
     RegisterResponse,
+    batch_problems,
 )
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/plugins/v2", tags=["external plugins"])
 _enrollment = HTTPBearer(auto_error=False, description="An enrollment token (`unitye_...`).")
-
-
-def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
-    return [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
 
 
 @router.post(
@@ -94,16 +92,15 @@ async def report_metrics(
     A repeated ``batch_id`` is not stored again (``duplicate: true``). More than
     the sample limit, or a body over the size limit, is refused with 413; an
     invalid sample refuses the whole batch with 422 naming its index."""
-    raw = await read_json(request, settings.max_batch_bytes)
+    raw = await read_json(request, settings.max_batch_bytes, model_checks_numbers=True)
     samples = raw.get("samples") if isinstance(raw, dict) else None
     if isinstance(samples, list) and len(samples) > MAX_BATCH_SAMPLES:
         raise ApiError(413, f"a batch holds at most {MAX_BATCH_SAMPLES} samples")
+    skew = timedelta(seconds=settings.max_future_skew_seconds)
     try:
-        batch = MetricBatch.model_validate(raw)
+        batch = MetricBatch.model_validate(raw, context={"max_future_skew": skew})
     except ValidationError as exc:
-        details = _validation_details(exc)
-        bad = [d["loc"][1] for d in details if d["loc"][:1] == ["samples"] and len(d["loc"]) > 1]
-        message = f"sample {bad[0]} is invalid; nothing was stored" if bad else "batch is invalid"
+        message, details = batch_problems(exc)
         raise ApiError(422, message, details=details) from exc
     return await external.store_batch(manager, plugin_id, batch)
 
