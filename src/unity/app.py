@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 
 from unity import __version__
 from unity.api.errors import RejectNulMiddleware, install_error_handlers
+from unity.api.limits import BodyLimit, RequestLimitsMiddleware
 from unity.api.routes import credentials, enrollment, external, plugins, servers, system
 from unity.auth.tokens import Scope, create_token, has_admin_token
 from unity.credentials import CredentialStore, load_keyring
@@ -27,6 +29,8 @@ from unity.web.session import end_dead_sessions
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
+
+BATCH_PATH = re.compile(r"/api/plugins/v2/[^/]+/metrics$")
 
 
 async def bootstrap_admin_token(db: Database, settings: Settings) -> str | None:
@@ -62,7 +66,9 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A malformed, default or exposed master key stops the hub here.
         keyring = load_keyring(settings)
-        db = Database(settings.effective_database_url)
+        db = Database(
+            settings.effective_database_url, connect_timeout=settings.database_connect_timeout
+        )
         await db.upgrade()
         try:
             await CredentialStore(db, keyring).verify_keyring()
@@ -103,4 +109,11 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
     app.include_router(credentials.router)
     app.include_router(servers.router)
     mount_dashboard(app)
+    # Added last, so outermost: no route, dependency or middleware reads a body first.
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_bytes=settings.max_body_bytes,
+        timeout=settings.body_timeout,
+        routes=[BodyLimit("POST", BATCH_PATH, settings.max_batch_bytes)],
+    )
     return app

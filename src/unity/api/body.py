@@ -20,15 +20,17 @@ from unity.api.errors import ApiError
 __all__ = ["body_schema", "parse_body", "read_json"]
 
 M = TypeVar("M", bound=BaseModel)
-DEFAULT_LIMIT = 1024 * 1024
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-async def read_json(request: Request, limit: int = DEFAULT_LIMIT) -> Any:
-    """The body as JSON: 413 past ``limit`` bytes, 422 when it is not strict JSON."""
+async def read_json(request: Request, limit: int | None = None) -> Any:
+    """The body as JSON: 413 past ``limit`` bytes (default: the ``max_body_bytes``
+    setting), 422 when it is not strict JSON."""
+    if limit is None:
+        limit = int(request.app.state.settings.max_body_bytes)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body is larger than {limit} bytes")
