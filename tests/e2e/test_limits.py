@@ -1,4 +1,4 @@
-"""End to end: the real hub refuses oversized bodies without reading them."""
+"""End to end: the real hub against oversized bodies and slow or too many clients."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
-from tests.support.processes import Hub, hub_env
+from tests.support.processes import Hub, hub_env, soft_fd_limit, wait_until
 
 MiB = 1024 * 1024
 HUGE = 256 * MiB
@@ -108,3 +110,83 @@ def test_a_huge_anonymous_body_is_refused_without_being_read(
     assert headers["content-type"] == "application/json"
     assert set(json.loads(body)["error"]) >= {"code", "message"}
     assert grown < 8, f"the hub grew by {grown:.0f} MiB"
+
+
+def _slow_clients(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that start a request and never finish its headers."""
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: hub\r\nX-Slow: ")
+        sockets.append(sock)
+    return sockets
+
+
+def _closed_by_hub(sock: socket.socket) -> bytes | None:
+    """What the hub sent before closing ``sock``; None while it stays open."""
+    received = b""
+    sock.settimeout(0.5)
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except TimeoutError:
+        return None
+    except OSError:
+        pass
+    return received
+
+
+@pytest.mark.e2e
+def test_slow_clients_do_not_lock_out_new_ones(tmp_path: Path) -> None:
+    """Hundreds of connections trickling their headers, on a hub started with a
+    soft limit of 256 descriptors: probes still succeed, and the hub closes
+    the slow connections once their time is up."""
+    env = hub_env(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'unity.db'}", header_timeout="4")
+    hub = Hub(env, tmp_path / "hub.log", preexec=soft_fd_limit(256))
+    hub.start()
+    slow = _slow_clients(hub.port, 300)
+    try:
+        opened = time.monotonic()
+        answers = []
+        for _ in range(20):
+            try:
+                answers.append(httpx.get(f"{hub.url}/healthz", timeout=2).status_code)
+            except httpx.TransportError as exc:
+                answers.append(type(exc).__name__)
+        assert answers == [200] * 20
+        time.sleep(max(0.0, opened + 5 - time.monotonic()))
+        endings = [_closed_by_hub(sock) for sock in slow]
+        assert None not in endings, f"{endings.count(None)} slow connections still open"
+        assert {_status(ending) for ending in endings} == {408}
+    finally:
+        for sock in slow:
+            sock.close()
+        hub.kill()
+
+
+def _status(response: bytes) -> int:
+    return _response(response)[0] if response else 0
+
+
+@pytest.mark.e2e
+def test_connections_beyond_the_cap_are_503(tmp_path: Path) -> None:
+    env = hub_env(
+        tmp_path,
+        f"sqlite+aiosqlite:///{tmp_path / 'unity.db'}",
+        max_connections="20",
+        header_timeout="3",
+    )
+    hub = Hub(env, tmp_path / "hub.log")
+    hub.start()
+    slow = _slow_clients(hub.port, 20)
+    try:
+        refused = httpx.get(f"{hub.url}/healthz", timeout=5)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"].isdigit()
+        assert refused.json()["error"]["code"] == "unavailable"
+        # Once the slow connections have timed out there is room again.
+        wait_until(lambda: httpx.get(f"{hub.url}/healthz", timeout=5).status_code == 200)
+    finally:
+        for sock in slow:
+            sock.close()
+        hub.kill()
