@@ -70,6 +70,9 @@ class Ingest:
         assert self._thread is not None
         self._thread.join(timeout=60)
 
+    def has_acknowledged(self, count: int) -> bool:
+        return len(self.acknowledged) >= count
+
     def answered_since(self, moment: float, status: int) -> bool:
         return any(a.status == status and a.at >= moment for a in list(self.answers))
 
