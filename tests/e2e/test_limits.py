@@ -190,3 +190,20 @@ def test_connections_beyond_the_cap_are_503(tmp_path: Path) -> None:
         for sock in slow:
             sock.close()
         hub.kill()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("path", ["/api/plugins/v2/some-plugin/health"])
+def test_a_stranger_is_refused_before_the_hub_waits_for_the_body(hub: Hub, path: str) -> None:
+    """A body announced but never sent: the key is checked first, so the answer
+    is 401 at once instead of the body deadline running out."""
+    with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: hub\r\nContent-Length: 1000\r\n\r\n".encode())
+        started = time.monotonic()
+        sock.settimeout(5)
+        try:
+            answer = sock.recv(65536)
+        except TimeoutError:
+            answer = b""
+    assert _status(answer) == 401, answer
+    assert time.monotonic() - started < 2

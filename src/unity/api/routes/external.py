@@ -90,10 +90,15 @@ async def report_metrics(
     return await external.store_batch(manager, plugin_id, batch)
 
 
-@router.post("/{plugin_id}/health", response_model=HealthAccepted)
+@router.post(
+    "/{plugin_id}/health",
+    response_model=HealthAccepted,
+    openapi_extra=body_schema(HealthReport.model_json_schema()),
+)
 async def report_health(
-    plugin_id: str, report: HealthReport, _: PluginKey, manager: ManagerDep
+    plugin_id: str, request: Request, _: PluginKey, manager: ManagerDep
 ) -> HealthAccepted:
     """An external plugin reports its own health and buffer state."""
+    report = parse_body(HealthReport, await read_json(request))
     received = await external.record_health(manager, plugin_id, report)
     return HealthAccepted(plugin_id=plugin_id, status=report.status, received_at=received)
