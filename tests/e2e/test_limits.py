@@ -207,3 +207,21 @@ def test_a_stranger_is_refused_before_the_hub_waits_for_the_body(hub: Hub, path:
             answer = b""
     assert _status(answer) == 401, answer
     assert time.monotonic() - started < 2
+
+
+@pytest.mark.e2e
+def test_a_client_hanging_up_mid_body_leaves_no_error_in_the_log(hub: Hub) -> None:
+    path = "/api/plugins/v2/system-info/config"
+    with hub.client() as admin:
+        before = admin.get(path).json()
+        with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as sock:
+            sock.sendall(
+                f"PUT {path} HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {hub.admin_token}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                '{"interval": '.encode()
+            )
+            time.sleep(0.5)
+        assert admin.get(path).json() == before  # waits for the hub to be done, too
+    log = hub.log.read_text()
+    assert " ERROR " not in log, log
+    assert "Traceback" not in log, log

@@ -58,6 +58,8 @@ def test_a_database_outage_is_503_with_retry_after_and_loses_nothing(
                 down = time.monotonic()
                 wait_until(partial(ingest.answered_since, down, 503))
                 assert httpx.get(f"{hub.url}/healthz", timeout=10).status_code == 200
+                listed = admin.get("/api/plugins/v2")
+                assert (listed.status_code, listed.headers.get("retry-after")) == (503, "5")
                 ready = httpx.get(f"{hub.url}/readyz", timeout=30)
                 assert ready.status_code == 503
                 assert ready.headers["retry-after"].isdigit()
