@@ -53,8 +53,11 @@ _CONNECT_ERRORS = (
 )
 
 
-class DatabaseUnavailableError(Exception):
-    """The database could not be reached; the request may succeed once it is back."""
+class DatabaseUnavailableError(ConnectionError):
+    """The database could not be reached; the request may succeed once it is back.
+
+    A ``ConnectionError`` (so an ``OSError``), as the bare connect failure it
+    replaces was: code that handled that keeps working."""
 
 
 def is_unavailable(exc: BaseException) -> bool:
