@@ -29,11 +29,15 @@ __all__ = ["BodyLimit", "BodyTimeoutError", "BodyTooLargeError", "RequestLimitsM
 _CLOSE = {"Connection": "close"}
 
 
+def _too_large(limit: int) -> str:
+    return f"request body is larger than {limit} bytes"
+
+
 class BodyTooLargeError(HTTPException):
     """The body grew past its limit while it was being read."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body is larger than {limit} bytes", headers=_CLOSE)
+        super().__init__(413, _too_large(limit), headers=_CLOSE)
 
 
 class BodyTimeoutError(HTTPException):
@@ -81,9 +85,7 @@ class RequestLimitsMiddleware:
         limit = self._limit(scope)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await error_response(413, BodyTooLargeError(limit).detail, headers=_CLOSE)(
-                scope, receive, send
-            )
+            await error_response(413, _too_large(limit), headers=_CLOSE)(scope, receive, send)
             return
 
         loop = asyncio.get_running_loop()
