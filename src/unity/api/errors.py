@@ -164,5 +164,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _internal_error(_: Request, __: Exception) -> JSONResponse:
-        # Starlette logs the traceback after this answer is sent.
+        # Starlette re-raises once this answer is sent; the server logs the traceback.
         return error_response(500, "internal error; the hub's log has the details")
