@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from fastapi import FastAPI
 from unity import __version__
 from unity.api.clients import install_client_tracking
 from unity.api.errors import RejectNulMiddleware, install_error_handlers
+from unity.api.limits import BodyLimit, RequestLimitsMiddleware
 from unity.api.openapi import install_openapi
 from unity.api.routes import credentials, enrollment, external, plugins, servers, system
 from unity.auth.sessions import end_dead_sessions
@@ -30,6 +32,8 @@ from unity.web.mount import mount_dashboard
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
+
+BATCH_PATH = re.compile(r"/api/plugins/v2/[^/]+/metrics$")
 
 
 async def bootstrap_admin_token(db: Database, settings: Settings) -> str | None:
@@ -66,7 +70,9 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
         tighten(settings.data_dir, PRIVATE_DIR)
         # A malformed, default or exposed master key stops the hub here.
         keyring = load_keyring(settings)
-        db = Database(settings.effective_database_url)
+        db = Database(
+            settings.effective_database_url, connect_timeout=settings.database_connect_timeout
+        )
         await db.upgrade()
         try:
             await CredentialStore(db, keyring).verify_keyring()
@@ -109,4 +115,11 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
     app.include_router(servers.router)
     mount_dashboard(app)
     install_openapi(app)
+    # Added last, so outermost: no route, dependency or middleware reads a body first.
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_bytes=settings.max_body_bytes,
+        timeout=settings.body_timeout,
+        routes=[BodyLimit("POST", BATCH_PATH, settings.max_batch_bytes)],
+    )
     return app

@@ -135,6 +135,35 @@ class Settings(BaseSettings):
         "dated; later samples are refused with 422.",
     )
     max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` a list accepts.")
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted (bytes), except metric batches "
+        "(UNITY_MAX_BATCH_BYTES); larger ones are refused with 413 before they are read.",
+    )
+    body_timeout: float = Field(
+        default=60,
+        gt=0,
+        description="Seconds a client has to send a whole request body; slower ones get 408.",
+    )
+    header_timeout: float = Field(
+        default=10,
+        gt=0,
+        description="Seconds a connection has to send complete request headers, from when it "
+        "opens or starts its next request; slower ones get 408 and are closed.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open HTTP connections `unity serve` accepts; requests on connections "
+        "beyond it are answered 503 with Retry-After.",
+    )
+    database_connect_timeout: float = Field(
+        default=10,
+        gt=0,
+        description="Seconds to wait for a PostgreSQL connection (connect, or a free pool slot) "
+        "before the request is answered 503.",
+    )
     bootstrap_token: bool = Field(
         default=True,
         description="On start, create and print an admin token when no admin token exists.",

@@ -30,6 +30,8 @@ from unity.storage.models import ApiToken
 
 # Checked on its own below: it answers an anonymous invalid body with 422.
 REGISTER = "/api/plugins/v2/register"
+# Liveness and readiness probes answer load balancers, which hold no credential.
+PROBES = {"/healthz", "/readyz"}
 
 
 def secret_of(token: str) -> str:
@@ -47,7 +49,7 @@ def test_the_tables_cover_every_route_of_the_plugins_and_system_routers() -> Non
     served = {
         (method, route.path)
         for route in [*plugins.router.routes, *system.router.routes]
-        if isinstance(route, APIRoute) and route.path != "/healthz"
+        if isinstance(route, APIRoute) and route.path not in PROBES
         for method in route.methods
     }
     assert served == {(method, template) for method, template, _, _ in ENDPOINTS}
@@ -64,7 +66,7 @@ async def test_nothing_but_liveness_and_docs_answers_without_a_credential(
     """Every route in the OpenAPI document, including ones added later."""
     checked = 0
     for template, operations in app.openapi()["paths"].items():
-        if template in {"/healthz", REGISTER}:
+        if template in {*PROBES, REGISTER}:
             continue
         path = re.sub(r"\{plugin_id\}", "counter", template)
         path = re.sub(r"\{[a-z_]+\}", "x", path)
@@ -171,6 +173,12 @@ async def test_admin_token_may_do_everything(
 
 async def test_healthz_needs_no_token(anon: httpx.AsyncClient) -> None:
     response = await anon.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_needs_no_token_and_checks_the_database(anon: httpx.AsyncClient) -> None:
+    response = await anon.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 

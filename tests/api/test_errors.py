@@ -6,9 +6,13 @@ would see, so a crash fails an assertion instead of surfacing as a traceback.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from tests.api.helpers import API, ENDPOINTS, error_of, plugin_row, send
 
@@ -170,3 +174,61 @@ async def test_a_nul_in_a_config_is_stored_or_refused_never_a_500(
         assert response.status_code in {200, 422}, (raw, response.status_code)
         if response.status_code == 200 and stored is not None:
             assert (await lenient.get(f"{API}/counter/config")).json()["config"] == stored
+
+
+async def test_an_unhandled_error_is_a_500_in_the_json_envelope(
+    app: FastAPI, lenient: httpx.AsyncClient
+) -> None:
+    """A genuine bug (here: a table gone from under the hub) still answers JSON,
+    and the message gives nothing of the internals away."""
+    async with app.state.db.engine.begin() as conn:
+        await conn.execute(text("DROP TABLE plugin_executions"))
+    error = error_of(await lenient.get(f"{API}/counter/executions"), 500)
+    assert error["code"] == "internal_error"
+    assert "plugin_executions" not in error["message"]
+
+
+async def test_a_missing_body_after_a_disconnect_leaves_no_traceback(
+    app: FastAPI, admin_token: str, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client hangs up half-way through its body: nothing is stored and
+    nothing is logged at ERROR (there is nobody to answer, and no bug)."""
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"note": ', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict[str, Any]] = []
+    before = (await client.get(f"{API}/counter/config")).json()
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "PUT",
+        "scheme": "http",
+        "path": f"{API}/counter/config",
+        "raw_path": f"{API}/counter/config".encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"hub"),
+            (b"authorization", f"Bearer {admin_token}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"100"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8765),
+    }
+    with caplog.at_level(logging.DEBUG):
+        await app(scope, receive, send)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert sent[0]["status"] < 500
+    assert (await client.get(f"{API}/counter/config")).json() == before

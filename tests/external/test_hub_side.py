@@ -160,6 +160,27 @@ async def test_oversized_batches_are_413(anon: httpx.AsyncClient, keys: dict[str
     assert response.status_code == 413
 
 
+async def test_a_batch_may_exceed_the_general_body_limit(
+    app: FastAPI, anon: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    """Batches have their own, larger limit (UNITY_MAX_BATCH_BYTES): 2 MiB of
+    samples pass where any other body would be refused past 1 MiB."""
+    general = app.state.settings.max_body_bytes
+    batch = _batch("large-0001", n=MAX_BATCH_SAMPLES)
+    for sample in batch["samples"]:
+        sample["data"]["note"] = "n" * 2000
+    size = len(httpx.Request("POST", "/", json=batch).content)
+    assert general < size < app.state.settings.max_batch_bytes
+    response = await anon.post(
+        "/api/plugins/v2/nas-temp/metrics", json=batch, headers=_auth(keys["nas-temp"])
+    )
+    assert response.json() == {"stored": MAX_BATCH_SAMPLES, "duplicate": False}
+    # The same size anywhere else is refused before it is read.
+    response = await anon.post("/api/plugins/v2/nas-temp/health", json=batch)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
 async def test_health_report_and_staleness(
     app: FastAPI, client: httpx.AsyncClient, anon: httpx.AsyncClient, keys: dict[str, str]
 ) -> None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psutil
 
-__all__ = ["TOKEN_RE", "Hub", "free_port", "wait_until"]
+__all__ = ["TOKEN_RE", "Hub", "free_port", "hub_env", "soft_fd_limit", "wait_until"]
 
 TOKEN_RE = re.compile(r"unity_[a-z0-9]{12}_[A-Za-z0-9_-]{43}")
 UNITY = Path(sys.executable).with_name("unity")
@@ -25,19 +29,52 @@ def free_port() -> int:
         return port
 
 
+def hub_env(tmp_path: Path, database_url: str, **settings: str) -> dict[str, str]:
+    """The environment of a test hub: its own data dir and port, no plugins enabled."""
+    env = {
+        **os.environ,
+        "UNITY_DATA_DIR": str(tmp_path / "data"),
+        "UNITY_DATABASE_URL": database_url,
+        "UNITY_PORT": str(free_port()),
+        "UNITY_AUTOENABLE": "[]",
+        "UNITY_HOSTNAME": "e2e-host",
+        "UNITY_CONFIG_FILE": str(tmp_path / "absent.toml"),
+    }
+    env.update({f"UNITY_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def soft_fd_limit(limit: int) -> Callable[[], None]:
+    """A ``preexec_fn`` lowering the child's soft descriptor limit (the hard one stays)."""
+
+    def apply() -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+    return apply
+
+
 class Hub:
     """A `unity serve` subprocess with its log captured to a file."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], log: Path, *, preexec: Callable[[], None] | None = None
+    ) -> None:
         self.env = env
         self.log = log
         self.url = f"http://127.0.0.1:{env['UNITY_PORT']}"
+        self.port = int(env["UNITY_PORT"])
+        self.preexec = preexec
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(UNITY), "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+                [str(UNITY), "serve"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=self.preexec,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -58,6 +95,18 @@ class Hub:
         assert code in (0, -signal.SIGTERM), code
         assert self.log.read_text().rstrip().endswith(("Finished server process", "]"))
         assert "Application shutdown complete" in self.log.read_text()
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to flush or shut down."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+    def rss(self) -> int:
+        """Resident memory of the hub process, in bytes."""
+        assert self.proc is not None
+        return int(psutil.Process(self.proc.pid).memory_info().rss)
 
     @property
     def admin_token(self) -> str:

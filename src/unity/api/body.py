@@ -20,7 +20,6 @@ from unity.api.errors import ApiError
 __all__ = ["body_schema", "merge_patch", "parse_body", "read_json"]
 
 M = TypeVar("M", bound=BaseModel)
-DEFAULT_LIMIT = 1024 * 1024
 
 
 def _reject_constant(name: str) -> Any:
@@ -32,13 +31,16 @@ def _keep_constant(name: str) -> float:
 
 
 async def read_json(
-    request: Request, limit: int = DEFAULT_LIMIT, *, model_checks_numbers: bool = False
+    request: Request, limit: int | None = None, *, model_checks_numbers: bool = False
 ) -> Any:
-    """The body as JSON: 413 past ``limit`` bytes, 422 when it is not strict JSON.
+    """The body as JSON: 413 past ``limit`` bytes (default: the ``max_body_bytes``
+    setting), 422 when it is not strict JSON.
 
     ``NaN`` and ``Infinity`` are refused here unless ``model_checks_numbers``:
     then the wire model refuses them with the field that holds them
     (:mod:`unity_sdk.numbers`)."""
+    if limit is None:
+        limit = int(request.app.state.settings.max_body_bytes)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body is larger than {limit} bytes")

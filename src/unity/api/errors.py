@@ -2,23 +2,43 @@
 
 Bad input is always a 4xx with a message; handlers here translate the
 domain errors of the manager and storage so routes stay free of try/except.
+A database that is down or refusing work answers 503 with ``Retry-After``
+(logged once per outage by :class:`unity.storage.db.Outage`); any other
+unhandled exception answers 500 in the same envelope, and its traceback is
+logged once.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from unity.plugins.manager import PluginNotFoundError, PluginStateError
+from unity.storage.db import Database, DatabaseUnavailableError, is_unavailable
 from unity.storage.pagination import InvalidCursorError
 from unity_sdk import ConfigError
 
-__all__ = ["ApiError", "RejectNulMiddleware", "install_error_handlers"]
+log = logging.getLogger(__name__)
+
+# Seconds a client should wait before retrying while the database is away.
+RETRY_AFTER_SECONDS = 5
+
+__all__ = [
+    "RETRY_AFTER_SECONDS",
+    "ApiError",
+    "RejectNulMiddleware",
+    "database_unavailable",
+    "error_response",
+    "install_error_handlers",
+]
 
 _CODES = {
     400: "bad_request",
@@ -26,10 +46,13 @@ _CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
     422: "invalid",
     429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
 }
 
 
@@ -58,6 +81,15 @@ def error_response(
     if details is not None:
         body["details"] = details
     return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def database_unavailable() -> JSONResponse:
+    """503 telling the client to come back once the database is reachable again."""
+    return error_response(
+        503,
+        "the database is unavailable; retry later",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
@@ -112,3 +144,25 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidCursorError)
     async def _bad_cursor(_: Request, exc: InvalidCursorError) -> JSONResponse:
         return error_response(400, str(exc), [{"loc": ["query", "cursor"], "msg": str(exc)}])
+
+    async def _database_error(request: Request, exc: Exception) -> Response:
+        if not is_unavailable(exc):
+            raise exc
+        db: Database | None = getattr(request.app.state, "db", None)
+        if db is not None:
+            db.outage.failed(exc)
+        return database_unavailable()
+
+    for kind in (DatabaseUnavailableError, sa_exc.DBAPIError, sa_exc.TimeoutError):
+        app.add_exception_handler(kind, _database_error)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, _: ClientDisconnect) -> Response:
+        # Nobody is left to read an answer; not the hub's fault, so no traceback.
+        log.debug("client disconnected during %s %s", request.method, request.url.path)
+        return Response(status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _internal_error(_: Request, __: Exception) -> JSONResponse:
+        # Starlette re-raises once this answer is sent; the server logs the traceback.
+        return error_response(500, "internal error; the hub's log has the details")

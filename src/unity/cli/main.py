@@ -109,21 +109,10 @@ def serve(
         force=True,
     )
     # Imported here so the other commands start without loading the web stack.
-    import uvicorn
-
+    from unity import server
     from unity.app import create_app
 
-    # log_config=None: uvicorn's loggers propagate to the handler above, one format on stderr.
-    # proxy_headers=False: only UNITY_TRUSTED_PROXIES decides whose X-Forwarded-For
-    # counts (see unity.api.clients); uvicorn would otherwise trust 127.0.0.1.
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=level,
-        log_config=None,
-        proxy_headers=False,
-    )
+    server.run(create_app(settings), settings, level)
 
 
 if __name__ == "__main__":

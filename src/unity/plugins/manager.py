@@ -50,7 +50,7 @@ from unity.plugins.worker import PluginWorker
 from unity.settings import Settings
 from unity.storage import housekeeping, registry
 from unity.storage import metrics as metric_store
-from unity.storage.db import Database
+from unity.storage.db import Database, is_unavailable
 from unity.storage.models import Plugin
 from unity.storage.types import utcnow
 from unity_sdk import (
@@ -610,6 +610,7 @@ class PluginManager:
                 removed = await self.purge()
                 if removed:
                     log.info("retention removed %s", removed)
-            except Exception:
-                log.exception("retention pass failed")
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    log.exception("retention pass failed")
             await asyncio.sleep(self.settings.retention_check_seconds)

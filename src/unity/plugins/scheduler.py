@@ -16,6 +16,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from unity.storage.db import is_unavailable
+
 __all__ = ["Schedule", "Scheduler"]
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,10 @@ class Scheduler:
             return await self._run(plugin_id)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("run of plugin %s failed inside the hub", plugin_id)
+        except Exception as exc:
+            if is_unavailable(exc):
+                # The database logs its outage once; a traceback per run adds nothing.
+                log.debug("run of plugin %s not recorded: database unavailable", plugin_id)
+            else:
+                log.exception("run of plugin %s failed inside the hub", plugin_id)
             return None

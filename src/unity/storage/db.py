@@ -1,18 +1,21 @@
-"""The database handle: engine, session factory and migrations."""
+"""The database handle: engine, session factory, migrations, and outage tracking."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, event, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,9 +25,93 @@ from sqlalchemy.ext.asyncio import (
 
 from unity.storage.private import private_sqlite_file
 
-__all__ = ["Database", "alembic_config"]
+__all__ = [
+    "Database",
+    "DatabaseUnavailableError",
+    "Outage",
+    "alembic_config",
+    "is_unavailable",
+]
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# SQLite errors that say "not now" rather than "this statement is wrong".
+_SQLITE_UNAVAILABLE = (
+    "database is locked",
+    "disk i/o error",
+    "unable to open database file",
+    "database or disk is full",
+    "attempt to write a readonly database",
+)
+# PostgreSQL SQLSTATE classes of the same kind: connection exceptions,
+# insufficient resources, operator intervention (shutdown, starting up).
+_POSTGRES_UNAVAILABLE = ("08", "53", "57P")
+_CONNECT_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+class DatabaseUnavailableError(ConnectionError):
+    """The database could not be reached; the request may succeed once it is back.
+
+    A ``ConnectionError`` (so an ``OSError``), as the bare connect failure it
+    replaces was: code that handled that keeps working."""
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database is unreachable or refusing work for now
+    (as opposed to a bug or bad data), so the caller should retry later."""
+    if isinstance(exc, DatabaseUnavailableError | sa_exc.TimeoutError):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_POSTGRES_UNAVAILABLE):
+        return True
+    message = str(exc.orig).lower()
+    return isinstance(exc, sa_exc.OperationalError) and message.startswith(_SQLITE_UNAVAILABLE)
+
+
+class Outage:
+    """Whether the database is down, so an outage is logged once, not per failure."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.since is not None
+
+    def failed(self, exc: BaseException) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.error("database unavailable, answering 503 until it is back: %s", _describe(exc))
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            log.info("database available again after %.1f s", time.monotonic() - self.since)
+            self.since = None
+
+
+def _describe(exc: BaseException) -> str:
+    cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc.__cause__ or exc
+    return f"{type(cause).__name__}: {cause}".split("\n", 1)[0]
+
+
+def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+    # A refused or timed-out connect surfaces as a bare OSError; name it so the
+    # API can tell "database down" from a bug.
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except _CONNECT_ERRORS as exc:
+        raise DatabaseUnavailableError(f"cannot connect to the database: {exc}") from exc
+
 
 # aiosqlite logs every call at DEBUG with its SQL parameters: configs, secrets,
 # token hashes. Like SQLAlchemy does for its own loggers, set a level unless
@@ -45,7 +132,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: an acknowledged write survives a power loss, not only a crash of the hub.
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
@@ -53,8 +141,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """Owns the async engine; hands out sessions; applies migrations."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, connect_timeout: float = 10) -> None:
         self.url = make_url(url)
+        self.outage = Outage()
         # Parameters stay out of log lines and error messages (they hold secrets).
         kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
@@ -62,8 +151,15 @@ class Database:
             if database and database != ":memory:" and not database.startswith("file:"):
                 private_sqlite_file(Path(database))
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            kwargs.update(
+                pool_size=10,
+                max_overflow=20,
+                pool_pre_ping=True,
+                pool_timeout=connect_timeout,
+                connect_args={"timeout": connect_timeout},
+            )
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        event.listen(self.engine.sync_engine, "do_connect", _connect)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -80,8 +176,19 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session inside a transaction: committed on success, rolled back on error."""
-        async with self.sessionmaker() as session, session.begin():
-            yield session
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                yield session
+        except Exception as exc:
+            if is_unavailable(exc):
+                self.outage.failed(exc)
+            raise
+        self.outage.recovered()
+
+    async def ping(self) -> None:
+        """One round trip; raises when the database does not answer."""
+        async with self.session() as session:
+            await session.execute(text("SELECT 1"))
 
     @asynccontextmanager
     async def writer(self) -> AsyncIterator[AsyncSession]:

@@ -1,11 +1,15 @@
-"""Liveness (``/healthz``) and the Prometheus exposition (``/metrics``)."""
+"""Liveness (``/healthz``), readiness (``/readyz``) and the Prometheus
+exposition (``/metrics``)."""
 
 from __future__ import annotations
+
+import asyncio
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from unity.api.deps import ManagerDep, ReadToken, SessionDep
+from unity.api.deps import DatabaseDep, ManagerDep, ReadToken, SessionDep, SettingsDep
+from unity.api.errors import database_unavailable
 from unity.prometheus import render_exposition
 
 __all__ = ["router"]
@@ -17,6 +21,20 @@ router = APIRouter(tags=["system"])
 async def healthz() -> dict[str, str]:
     """Liveness: answers while the process serves requests. Needs no credential."""
     return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "The database is unavailable"}})
+async def readyz(db: DatabaseDep, settings: SettingsDep) -> Response:
+    """Readiness: 200 when the database answers, else 503 with ``Retry-After``.
+    For load balancers; needs no credential. ``/healthz`` stays up meanwhile."""
+    try:
+        async with asyncio.timeout(settings.database_connect_timeout):
+            await db.ping()
+    except Exception as exc:
+        # Whatever stops a SELECT 1 makes the hub unfit for traffic.
+        db.outage.failed(exc)
+        return database_unavailable()
+    return Response('{"status":"ok"}', media_type="application/json")
 
 
 @router.get("/metrics", response_class=Response)
