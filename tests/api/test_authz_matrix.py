@@ -82,6 +82,7 @@ RULE: dict[str, dict[str, str | int]] = {
 # Operations that take no hub credential, and what any of the matrix's credentials gets.
 PUBLIC: dict[tuple[str, str], str | int] = {
     ("GET", "/healthz"): 200,
+    ("GET", "/readyz"): 200,
     # Needs an enrollment token, which is none of the matrix's credentials.
     ("POST", "/api/plugins/v2/register"): 401,
 }

@@ -115,6 +115,7 @@ async def report_health(
 ) -> HealthAccepted:
     """An external plugin reports its own health and buffer state. A body over
     the size limit is refused with 413, ``details`` over theirs with 422."""
-    report = parse_body(HealthReport, await read_json(request, MAX_HEALTH_REPORT_BYTES))
+    raw = await read_json(request, MAX_HEALTH_REPORT_BYTES, model_checks_numbers=True)
+    report = parse_body(HealthReport, raw)
     received = await external.record_health(manager, plugin_id, report)
     return HealthAccepted(plugin_id=plugin_id, status=report.status, received_at=received)
