@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Annotated, Any
 
 import typer
@@ -90,8 +91,20 @@ def serve(
             "--reload", help="Hot-reload plugins when their source files change (development)."
         ),
     ] = False,
+    isolate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--isolate",
+            metavar="PLUGIN_ID",
+            help="Run this plugin in process isolation (repeatable; adds to "
+            "UNITY_PROCESS_ISOLATION).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the hub: API, scheduler and plugins, until Ctrl-C."""
+    """Run the hub: API, scheduler and plugins, until Ctrl-C or SIGTERM.
+
+    Stopping takes at most UNITY_SHUTDOWN_GRACE_SECONDS (default 10).
+    """
     overrides: dict[str, Any] = {}
     if host is not None:
         overrides["host"] = host
@@ -100,6 +113,11 @@ def serve(
     if reload:
         overrides["dev_mode"] = True
     settings = load_settings(**overrides)
+    if isolate:
+        extra = [plugin_id for plugin_id in isolate if plugin_id not in settings.process_isolation]
+        settings = settings.model_copy(
+            update={"process_isolation": [*settings.process_isolation, *extra]}
+        )
     level = _log_level(settings.log_level)
     logging.basicConfig(
         level=level,
@@ -113,14 +131,28 @@ def serve(
 
     from unity.app import create_app
 
+    hub = create_app(settings)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # The grace period counts from here: the app's shutdown gets what is left.
+            hub.state.shutdown_started = time.monotonic()
+            await super().shutdown(sockets=sockets)
+
     # log_config=None: uvicorn's loggers propagate to the handler above, one format on stderr.
-    uvicorn.run(
-        create_app(settings),
+    # Open requests get half the grace period; the plugins' shutdown the rest.
+    config = uvicorn.Config(
+        hub,
         host=settings.host,
         port=settings.port,
         log_level=level,
         log_config=None,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds / 2)),
     )
+    server = Server(config)
+    server.run()
+    if not server.started:
+        sys.exit(3)
 
 
 if __name__ == "__main__":

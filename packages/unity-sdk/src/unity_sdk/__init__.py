@@ -14,6 +14,7 @@ from unity_sdk.errors import (
     CollectionError,
     ConfigError,
     DependencyMissingError,
+    DocumentTooLargeError,
     HubAuthError,
     HubError,
     HubRequestError,
@@ -35,7 +36,13 @@ from unity_sdk.metadata import (
     PluginMetadata,
     Requirements,
 )
-from unity_sdk.metrics import check_document, iter_metric_values, undeclared_numbers
+from unity_sdk.metrics import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    check_document,
+    encode_document,
+    iter_metric_values,
+    undeclared_numbers,
+)
 from unity_sdk.plugin import PluginBase
 from unity_sdk.wire import (
     BatchAccepted,
@@ -51,10 +58,12 @@ from unity_sdk.wire import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_MAX_DOCUMENT_BYTES",
     "BatchAccepted",
     "CollectionError",
     "ConfigError",
     "DependencyMissingError",
+    "DocumentTooLargeError",
     "ExternalPluginBase",
     "HealthAccepted",
     "HealthReport",
@@ -84,6 +93,7 @@ __all__ = [
     "UnityError",
     "__version__",
     "check_document",
+    "encode_document",
     "iter_metric_values",
     "undeclared_numbers",
 ]

@@ -1,0 +1,193 @@
+"""Per-plugin output budgets: what plugin code prints and logs, bounded per run.
+
+In-hub plugins share the hub's ``sys.stdout``, ``sys.stderr`` and logging
+handlers, so one plugin printing in a loop can fill the disk. While a manager
+runs, the standard streams are wrapped and the root logger's handlers get a
+filter; a write or log record is charged to the plugin whose code produced it
+-- code on the plugin's worker thread, or anything running in the plugin's
+context (its coroutines and the threads they start with ``asyncio.to_thread``).
+Each plugin may write ``limit`` bytes per run; the rest is dropped, counted,
+and reported in one warning when the run ends. Output the hub writes itself
+is never charged.
+
+C extensions writing to file descriptor 1 or 2 directly bypass this; such
+plugins belong in process isolation, where the child's output is read by the
+hub through a bounded pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any, TextIO, cast
+
+__all__ = ["OutputBudget", "OutputGuard", "attributed", "bind_thread", "guard"]
+
+_current: ContextVar[str | None] = ContextVar("unity_plugin_output_owner", default=None)
+_threads: dict[int, str] = {}
+
+
+def bind_thread(plugin_id: str) -> None:
+    """Charge everything the calling thread writes to ``plugin_id`` (a worker thread)."""
+    _threads[threading.get_ident()] = plugin_id
+
+
+def unbind_thread() -> None:
+    _threads.pop(threading.get_ident(), None)
+
+
+@contextlib.contextmanager
+def attributed(plugin_id: str) -> Iterator[None]:
+    """Charge what runs in this context (and tasks or threads it starts) to ``plugin_id``."""
+    token = _current.set(plugin_id)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def owner() -> str | None:
+    """The plugin the current code writes for, or None for the hub itself."""
+    return _current.get() or _threads.get(threading.get_ident())
+
+
+class OutputBudget:
+    """Bytes one plugin may still write in the current run; counts what was dropped."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.dropped_writes = 0
+        self.dropped_bytes = 0
+        self._lock = threading.Lock()
+
+    def admit(self, size: int) -> bool:
+        with self._lock:
+            if self.used + size <= self.limit:
+                self.used += size
+                return True
+            self.dropped_writes += 1
+            self.dropped_bytes += size
+            return False
+
+    def settle(self) -> tuple[int, int]:
+        """Start a new run's budget; return what was dropped since the last one."""
+        with self._lock:
+            dropped = (self.dropped_writes, self.dropped_bytes)
+            self.used = self.dropped_writes = self.dropped_bytes = 0
+            return dropped
+
+
+class _GuardedStream:
+    """``sys.stdout``/``sys.stderr`` as plugins see them: charged to their budget."""
+
+    def __init__(self, stream: TextIO, guard: OutputGuard) -> None:
+        self._stream = stream
+        self._guard = guard
+
+    def write(self, text: str) -> int:
+        budget = self._guard.budget_of_owner()
+        if budget is None or budget.admit(len(text)):
+            return self._stream.write(text)
+        return len(text)
+
+    def writelines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class _BudgetFilter(logging.Filter):
+    """Drops log records of plugins past their budget (decided once per record)."""
+
+    def __init__(self, guard: OutputGuard) -> None:
+        super().__init__("unity.plugin-output")
+        self._guard = guard
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        verdict = record.__dict__.get("_unity_output_admitted")
+        if verdict is None:
+            budget = self._guard.budget_of_owner()
+            if budget is None:
+                verdict = True
+            else:
+                try:
+                    size = len(record.getMessage())
+                except Exception:
+                    size = len(str(record.msg))
+                if record.exc_info and record.exc_info[1] is not None:
+                    # The traceback's last line repeats the message; count it too.
+                    size += len(str(record.exc_info[1])) + 512
+                verdict = budget.admit(size)
+            record.__dict__["_unity_output_admitted"] = verdict
+        return bool(verdict)
+
+
+class OutputGuard:
+    """The process-wide wrapper of the standard streams and the logging filter.
+
+    Managers install it when they start and remove it when they stop; it stays
+    in place while at least one manager runs (tests and benchmarks run several).
+    """
+
+    def __init__(self) -> None:
+        self._budgets: dict[str, OutputBudget] = {}
+        self._lock = threading.Lock()
+        self._users = 0
+        self._streams: tuple[TextIO, TextIO] | None = None
+        self._filter = _BudgetFilter(self)
+
+    def budget(self, plugin_id: str, limit: int) -> OutputBudget:
+        """The budget of ``plugin_id`` (created on first use, ``limit`` bytes per run)."""
+        with self._lock:
+            existing = self._budgets.get(plugin_id)
+            if existing is None:
+                existing = self._budgets[plugin_id] = OutputBudget(limit)
+            existing.limit = limit
+            return existing
+
+    def budget_of_owner(self) -> OutputBudget | None:
+        plugin_id = owner()
+        return None if plugin_id is None else self._budgets.get(plugin_id)
+
+    def install(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users == 1:
+                stdout, stderr = sys.stdout, sys.stderr
+                self._streams = (stdout, stderr)
+                sys.stdout = cast(TextIO, _GuardedStream(stdout, self))
+                sys.stderr = cast(TextIO, _GuardedStream(stderr, self))
+        self.watch_handlers()
+
+    def uninstall(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users > 0 or self._streams is None:
+                return
+            stdout, stderr = self._streams
+            self._streams = None
+            # Put the originals back only where nobody replaced our wrappers since.
+            if isinstance(sys.stdout, _GuardedStream):
+                sys.stdout = stdout
+            if isinstance(sys.stderr, _GuardedStream):
+                sys.stderr = stderr
+            for handler in logging.getLogger().handlers:
+                handler.removeFilter(self._filter)
+
+    def watch_handlers(self) -> None:
+        """Filter the root logger's handlers, including ones added since the last call."""
+        if self._users <= 0:
+            return
+        for handler in logging.getLogger().handlers:
+            if self._filter not in handler.filters:
+                handler.addFilter(self._filter)
+
+
+guard = OutputGuard()

@@ -1,0 +1,184 @@
+"""Per-run limits on what a plugin may produce: documents, errors, printed and logged output."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from tests.support import misbehaving
+
+from unity.plugins.loader import PluginLoader
+from unity.plugins.manager import PluginManager
+from unity.plugins.runtime import MAX_ERROR_CHARS
+from unity.settings import Settings
+from unity.storage.db import Database
+from unity.storage.models import PluginExecution, PluginMetric
+from unity_sdk import DocumentTooLargeError, encode_document
+
+LIMIT_MESSAGE = "larger than the 1,048,576-byte limit"
+
+
+class Sized(misbehaving._Base):
+    """Returns a document of ``config["size"]`` characters."""
+
+    plugin_id = "sized"
+
+    async def collect_data(self) -> dict[str, Any]:
+        return {"value": 1, "blob": "s" * int(self.config.get("size", 10))}
+
+
+CLASSES: list[type[Any]] = [
+    misbehaving.Healthy,
+    misbehaving.HugeDocument,
+    misbehaving.HugeDocumentIsolated,
+    Sized,
+    misbehaving.Raises,
+    misbehaving.RaisesUnexpected,
+    misbehaving.Prints,
+    misbehaving.Logs,
+    misbehaving.PrintsIsolated,
+]
+
+
+@pytest.fixture
+async def start(settings: Settings) -> AsyncIterator[Any]:
+    """Start a manager (inside the test, so it sees the test's captured streams)."""
+    managers: list[PluginManager] = []
+
+    async def make(**overrides: Any) -> PluginManager:
+        db = Database(settings.effective_database_url)
+        await db.upgrade()
+        manager = PluginManager(
+            db, settings.model_copy(update=overrides), PluginLoader(CLASSES, group="none")
+        )
+        await manager.start()
+        managers.append(manager)
+        return manager
+
+    yield make
+    for manager in managers:
+        await manager.stop()
+        await manager.db.dispose()
+
+
+async def _stored(manager: PluginManager, plugin_id: str) -> tuple[int, list[PluginExecution]]:
+    async with manager.db.session() as session:
+        metrics = await session.scalar(
+            select(func.count())
+            .select_from(PluginMetric)
+            .where(PluginMetric.plugin_id == plugin_id)
+        )
+        runs = await session.scalars(
+            select(PluginExecution).where(PluginExecution.plugin_id == plugin_id)
+        )
+        return int(metrics or 0), list(runs)
+
+
+@pytest.mark.parametrize("plugin_id", ["huge-document", "huge-document-isolated"])
+async def test_a_document_over_the_limit_fails_the_run_and_stores_nothing(
+    start: Any, plugin_id: str
+) -> None:
+    manager = await start()
+    result = await manager.execute(plugin_id)
+    assert result.status == "failed"
+    assert result.error is not None
+    assert result.error.startswith("DocumentTooLargeError: ")
+    assert LIMIT_MESSAGE in result.error
+    assert "UNITY_MAX_DOCUMENT_BYTES" in result.error
+    metrics, runs = await _stored(manager, plugin_id)
+    assert metrics == 0
+    assert [r.status for r in runs] == ["failed"]
+    assert runs[0].error == result.error
+
+
+async def test_the_document_limit_is_a_setting(start: Any) -> None:
+    manager = await start(max_document_bytes=4096)
+    await manager.set_config("sized", {"size": 3000})
+    assert (await manager.execute("sized")).status == "success"
+    await manager.set_config("sized", {"size": 5000})
+    result = await manager.execute("sized")
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "4,096-byte limit" in result.error
+    metrics, _ = await _stored(manager, "sized")
+    assert metrics == 1
+
+
+def test_encode_document_stops_at_the_limit() -> None:
+    assert encode_document({"a": [1, 2.5, None]}, max_bytes=1024) == '{"a": [1, 2.5, null]}'
+    with pytest.raises(DocumentTooLargeError, match="100-byte limit"):
+        encode_document({"blob": "x" * 200}, max_bytes=100)
+    with pytest.raises(TypeError, match="expected a dict"):
+        encode_document([1, 2])
+    with pytest.raises(TypeError, match="not JSON"):
+        encode_document({"x": float("nan")})
+
+
+@pytest.mark.parametrize("plugin_id", ["raises", "raises-unexpected"])
+async def test_a_huge_error_message_is_recorded_truncated(
+    start: Any, plugin_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    manager = await start()
+    caplog.set_level(logging.WARNING)
+    result = await manager.execute(plugin_id)
+    assert result.status == "failed"
+    assert result.error is not None
+    assert len(result.error) < MAX_ERROR_CHARS + 100
+    assert result.error.endswith("characters, truncated)")
+    _, runs = await _stored(manager, plugin_id)
+    assert runs[0].error == result.error
+    # The hub's own warning with the traceback is charged to the plugin's budget.
+    logged = sum(
+        len(r.getMessage()) + len(str(r.exc_info and r.exc_info[1])) for r in caplog.records
+    )
+    assert logged < 2 * 64 * 1024
+
+
+async def test_printing_is_capped_per_run(
+    start: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    manager = await start(plugin_output_bytes=10_000)
+    caplog.set_level(logging.WARNING)
+    for _ in range(2):
+        result = await manager.execute("prints")
+        assert result.status == "success"
+        out = capsys.readouterr().out
+        # 20,000 lines of 100 bytes were printed; 10,000 bytes per run get through.
+        assert 9_000 <= len(out) <= 10_000
+    notes = [r.getMessage() for r in caplog.records if "output limit" in r.getMessage()]
+    assert len(notes) == 2
+    assert "plugin prints: output limit of 10000 bytes per run reached" in notes[0]
+    assert "dropped 39800 writes" in notes[0]
+    # The hub's own output is never charged to a plugin.
+    print("from the hub " * 2000)
+    assert len(capsys.readouterr().out) > 20_000
+
+
+async def test_logging_is_capped_per_run(start: Any, caplog: pytest.LogCaptureFixture) -> None:
+    manager = await start(plugin_output_bytes=10_000)
+    caplog.set_level(logging.WARNING)
+    result = await manager.execute("logs")
+    assert result.status == "success"
+    flood = [r for r in caplog.records if r.getMessage().startswith("flood ")]
+    # 20,000 records of 100 bytes were logged; 10,000 bytes of them get through.
+    assert 90 <= len(flood) <= 100
+    notes = [r.getMessage() for r in caplog.records if "output limit" in r.getMessage()]
+    assert notes == [
+        "plugin logs: output limit of 10000 bytes per run reached; dropped "
+        f"{20_000 - len(flood)} writes and log records ({(20_000 - len(flood)) * 100} bytes)"
+    ]
+    logging.getLogger("unity.tests").warning("the hub still logs")
+    assert caplog.records[-1].getMessage() == "the hub still logs"
+
+
+async def test_an_isolated_plugin_output_stays_out_of_the_hub(
+    start: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    manager = await start(plugin_output_bytes=10_000)
+    result = await manager.execute("prints-isolated")
+    assert result.status == "success", result.error
+    assert result.data == {"value": 1}
+    assert capfd.readouterr().out == ""
