@@ -132,6 +132,13 @@ class Settings(BaseSettings):
         description="Bytes of print and log output a plugin may write per run; "
         "the rest is dropped and counted in one warning.",
     )
+    plugin_cpu_share: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Share of one CPU core a thread-mode plugin may use on average; "
+        "after a run that used more, its next run waits longer (0: no limit).",
+    )
     shutdown_grace_seconds: float = Field(
         default=10.0,
         gt=0,

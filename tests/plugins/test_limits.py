@@ -40,6 +40,7 @@ CLASSES: list[type[Any]] = [
     misbehaving.Prints,
     misbehaving.Logs,
     misbehaving.PrintsIsolated,
+    misbehaving.SpinsCpu,
 ]
 
 
@@ -182,3 +183,16 @@ async def test_an_isolated_plugin_output_stays_out_of_the_hub(
     assert result.status == "success", result.error
     assert result.data == {"value": 1}
     assert capfd.readouterr().out == ""
+
+
+async def test_a_plugin_burning_cpu_in_thread_mode_runs_less_often(start: Any) -> None:
+    manager = await start(plugin_cpu_share=0.01)
+    assert (await manager.execute("spins-cpu")).status == "success"
+    assert (await manager.execute("healthy")).status == "success"
+    spins, healthy = manager.get("spins-cpu"), manager.get("healthy")
+    # It spun for 0.8 s: even a tenth of that in CPU time at 1 % of a core is 8 s.
+    assert manager.next_delay(spins) > 5 * spins.interval
+    assert manager.next_delay(healthy) == healthy.interval
+    unlimited = await start(plugin_cpu_share=0)
+    assert (await unlimited.execute("spins-cpu")).status == "success"
+    assert unlimited.next_delay(unlimited.get("spins-cpu")) == spins.interval

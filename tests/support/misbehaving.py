@@ -54,17 +54,18 @@ class _Base(PluginBase):
 
 class Healthy(_Base):
     plugin_id = "healthy"
+    interval = 0.5
 
 
-class Healthy2(_Base):
+class Healthy2(Healthy):
     plugin_id = "healthy-two"
 
 
-class Healthy3(_Base):
+class Healthy3(Healthy):
     plugin_id = "healthy-three"
 
 
-class Healthy4(_Base):
+class Healthy4(Healthy):
     plugin_id = "healthy-four"
 
 

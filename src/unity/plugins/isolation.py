@@ -1,8 +1,8 @@
 """Process isolation: run one call of a plugin in a child process.
 
 A plugin with ``isolation=process`` runs each collection and health check in
-a fresh ``python -m unity.plugins.isolation`` child: it gets a new instance,
-``on_enable``, the call, ``on_disable``. The hub kills the child on timeout,
+a fresh ``python -m unity.plugins._child`` process at a lower CPU priority: it
+gets a new instance, ``on_enable``, the call, ``on_disable``. The hub kills the child on timeout,
 so a plugin stuck in C code or a runaway allocation is really stopped. The
 child's address space is capped (``memory_mb``). The request goes over stdin
 and the answer comes back as one JSON line on the child's original stdout;
@@ -108,7 +108,7 @@ async def run_isolated(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "unity.plugins.isolation",
+        "unity.plugins._child",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

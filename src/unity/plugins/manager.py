@@ -359,12 +359,34 @@ class PluginManager:
         )
 
     def next_delay(self, managed: ManagedPlugin) -> float:
-        """The interval, or an exponential backoff after consecutive failures."""
+        """The interval, an exponential backoff after consecutive failures, or longer
+        when the plugin's last run used more than its share of a CPU core."""
         if managed.consecutive_failures == 0:
-            return managed.interval
+            return max(managed.interval, managed.cpu_delay)
         exponent = min(managed.consecutive_failures, 16)
         ceiling = max(self.settings.max_backoff_seconds, managed.interval)
-        return float(min(managed.interval * 2.0**exponent, ceiling))
+        return max(float(min(managed.interval * 2.0**exponent, ceiling)), managed.cpu_delay)
+
+    def _charge_cpu(self, managed: ManagedPlugin) -> None:
+        """Space the next run so the plugin's thread keeps to its share of a core.
+
+        Thread-mode plugins share the hub's process (and its GIL): one that burns
+        CPU in every run would starve the others. The CPU its worker thread used
+        since the previous run decides the shortest delay before the next one.
+        """
+        share = self.settings.plugin_cpu_share
+        total = managed.worker.cpu_seconds()
+        used, managed.cpu_mark = total - managed.cpu_mark, total
+        managed.cpu_delay = used / share if share > 0 else 0.0
+        if managed.cpu_delay > managed.interval:
+            log.warning(
+                "plugin %s used %.2f s of CPU since its previous run; its next run waits "
+                "%.1f s (UNITY_PLUGIN_CPU_SHARE=%g of a core)",
+                managed.id,
+                used,
+                managed.cpu_delay,
+                share,
+            )
 
     async def _hook(self, managed: ManagedPlugin, name: str, *args: Any) -> bool:
         if managed.isolated:
@@ -443,7 +465,7 @@ class PluginManager:
 
             async def collect() -> dict[str, Any]:
                 # Encoded on the plugin's thread: a huge document costs that thread,
-                # not the hub's event loop, and encoding stops at the limit.
+                # not the hub's event loop.
                 return as_document(await instance.collect_data(), limit)
 
             document = await managed.worker.call(collect, timeout=timeout)
@@ -488,6 +510,8 @@ class PluginManager:
                 trigger=trigger,
             )
         self._settle_output(managed)
+        if not managed.isolated:
+            self._charge_cpu(managed)
         self.stats.runs.labels(managed.id, status).inc()
         self.stats.run_duration.labels(managed.id).observe(duration_ms / 1000)
         if failure is not None and not managed.worker.busy:

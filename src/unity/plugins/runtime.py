@@ -82,6 +82,10 @@ class ManagedPlugin:
     remotes: dict[str, tuple[PluginBase, SSHRunner]] = field(default_factory=dict)
     # Set by the admin (UNITY_PROCESS_ISOLATION, UNITY_ISOLATE_ENTRY_POINTS).
     force_process: bool = False
+    # CPU seconds of the worker thread at the end of the last run, and the delay
+    # that CPU use imposes on the next run (UNITY_PLUGIN_CPU_SHARE).
+    cpu_mark: float = 0.0
+    cpu_delay: float = 0.0
 
     @property
     def id(self) -> str:

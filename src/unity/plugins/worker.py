@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -34,6 +35,7 @@ class PluginWorker:
         self.name = name
         self._loop = asyncio.new_event_loop()
         self._inflight = 0
+        self._cpu = 0.0
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name=f"plugin:{name}", daemon=True)
         self._thread.start()
@@ -47,6 +49,16 @@ class PluginWorker:
             # Closed here, by its own thread, whenever that thread gets free: the hub
             # does not wait for a plugin stuck in blocking code.
             self._loop.close()
+
+    def cpu_seconds(self) -> float:
+        """CPU time the worker thread has used so far (0 where the OS cannot tell)."""
+        ident = self._thread.ident
+        if ident is None or not hasattr(time, "pthread_getcpuclockid"):
+            return 0.0
+        # Once the thread has ended, its clock is gone: keep the last reading.
+        with contextlib.suppress(OSError):
+            self._cpu = time.clock_gettime(time.pthread_getcpuclockid(ident))
+        return self._cpu
 
     @property
     def busy(self) -> bool:

@@ -30,29 +30,22 @@ def encode_document(document: Any, *, max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTE
     """``document`` as the JSON text the hub stores; at most ``max_bytes`` bytes.
 
     Raises ``TypeError`` when it is not a dict or not JSON (NaN, infinity) and
-    :class:`DocumentTooLargeError` when it is larger than ``max_bytes``. The
-    encoding stops as soon as the limit is passed, so a huge document costs
-    no more than the limit; non-JSON values (datetimes...) become strings.
+    :class:`DocumentTooLargeError` when it is larger than ``max_bytes``.
+    Non-JSON values (datetimes...) become strings.
     """
     if not isinstance(document, dict):
         raise TypeError(f"collect_data returned {type(document).__name__}, expected a dict")
-    # The incremental encoder (pure Python, ASCII output: one byte per character)
-    # can stop early, and lets other threads run between its chunks.
-    encoder = json.JSONEncoder(allow_nan=False, default=str)
-    parts: list[str] = []
-    size = 0
     try:
-        for chunk in encoder.iterencode(document):
-            size += len(chunk)
-            if size > max_bytes:
-                raise DocumentTooLargeError(
-                    f"the document is larger than the {max_bytes:,}-byte limit "
-                    "(UNITY_MAX_DOCUMENT_BYTES); nothing of this run was stored"
-                )
-            parts.append(chunk)
+        # ASCII output (ensure_ascii): one byte per character.
+        text = json.dumps(document, allow_nan=False, default=str)
     except ValueError as exc:
         raise TypeError(f"collect_data returned a document that is not JSON: {exc}") from exc
-    return "".join(parts)
+    if len(text) > max_bytes:
+        raise DocumentTooLargeError(
+            f"the document is larger than the {max_bytes:,}-byte limit "
+            f"({len(text):,} bytes; UNITY_MAX_DOCUMENT_BYTES); nothing of this run was stored"
+        )
+    return text
 
 
 def iter_metric_values(
