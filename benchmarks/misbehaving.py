@@ -329,7 +329,7 @@ async def run(ctx: Context) -> list[Table]:
                 ],
                 notes=[
                     f"isolated children are capped at {ISOLATION_MEMORY_MB} MiB "
-                    "(UNITY_ISOLATION_MEMORY_MB); the output cap is the default 64 KiB per run",
+                    "(UNITY_ISOLATION_MEMORY_MB); the output cap is the default 64 KiB a minute",
                 ],
             )
         )

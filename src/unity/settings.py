@@ -129,8 +129,8 @@ class Settings(BaseSettings):
     plugin_output_bytes: int = Field(
         default=64 * 1024,
         ge=0,
-        description="Bytes of print and log output a plugin may write per run; "
-        "the rest is dropped and counted in one warning.",
+        description="Bytes of print and log output a plugin may write at once and per "
+        "minute; the rest is dropped and counted in one warning per run.",
     )
     plugin_cpu_share: float = Field(
         default=0.1,

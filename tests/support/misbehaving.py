@@ -174,6 +174,7 @@ class Prints(_Base):
     """print() in a loop: 20,000 lines of 100 characters per run."""
 
     plugin_id = "prints"
+    timeout = 10.0
 
     async def collect_data(self) -> dict[str, Any]:
         line = "p" * 99
@@ -186,6 +187,7 @@ class Logs(_Base):
     """Its logger in a loop: 20,000 warnings of 100 characters per run."""
 
     plugin_id = "logs"
+    timeout = 10.0
 
     async def collect_data(self) -> dict[str, Any]:
         for index in range(20_000):

@@ -230,7 +230,7 @@ class PluginManager:
             consecutive_failures=failures,
             force_process=force_process,
         )
-        output.guard.budget(plugin.id, self.settings.plugin_output_bytes)
+        output.guard.register(plugin.id, self.settings.plugin_output_bytes)
         if force_process:
             log.info("plugin %s runs in process isolation (set by the settings)", plugin.id)
         if created:
@@ -529,11 +529,11 @@ class PluginManager:
         )
 
     def _settle_output(self, managed: ManagedPlugin) -> None:
-        """Report what the plugin's output budget dropped, and renew it for the next run."""
+        """Report what the plugin's output budget dropped since its previous run."""
         writes, size = output.guard.budget(managed.id, self.settings.plugin_output_bytes).settle()
         if writes:
             log.warning(
-                "plugin %s: output limit of %d bytes per run reached; dropped %d writes "
+                "plugin %s: output limit of %d bytes (a minute) reached; dropped %d writes "
                 "and log records (%d bytes)",
                 managed.id,
                 self.settings.plugin_output_bytes,

@@ -6,9 +6,11 @@ runs, the standard streams are wrapped and the root logger's handlers get a
 filter; a write or log record is charged to the plugin whose code produced it
 -- code on the plugin's worker thread, or anything running in the plugin's
 context (its coroutines and the threads they start with ``asyncio.to_thread``).
-Each plugin may write ``limit`` bytes per run; the rest is dropped, counted,
-and reported in one warning when the run ends. Output the hub writes itself
-is never charged.
+Each plugin has a budget of ``limit`` bytes that refills at ``limit`` bytes a
+minute: a run may write up to ``limit`` at once, and a plugin running every
+second still writes no more than ``limit`` a minute. The rest is dropped,
+counted, and reported in one warning when the run ends. Output the hub writes
+itself is never charged.
 
 C extensions writing to file descriptor 1 or 2 directly bypass this; such
 plugins belong in process isolation, where the child's output is read by the
@@ -21,6 +23,7 @@ import contextlib
 import logging
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any, TextIO, cast
@@ -55,30 +58,38 @@ def owner() -> str | None:
     return _current.get() or _threads.get(threading.get_ident())
 
 
+REFILL_SECONDS = 60.0
+
+
 class OutputBudget:
-    """Bytes one plugin may still write in the current run; counts what was dropped."""
+    """A token bucket of output bytes for one plugin: ``limit`` at once, ``limit`` a minute."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.used = 0
+        self.tokens = float(limit)
         self.dropped_writes = 0
         self.dropped_bytes = 0
+        self._stamp = time.monotonic()
         self._lock = threading.Lock()
 
     def admit(self, size: int) -> bool:
         with self._lock:
-            if self.used + size <= self.limit:
-                self.used += size
+            now = time.monotonic()
+            refill = (now - self._stamp) * self.limit / REFILL_SECONDS
+            self.tokens = min(float(self.limit), self.tokens + refill)
+            self._stamp = now
+            if size <= self.tokens:
+                self.tokens -= size
                 return True
             self.dropped_writes += 1
             self.dropped_bytes += size
             return False
 
     def settle(self) -> tuple[int, int]:
-        """Start a new run's budget; return what was dropped since the last one."""
+        """Return (and forget) what was dropped since the last call: writes, bytes."""
         with self._lock:
             dropped = (self.dropped_writes, self.dropped_bytes)
-            self.used = self.dropped_writes = self.dropped_bytes = 0
+            self.dropped_writes = self.dropped_bytes = 0
             return dropped
 
 
@@ -143,14 +154,16 @@ class OutputGuard:
         self._streams: tuple[TextIO, TextIO] | None = None
         self._filter = _BudgetFilter(self)
 
-    def budget(self, plugin_id: str, limit: int) -> OutputBudget:
-        """The budget of ``plugin_id`` (created on first use, ``limit`` bytes per run)."""
+    def register(self, plugin_id: str, limit: int) -> OutputBudget:
+        """A full budget of ``limit`` bytes for ``plugin_id`` (replacing any earlier one)."""
         with self._lock:
-            existing = self._budgets.get(plugin_id)
-            if existing is None:
-                existing = self._budgets[plugin_id] = OutputBudget(limit)
-            existing.limit = limit
-            return existing
+            budget = self._budgets[plugin_id] = OutputBudget(limit)
+            return budget
+
+    def budget(self, plugin_id: str, limit: int) -> OutputBudget:
+        """The budget of ``plugin_id`` (registered on first use)."""
+        existing = self._budgets.get(plugin_id)
+        return existing if existing is not None else self.register(plugin_id, limit)
 
     def budget_of_owner(self) -> OutputBudget | None:
         plugin_id = owner()
