@@ -88,8 +88,9 @@ def test_plugins_that_block_while_loading_are_reported_and_the_hub_starts(
         UNITY_PLUGIN_LOAD_TIMEOUT="2",
     )
     hub.start()
-    # The loads are abandoned after 2 s (second-resolution log stamps, a busy machine).
-    assert _startup_seconds(hub.log.read_text()) <= 2 + 6
+    # The loads are abandoned after 2 s; the rest is migrations and the registry sync
+    # on a busy machine (before the bound, start-up never completed).
+    assert _startup_seconds(hub.log.read_text()) <= 2 + 12
     with hub.client() as client:
         answer = client.get("/api/plugins/v2", params={"limit": 1000}).json()
         failures = {f["name"]: f for f in answer["load_failures"]}
@@ -121,8 +122,9 @@ def test_a_plugin_whose_on_enable_blocks_does_not_delay_start(
         UNITY_PLUGIN_LOAD_TIMEOUT="2",
     )
     hub.start()
-    # on_enable may take 30 s before the hub gives up on it; start-up waits 2 s at most.
-    assert _startup_seconds(hub.log.read_text()) <= 2 + 6
+    # on_enable may take 30 s before the hub gives up on it; start-up waits 2 s at most
+    # (it took 30 s and more before).
+    assert _startup_seconds(hub.log.read_text()) <= 2 + 12
     with hub.client() as client:
         wait_until(lambda: len(_executions(client, "healthy")) >= 2, timeout=15)
         assert _executions(client, "enable-blocks") == []
