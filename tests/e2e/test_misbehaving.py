@@ -39,6 +39,7 @@ def _hub(
     enable: list[type[Any]] | None = None,
     import_blocks: bool = False,
     database_url: str = "",
+    args: tuple[str, ...] = (),
     **extra: str,
 ) -> Hub:
     site = misbehaving.install(tmp_path / "site", classes, import_blocks=import_blocks)
@@ -52,7 +53,7 @@ def _hub(
         "UNITY_CONFIG_FILE": str(tmp_path / "absent.toml"),
         **extra,
     }
-    hub = Hub(env, tmp_path / "hub.log")
+    hub = Hub(env, tmp_path / "hub.log", args)
     hubs.append(hub)
     return hub
 
@@ -179,13 +180,22 @@ def test_process_isolation_contains_os_exit(tmp_path: Path, hubs: list[Hub]) -> 
     hub = _hub(
         tmp_path,
         hubs,
-        [misbehaving.Healthy, misbehaving.ExitsIsolated, misbehaving.ExitsThread],
-        # The admin puts a plugin that declares nothing into process isolation.
+        [
+            misbehaving.Healthy,
+            misbehaving.ExitsIsolated,
+            misbehaving.ExitsThread,
+            misbehaving.ExitsThread2,
+        ],
+        # The admin puts plugins that declare nothing into process isolation.
+        args=("--isolate", "exits-thread-two"),
         UNITY_PROCESS_ISOLATION='["exits-thread"]',
     )
     hub.start()
+    log = hub.log.read_text()
+    for plugin_id in ("exits-thread", "exits-thread-two"):
+        assert f"plugin {plugin_id} runs in process isolation (set by the settings)" in log
     with hub.client() as client:
-        for plugin_id in ("exits-isolated", "exits-thread"):
+        for plugin_id in ("exits-isolated", "exits-thread", "exits-thread-two"):
             result = client.post(f"/api/plugins/v2/{plugin_id}/execute").json()
             assert result["status"] == "failed", result
             assert "exited with code 3" in result["error"]

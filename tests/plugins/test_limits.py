@@ -212,3 +212,17 @@ async def test_a_plugin_burning_cpu_in_thread_mode_runs_less_often(start: Any) -
     unlimited = await start(plugin_cpu_share=0)
     assert (await unlimited.execute("spins-cpu")).status == "success"
     assert unlimited.next_delay(unlimited.get("spins-cpu")) == spins.interval
+
+
+async def test_the_admin_can_force_process_isolation(
+    start: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    manager = await start(process_isolation=["prints"], isolate_entry_points=True)
+    assert manager.get("prints").isolated
+    # Plugins listed to the loader directly (like built-ins) are not entry points.
+    assert not manager.get("logs").isolated
+    result = await manager.execute("prints")
+    assert result.status == "success", result.error
+    assert result.data == {"value": 1}
+    # Its 2 MB of prints stayed in the child's pipe.
+    assert capfd.readouterr().out == ""

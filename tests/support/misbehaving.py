@@ -237,6 +237,10 @@ class ExitsThread(_Base):
         os._exit(3)
 
 
+class ExitsThread2(ExitsThread):
+    plugin_id = "exits-thread-two"
+
+
 ALL: list[type[_Base]] = [
     Healthy,
     Healthy2,
@@ -258,6 +262,7 @@ ALL: list[type[_Base]] = [
     HugeDocument,
     ExitsIsolated,
     ExitsThread,
+    ExitsThread2,
 ]
 IMPORT_BLOCKS = "import-blocks"
 

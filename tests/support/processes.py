@@ -28,16 +28,20 @@ def free_port() -> int:
 class Hub:
     """A `unity serve` subprocess with its log captured to a file."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, args: tuple[str, ...] = ()) -> None:
         self.env = env
         self.log = log
+        self.args = args
         self.url = f"http://127.0.0.1:{env['UNITY_PORT']}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(UNITY), "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+                [str(UNITY), "serve", *self.args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
