@@ -7,6 +7,7 @@ the global ``--url`` and ``--token``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -150,7 +151,9 @@ def serve(
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds / 2)),
     )
     server = Server(config)
-    server.run()
+    # As uvicorn.run does: Ctrl-C after a clean shutdown is a normal exit.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
     if not server.started:
         sys.exit(3)
 
