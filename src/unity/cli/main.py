@@ -22,6 +22,8 @@ from unity.cli.output import fail, load_settings
 
 __all__ = ["app"]
 
+SWITCH_INTERVAL = 0.001
+
 app = typer.Typer(
     name="unity",
     no_args_is_help=True,
@@ -132,6 +134,11 @@ def serve(
 
     from unity.app import create_app
 
+    # Thread-mode plugins share the interpreter lock with the event loop. A plugin
+    # thread busy in Python code keeps it for up to the switch interval each time
+    # the loop wants it back; 1 ms instead of 5 ms keeps the API and the other
+    # plugins on time next to a CPU-hungry plugin (docs/operations.md).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     hub = create_app(settings)
 
     class Server(uvicorn.Server):
