@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -44,6 +45,7 @@ CLASSES: list[type[Any]] = [
     misbehaving.Logs,
     misbehaving.PrintsIsolated,
     misbehaving.SpinsCpu,
+    misbehaving.SlowEnable,
 ]
 
 
@@ -226,3 +228,16 @@ async def test_the_admin_can_force_process_isolation(
     assert result.data == {"value": 1}
     # Its 2 MB of prints stayed in the child's pipe.
     assert capfd.readouterr().out == ""
+
+
+async def test_start_does_not_wait_for_a_slow_on_enable(start: Any) -> None:
+    clock = time.monotonic()
+    manager = await start(plugin_load_timeout=0.5, autoenable=["slow-enable", "healthy"])
+    assert time.monotonic() - clock < 2.0
+    assert "healthy" in manager.scheduler
+    assert "slow-enable" not in manager.scheduler
+    # Disabled while its on_enable still runs: it must not be scheduled when that returns.
+    await manager.disable("slow-enable")
+    await asyncio.sleep(2.5)
+    assert "slow-enable" not in manager.scheduler
+    assert not manager.get("slow-enable").active

@@ -115,6 +115,15 @@ class EnableBlocks(_Base):
         time.sleep(_FOREVER)
 
 
+class SlowEnable(_Base):
+    """on_enable() takes two seconds (a slow service to connect to)."""
+
+    plugin_id = "slow-enable"
+
+    async def on_enable(self) -> None:
+        time.sleep(2.0)
+
+
 class Hangs(_Base):
     """Awaits forever: only the timeout ends each run."""
 

@@ -349,6 +349,10 @@ class PluginManager:
             except Exception as exc:
                 await self._update_row(managed.id, last_error=f"on_enable: {describe_error(exc)}")
                 raise PluginStateError(f"on_enable failed: {describe_error(exc)}") from exc
+            if not managed.enabled:
+                # Disabled while a slow on_enable still ran in the background after start.
+                await self._hook(managed, "on_disable")
+                return
         managed.active = True
         self._schedule(managed)
 
