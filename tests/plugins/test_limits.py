@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import logging
 import re
 import time
@@ -241,3 +243,11 @@ async def test_start_does_not_wait_for_a_slow_on_enable(start: Any) -> None:
     await asyncio.sleep(2.5)
     assert "slow-enable" not in manager.scheduler
     assert not manager.get("slow-enable").active
+
+
+async def test_a_stream_replaced_after_start_is_capped_too(start: Any) -> None:
+    manager = await start(plugin_output_bytes=10_000)
+    replaced = io.StringIO()
+    with contextlib.redirect_stdout(replaced):
+        assert (await manager.execute("prints")).status == "success"
+    assert 9_000 <= len(replaced.getvalue()) <= 10_500

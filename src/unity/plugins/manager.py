@@ -479,6 +479,7 @@ class PluginManager:
         return await self.links.collect_targets(managed, timeout)
 
     async def _run(self, managed: ManagedPlugin, *, trigger: str) -> RunResult:
+        output.guard.refresh()
         async with managed.run_lock:
             started = utcnow()
             clock = time.perf_counter()
@@ -546,7 +547,6 @@ class PluginManager:
                 writes,
                 size,
             )
-        output.guard.watch_handlers()
 
     def _next_state(self, managed: ManagedPlugin, failure: BaseException | None) -> RunState:
         if failure is None:

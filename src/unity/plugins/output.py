@@ -100,6 +100,10 @@ class _GuardedStream:
         self._stream = stream
         self._guard = guard
 
+    @property
+    def wrapped(self) -> TextIO:
+        return self._stream
+
     def write(self, text: str) -> int:
         budget = self._guard.budget_of_owner()
         if budget is None or budget.admit(len(text)):
@@ -151,7 +155,6 @@ class OutputGuard:
         self._budgets: dict[str, OutputBudget] = {}
         self._lock = threading.Lock()
         self._users = 0
-        self._streams: tuple[TextIO, TextIO] | None = None
         self._filter = _BudgetFilter(self)
 
     def register(self, plugin_id: str, limit: int) -> OutputBudget:
@@ -172,32 +175,34 @@ class OutputGuard:
     def install(self) -> None:
         with self._lock:
             self._users += 1
-            if self._users == 1:
-                stdout, stderr = sys.stdout, sys.stderr
-                self._streams = (stdout, stderr)
-                sys.stdout = cast(TextIO, _GuardedStream(stdout, self))
-                sys.stderr = cast(TextIO, _GuardedStream(stderr, self))
-        self.watch_handlers()
+        self.refresh()
 
     def uninstall(self) -> None:
         with self._lock:
             self._users -= 1
-            if self._users > 0 or self._streams is None:
+            if self._users > 0:
                 return
-            stdout, stderr = self._streams
-            self._streams = None
-            # Put the originals back only where nobody replaced our wrappers since.
+            # Unwrap whatever stream is current (someone may have replaced ours since).
             if isinstance(sys.stdout, _GuardedStream):
-                sys.stdout = stdout
+                sys.stdout = sys.stdout.wrapped
             if isinstance(sys.stderr, _GuardedStream):
-                sys.stderr = stderr
+                sys.stderr = sys.stderr.wrapped
             for handler in logging.getLogger().handlers:
                 handler.removeFilter(self._filter)
 
-    def watch_handlers(self) -> None:
-        """Filter the root logger's handlers, including ones added since the last call."""
-        if self._users <= 0:
-            return
+    def refresh(self) -> None:
+        """Wrap the standard streams and filter the root logger's handlers again.
+
+        Called before every run: a stream replaced since (``redirect_stdout``, a
+        test's capture) or a handler added since is covered from then on.
+        """
+        with self._lock:
+            if self._users <= 0:
+                return
+            if not isinstance(sys.stdout, _GuardedStream):
+                sys.stdout = cast(TextIO, _GuardedStream(sys.stdout, self))
+            if not isinstance(sys.stderr, _GuardedStream):
+                sys.stderr = cast(TextIO, _GuardedStream(sys.stderr, self))
         for handler in logging.getLogger().handlers:
             if self._filter not in handler.filters:
                 handler.addFilter(self._filter)
