@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -94,7 +95,10 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
-            await manager.stop()
+            # `unity serve` stamps when SIGTERM arrived; the grace period counts from there.
+            started = getattr(app.state, "shutdown_started", None) or time.monotonic()
+            elapsed = time.monotonic() - started
+            await manager.stop(grace=max(1.0, settings.shutdown_grace_seconds - elapsed))
             await db.dispose()
 
     app = FastAPI(

@@ -17,13 +17,16 @@ of file descriptors; then even a health probe cannot get in. So:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
+import sys
 import time
 from typing import Any, ClassVar
 
 import uvicorn
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from unity.api.errors import error_response
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 # Descriptors the hub needs besides client connections: database, plugins, logs.
 RESERVED_FDS = 128
 CAP_WARNING_INTERVAL = 60.0
+SWITCH_INTERVAL = 0.001
 
 
 def _timeout_response(seconds: float) -> bytes:
@@ -149,13 +153,26 @@ def raise_fd_limit(wanted: int) -> int:
     return soft
 
 
-def run(app: ASGIApp, settings: Settings, log_level: int) -> None:
-    """Serve ``app`` until interrupted."""
+def run(app: FastAPI, settings: Settings, log_level: int) -> bool:
+    """Serve ``app`` until interrupted; False when it never started."""
     raise_fd_limit(settings.max_connections + RESERVED_FDS)
+    # Thread-mode plugins share the interpreter lock with the event loop. A plugin
+    # thread busy in Python code keeps it for up to the switch interval each time
+    # the loop wants it back; 1 ms instead of 5 ms keeps the API and the other
+    # plugins on time next to a CPU-hungry plugin (docs/operations.md).
+    sys.setswitchinterval(SWITCH_INTERVAL)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # The grace period counts from here: the app's shutdown gets what is left.
+            app.state.shutdown_started = time.monotonic()
+            await super().shutdown(sockets=sockets)
+
     # log_config=None: uvicorn's loggers propagate to the hub's handler, one format.
     # proxy_headers=False: only UNITY_TRUSTED_PROXIES decides whose X-Forwarded-For
     # counts (see unity.api.clients); uvicorn would otherwise trust 127.0.0.1.
-    uvicorn.run(
+    # Open requests get half the shutdown grace period; the plugins' shutdown the rest.
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -163,4 +180,10 @@ def run(app: ASGIApp, settings: Settings, log_level: int) -> None:
         log_config=None,
         proxy_headers=False,
         http=guarded_protocol(settings),
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds / 2)),
     )
+    server = Server(config)
+    # As uvicorn.run does: Ctrl-C after a clean shutdown is a normal exit.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return bool(server.started)

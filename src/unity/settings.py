@@ -111,6 +111,48 @@ class Settings(BaseSettings):
         ge=0,
         description="Address-space cap of process-isolated plugin runs (0: none).",
     )
+    process_isolation: list[str] = Field(
+        default_factory=list,
+        description="Plugin ids run in process isolation whatever their metadata says "
+        "(JSON list; `unity serve --isolate ID` adds one).",
+    )
+    isolate_entry_points: bool = Field(
+        default=False,
+        description="Run every pip-installed (entry-point) plugin in process isolation.",
+    )
+    plugin_load_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="Seconds plugins get to import and answer get_metadata() at start "
+        "(all in parallel); a slower one is reported as failed to load.",
+    )
+    max_document_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest document a plugin run may return (serialized JSON, bytes); "
+        "a larger one fails the run and nothing is stored.",
+    )
+    plugin_output_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description="Bytes of print and log output a plugin may write at once and per "
+        "minute; the rest is dropped and counted in one warning per run.",
+    )
+    plugin_cpu_share: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Share of one CPU core a thread-mode plugin may use on average; "
+        "after a run that used more, its next run waits longer (0: no limit).",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Seconds the hub takes at most to stop: runs in flight and on_disable "
+        "get this long, then blocked plugin threads are abandoned and children killed.",
+    )
     dev_mode: bool = Field(
         default=False, description="Watch plugin source files and hot-reload them (serve --reload)."
     )

@@ -120,7 +120,7 @@ async def test_process_isolation_kills_a_hung_plugin(manager: PluginManager) -> 
     leftovers = [
         p
         for p in me.children(recursive=True)
-        if p.pid not in before and "unity.plugins.isolation" in " ".join(p.cmdline())
+        if p.pid not in before and "unity.plugins._child" in " ".join(p.cmdline())
     ]
     assert leftovers == []
 

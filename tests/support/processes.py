@@ -58,10 +58,16 @@ class Hub:
     """A `unity serve` subprocess with its log captured to a file."""
 
     def __init__(
-        self, env: dict[str, str], log: Path, *, preexec: Callable[[], None] | None = None
+        self,
+        env: dict[str, str],
+        log: Path,
+        args: tuple[str, ...] = (),
+        *,
+        preexec: Callable[[], None] | None = None,
     ) -> None:
         self.env = env
         self.log = log
+        self.args = args
         self.url = f"http://127.0.0.1:{env['UNITY_PORT']}"
         self.port = int(env["UNITY_PORT"])
         self.preexec = preexec
@@ -70,7 +76,7 @@ class Hub:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(UNITY), "serve"],
+                [str(UNITY), "serve", *self.args],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -20,6 +20,7 @@ from unity.cli.output import fail, load_settings
 
 __all__ = ["app"]
 
+
 app = typer.Typer(
     name="unity",
     no_args_is_help=True,
@@ -90,8 +91,20 @@ def serve(
             "--reload", help="Hot-reload plugins when their source files change (development)."
         ),
     ] = False,
+    isolate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--isolate",
+            metavar="PLUGIN_ID",
+            help="Run this plugin in process isolation (repeatable; adds to "
+            "UNITY_PROCESS_ISOLATION).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the hub: API, scheduler and plugins, until Ctrl-C."""
+    """Run the hub: API, scheduler and plugins, until Ctrl-C or SIGTERM.
+
+    Stopping takes at most UNITY_SHUTDOWN_GRACE_SECONDS (default 10).
+    """
     overrides: dict[str, Any] = {}
     if host is not None:
         overrides["host"] = host
@@ -100,6 +113,11 @@ def serve(
     if reload:
         overrides["dev_mode"] = True
     settings = load_settings(**overrides)
+    if isolate:
+        extra = [plugin_id for plugin_id in isolate if plugin_id not in settings.process_isolation]
+        settings = settings.model_copy(
+            update={"process_isolation": [*settings.process_isolation, *extra]}
+        )
     level = _log_level(settings.log_level)
     logging.basicConfig(
         level=level,
@@ -112,7 +130,8 @@ def serve(
     from unity import server
     from unity.app import create_app
 
-    server.run(create_app(settings), settings, level)
+    if not server.run(create_app(settings), settings, level):
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ class ConfigLinks:
             try:
                 if isinstance(result, BaseException):
                     raise result
-                documents.append((host, as_document(result)))
+                documents.append((host, as_document(result, self.settings.max_document_bytes)))
             except Exception as exc:
                 failures[host] = exc
         if failures:

@@ -4,6 +4,11 @@ There are exactly two sources, both explicit: ``BUILTIN_PLUGINS`` in
 ``unity.plugins.builtin`` and the entry-point group ``unity.plugins`` (the
 entry-point name is the plugin id). Every plugin is validated here; one that
 fails to import or validate becomes a :class:`LoadFailure` and is skipped.
+
+Loading runs third-party code (the import, ``__init__``, ``get_metadata()``),
+so each plugin loads on its own daemon thread and all of them share one time
+bound: a plugin still loading when it expires is a :class:`LoadFailure` too,
+its thread abandoned, and start-up goes on without it.
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ import importlib
 import inspect
 import logging
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
+from functools import partial
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
@@ -91,6 +99,52 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+_Load = Callable[[], "LoadedPlugin | LoadFailure"]
+
+
+def _in_daemon_thread(load: _Load, name: str) -> Future[LoadedPlugin | LoadFailure]:
+    """Start ``load`` on a daemon thread: one that never returns cannot hold the process."""
+    future: Future[LoadedPlugin | LoadFailure] = Future()
+
+    def target() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(load())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=target, name=f"plugin-load:{name}", daemon=True).start()
+    return future
+
+
+def load_bounded(
+    jobs: Sequence[tuple[str, str, str | None, _Load]], timeout: float | None
+) -> list[LoadedPlugin | LoadFailure]:
+    """Run every ``(name, source, distribution, load)`` job at once, within ``timeout``.
+
+    Results keep the order of ``jobs``; a job still running at the deadline
+    becomes a :class:`LoadFailure`. ``timeout=None`` waits for every job.
+    """
+    futures = [_in_daemon_thread(load, name) for name, _, _, load in jobs]
+    wait(futures, timeout=timeout)
+    results: list[LoadedPlugin | LoadFailure] = []
+    for (name, source, distribution, _), future in zip(jobs, futures, strict=True):
+        if not future.done():
+            error = (
+                f"did not load within {timeout:g}s (its import or get_metadata() blocked); "
+                "the hub started without it"
+            )
+            results.append(LoadFailure(name, source, error, distribution))
+        elif future.exception() is not None:
+            exc = future.exception()
+            assert exc is not None
+            results.append(LoadFailure(name, source, _describe(exc), distribution))
+        else:
+            results.append(future.result())
+    return results
+
+
 class PluginLoader:
     """Discovers and validates plugins from the two explicit sources."""
 
@@ -109,8 +163,10 @@ class PluginLoader:
         self.group = group
         self.skip = set(skip)
 
-    def discover(self) -> tuple[list[LoadedPlugin], list[LoadFailure]]:
-        """Load every plugin; return the good ones and the failures."""
+    def discover(
+        self, timeout: float | None = None
+    ) -> tuple[list[LoadedPlugin], list[LoadFailure]]:
+        """Load every plugin within ``timeout`` seconds; return the good ones and the failures."""
         loaded: dict[str, LoadedPlugin] = {}
         failures: list[LoadFailure] = []
 
@@ -135,11 +191,17 @@ class PluginLoader:
             else:
                 loaded[result.id] = result
 
+        jobs: list[tuple[str, str, str | None, _Load]] = []
         for cls in self.builtins:
-            add(self._load_class(cls, "builtin"))
+            name = str(getattr(cls, "__name__", repr(cls)))
+            jobs.append((name, "builtin", None, partial(self._load_class, cls, "builtin")))
         for ep in sorted(entry_points(group=self.group), key=lambda e: e.name):
             if ep.name not in self.skip:
-                add(self._load_entry_point(ep))
+                distribution = ep.dist.name if ep.dist else None
+                load = partial(self._load_entry_point, ep)
+                jobs.append((ep.name, "entry_point", distribution, load))
+        for result in load_bounded(jobs, timeout):
+            add(result)
         return list(loaded.values()), failures
 
     def _load_class(
@@ -166,11 +228,17 @@ class PluginLoader:
             return LoadFailure(ep.name, "entry_point", _describe(exc), distribution)
         return self._load_class(obj, "entry_point", expected_id=ep.name, distribution=distribution)
 
-    def reload(self, plugin: LoadedPlugin) -> LoadedPlugin | LoadFailure:
-        """Re-import the plugin's module and validate the new class.
+    def reload(
+        self, plugin: LoadedPlugin, timeout: float | None = None
+    ) -> LoadedPlugin | LoadFailure:
+        """Re-import the plugin's module and validate the new class, within ``timeout``.
 
         On any failure the caller keeps the old class: nothing here touches it.
         """
+        job = (plugin.id, plugin.source, plugin.distribution, partial(self._reload, plugin))
+        return load_bounded([job], timeout)[0]
+
+    def _reload(self, plugin: LoadedPlugin) -> LoadedPlugin | LoadFailure:
         module_name = plugin.cls.__module__
         try:
             module = importlib.reload(sys.modules[module_name])

@@ -9,6 +9,11 @@ Credentials referenced by a config (``{"$credential": name}``) are resolved
 from the credentials store right before the hub calls into the plugin (each
 resolution audited); a remote-capable plugin gets one instance per target
 in its ``targets``, each with an SSH runner (:mod:`unity.plugins.targets`).
+
+No plugin can hold the hub: loading is bounded (``plugin_load_timeout``),
+start-up does not wait for slow ``on_enable`` hooks, output and documents are
+capped per run, and :meth:`PluginManager.stop` returns within
+``shutdown_grace_seconds`` whatever the plugins do.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from unity.credentials import (
     load_keyring,
 )
 from unity.plugins import config as plugin_config
+from unity.plugins import output
 from unity.plugins.isolation import run_isolated
 from unity.plugins.links import ConfigLinks
 from unity.plugins.loader import LoadedPlugin, LoadFailure, PluginLoader
@@ -72,6 +78,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# Seconds of the shutdown grace period kept for closing the database and exiting.
+_CLOSE_RESERVE = 1.0
+
 
 class PluginManager:
     """Owns the loaded plugins, their workers, the scheduler and the registry sync."""
@@ -100,14 +109,23 @@ class PluginManager:
         self.links = ConfigLinks(
             db, settings, keyring=lambda: self.keyring, store=lambda: self.credentials
         )
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         self._started = False
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Discover plugins, sync the registry, activate and schedule enabled ones."""
-        loaded, failures = self.loader.discover()
+        """Discover plugins, sync the registry, activate and schedule enabled ones.
+
+        Returns within about twice ``plugin_load_timeout`` plus the database work:
+        loading is bounded, and ``on_enable`` hooks still running by then go on
+        in the background (their plugin is scheduled when the hook returns).
+        """
+        output.guard.install()
+        # discover() returns by its deadline; threads stuck in plugin code are abandoned.
+        loaded, failures = await asyncio.to_thread(
+            self.loader.discover, self.settings.plugin_load_timeout
+        )
         self.failures = {f.name: f for f in failures}
         for _ in failures:
             self.stats.load_failures.inc()
@@ -115,12 +133,17 @@ class PluginManager:
             first_start = not await registry.list_plugins(session, limit=1)
         for plugin in loaded:
             await self._register(plugin, autoenable=first_start)
-        for managed in self.plugins.values():
-            if managed.enabled:
-                try:
-                    await self._activate(managed)
-                except PluginStateError as exc:
-                    log.error("plugin %s could not start: %s", managed.id, exc)
+        activations = [
+            asyncio.ensure_future(self._activate_at_start(managed))
+            for managed in self.plugins.values()
+            if managed.enabled
+        ]
+        if activations:
+            _, slow = await asyncio.wait(activations, timeout=self.settings.plugin_load_timeout)
+            for task in slow:
+                self._track(task, "activate")
+            if slow:
+                log.warning("%d plugins are still in on_enable; starting without them", len(slow))
         self._spawn(self._retention_loop(), "retention")
         self._started = True
         log.info(
@@ -130,19 +153,52 @@ class PluginManager:
             len(self.failures),
         )
 
-    async def stop(self) -> None:
-        """Stop scheduling, wait for runs in flight, call ``on_disable``, free workers."""
-        await self.scheduler.stop()
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop scheduling and the plugins within ``grace`` seconds (default: the setting).
+
+        Runs in flight get the first half of the period, then are cancelled
+        (an isolated child is killed); ``on_disable`` hooks run concurrently in
+        what is left. A plugin whose thread is still blocked gets no hook and
+        its daemon thread is abandoned: it cannot keep the process alive.
+        """
+        loop = asyncio.get_running_loop()
+        grace = self.settings.shutdown_grace_seconds if grace is None else max(0.0, grace)
+        deadline = loop.time() + grace
+        await self.scheduler.stop(grace=grace / 2)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        hooks = [
+            asyncio.ensure_future(self._deactivate(managed)) for managed in self.plugins.values()
+        ]
+        if hooks:
+            _, late = await asyncio.wait(
+                hooks, timeout=max(0.0, deadline - _CLOSE_RESERVE - loop.time())
+            )
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+            if late:
+                log.warning("%d plugins did not finish on_disable in time; abandoned", len(late))
         for managed in self.plugins.values():
-            await self.links.close_remotes(managed)
-            if managed.active:
-                await self._hook(managed, "on_disable")
-                managed.active = False
-            managed.worker.stop()
+            managed.worker.request_stop()
+        # Idle threads end at once; all of them together get a fifth of a second.
+        joined_by = min(loop.time() + 0.2, deadline - _CLOSE_RESERVE / 2)
+        for managed in self.plugins.values():
+            if not managed.worker.join(joined_by - loop.time()):
+                log.warning("plugin %s is stuck in its code; its thread is abandoned", managed.id)
+        output.guard.uninstall()
         self._started = False
+
+    async def _deactivate(self, managed: ManagedPlugin) -> None:
+        if managed.worker.busy:
+            # Its thread is stuck in earlier code: a hook would only queue behind it.
+            managed.active = False
+            return
+        await self.links.close_remotes(managed)
+        if managed.active:
+            await self._hook(managed, "on_disable")
+            managed.active = False
 
     async def _register(self, plugin: LoadedPlugin, *, autoenable: bool) -> None:
         async with self.db.session() as session:
@@ -165,6 +221,9 @@ class PluginManager:
             enabled = row.enabled
             failures = row.consecutive_failures
         instance = plugin.cls(config=validated.plugin)
+        force_process = plugin.id in self.settings.process_isolation or (
+            self.settings.isolate_entry_points and plugin.source == "entry_point"
+        )
         self.plugins[plugin.id] = ManagedPlugin(
             loaded=plugin,
             instance=instance,
@@ -172,13 +231,20 @@ class PluginManager:
             config=validated,
             enabled=enabled,
             consecutive_failures=failures,
+            force_process=force_process,
         )
+        output.guard.register(plugin.id, self.settings.plugin_output_bytes)
+        if force_process:
+            log.info("plugin %s runs in process isolation (set by the settings)", plugin.id)
         if created:
             log.info("registered new plugin %s %s", plugin.id, plugin.metadata.version)
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-        task.set_name(name)
+        self._track(asyncio.ensure_future(coro), name)
+
+    def _track(self, task: asyncio.Future[Any], name: str) -> None:
+        if isinstance(task, asyncio.Task):
+            task.set_name(name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -272,6 +338,12 @@ class PluginManager:
         managed.enabled = False
         await self._update_row(plugin_id, enabled=False)
 
+    async def _activate_at_start(self, managed: ManagedPlugin) -> None:
+        try:
+            await self._activate(managed)
+        except PluginStateError as exc:
+            log.error("plugin %s could not start: %s", managed.id, exc)
+
     async def _activate(self, managed: ManagedPlugin) -> None:
         if not managed.isolated:
             try:
@@ -280,6 +352,10 @@ class PluginManager:
             except Exception as exc:
                 await self._update_row(managed.id, last_error=f"on_enable: {describe_error(exc)}")
                 raise PluginStateError(f"on_enable failed: {describe_error(exc)}") from exc
+            if not managed.enabled:
+                # Disabled while a slow on_enable still ran in the background after start.
+                await self._hook(managed, "on_disable")
+                return
         managed.active = True
         self._schedule(managed)
 
@@ -292,12 +368,34 @@ class PluginManager:
         )
 
     def next_delay(self, managed: ManagedPlugin) -> float:
-        """The interval, or an exponential backoff after consecutive failures."""
+        """The interval, an exponential backoff after consecutive failures, or longer
+        when the plugin's last run used more than its share of a CPU core."""
         if managed.consecutive_failures == 0:
-            return managed.interval
+            return max(managed.interval, managed.cpu_delay)
         exponent = min(managed.consecutive_failures, 16)
         ceiling = max(self.settings.max_backoff_seconds, managed.interval)
-        return float(min(managed.interval * 2.0**exponent, ceiling))
+        return max(float(min(managed.interval * 2.0**exponent, ceiling)), managed.cpu_delay)
+
+    def _charge_cpu(self, managed: ManagedPlugin) -> None:
+        """Space the next run so the plugin's thread keeps to its share of a core.
+
+        Thread-mode plugins share the hub's process (and its GIL): one that burns
+        CPU in every run would starve the others. The CPU its worker thread used
+        since the previous run decides the shortest delay before the next one.
+        """
+        share = self.settings.plugin_cpu_share
+        total = managed.worker.cpu_seconds()
+        used, managed.cpu_mark = total - managed.cpu_mark, total
+        managed.cpu_delay = used / share if share > 0 else 0.0
+        if managed.cpu_delay > managed.interval:
+            log.warning(
+                "plugin %s used %.2f s of CPU since its previous run; its next run waits "
+                "%.1f s (UNITY_PLUGIN_CPU_SHARE=%g of a core)",
+                managed.id,
+                used,
+                managed.cpu_delay,
+                share,
+            )
 
     async def _hook(self, managed: ManagedPlugin, name: str, *args: Any) -> bool:
         if managed.isolated:
@@ -356,6 +454,7 @@ class PluginManager:
     async def _collect(self, managed: ManagedPlugin) -> list[tuple[str, dict[str, Any]]]:
         """One ``(host, document)`` per target (just the hub without ``targets``)."""
         timeout = managed.metadata.timeout
+        limit = self.settings.max_document_bytes
         if managed.isolated:
             raw = await run_isolated(
                 managed.loaded.cls,
@@ -363,15 +462,27 @@ class PluginManager:
                 await self.links.credentials_for(managed, managed.config.stored),
                 timeout=timeout,
                 memory_mb=self.settings.isolation_memory_mb,
+                max_document_bytes=limit,
+                output_bytes=self.settings.plugin_output_bytes,
             )
-            return [(self.settings.hostname, as_document(raw))]
+            # The child encoded it within the limit; the hub only parsed the line.
+            document = raw if isinstance(raw, dict) else as_document(raw, limit)
+            return [(self.settings.hostname, document)]
         await self.links.apply_credentials(managed)
         if not managed.config.targets:
-            raw = await managed.worker.call(managed.instance.collect_data, timeout=timeout)
-            return [(self.settings.hostname, as_document(raw))]
+            instance = managed.instance
+
+            async def collect() -> dict[str, Any]:
+                # Encoded on the plugin's thread: a huge document costs that thread,
+                # not the hub's event loop.
+                return as_document(await instance.collect_data(), limit)
+
+            document = await managed.worker.call(collect, timeout=timeout)
+            return [(self.settings.hostname, document)]
         return await self.links.collect_targets(managed, timeout)
 
     async def _run(self, managed: ManagedPlugin, *, trigger: str) -> RunResult:
+        output.guard.refresh()
         async with managed.run_lock:
             started = utcnow()
             clock = time.perf_counter()
@@ -387,7 +498,10 @@ class PluginManager:
             except Exception as exc:
                 status, failure = "failed", exc
                 if not isinstance(exc, PluginError | TypeError):
-                    log.warning("plugin %s raised", managed.id, exc_info=exc)
+                    # Charged to the plugin's output budget: a plugin raising huge
+                    # errors in a loop cannot flood the log through the hub.
+                    with output.attributed(managed.id):
+                        log.warning("plugin %s raised", managed.id, exc_info=exc)
             duration_ms = (time.perf_counter() - clock) * 1000
             error = None
             if status == "timed_out":
@@ -410,6 +524,9 @@ class PluginManager:
                 # taking the busy worker for a stuck one. Skipped while a timed-out run
                 # still blocks the worker thread: the answer must not wait for it.
                 await self._hook(managed, "on_error", failure)
+        self._settle_output(managed)
+        if not managed.isolated:
+            self._charge_cpu(managed)
         self.stats.runs.labels(managed.id, status).inc()
         self.stats.run_duration.labels(managed.id).observe(duration_ms / 1000)
         return RunResult(
@@ -421,6 +538,19 @@ class PluginManager:
             data=run_data(documents, managed.config.targets),
             metrics_count=len(documents),
         )
+
+    def _settle_output(self, managed: ManagedPlugin) -> None:
+        """Report what the plugin's output budget dropped since its previous run."""
+        writes, size = output.guard.budget(managed.id, self.settings.plugin_output_bytes).settle()
+        if writes:
+            log.warning(
+                "plugin %s: output limit of %d bytes (a minute) reached; dropped %d writes "
+                "and log records (%d bytes)",
+                managed.id,
+                self.settings.plugin_output_bytes,
+                writes,
+                size,
+            )
 
     def _next_state(self, managed: ManagedPlugin, failure: BaseException | None) -> RunState:
         if failure is None:
@@ -480,6 +610,7 @@ class PluginManager:
                     await self.links.credentials_for(managed, managed.config.stored),
                     timeout=timeout,
                     memory_mb=self.settings.isolation_memory_mb,
+                    output_bytes=self.settings.plugin_output_bytes,
                 )
             else:
                 await self.links.apply_credentials(managed)
@@ -537,7 +668,9 @@ class PluginManager:
         keeps running untouched.
         """
         managed = self._loaded(plugin_id)
-        result = self.loader.reload(managed.loaded)
+        result = await asyncio.to_thread(
+            self.loader.reload, managed.loaded, self.settings.plugin_load_timeout
+        )
         if isinstance(result, LoadedPlugin):
             try:
                 validated = plugin_config.validate(result.metadata, managed.config.stored)

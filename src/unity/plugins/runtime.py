@@ -18,7 +18,15 @@ from unity.credentials import SSHRunner
 from unity.plugins import config as plugin_config
 from unity.plugins.loader import LoadedPlugin
 from unity.plugins.worker import PluginWorker
-from unity_sdk import HealthState, HealthStatus, Isolation, PluginBase, PluginMetadata
+from unity_sdk import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    HealthState,
+    HealthStatus,
+    Isolation,
+    PluginBase,
+    PluginMetadata,
+    encode_document,
+)
 from unity_sdk.numbers import require_storable_numbers
 
 __all__ = [
@@ -37,6 +45,9 @@ __all__ = [
 
 # How long lifecycle hooks (on_enable, on_disable, on_error...) may take.
 HOOK_TIMEOUT = 30.0
+# A run's recorded error (and the warning logged with it) keeps this many characters:
+# a plugin raising with a megabyte message must not grow the database by as much.
+MAX_ERROR_CHARS = 2000
 
 
 class RunState(StrEnum):
@@ -70,6 +81,12 @@ class ManagedPlugin:
     reload_error: str | None = None
     run_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     remotes: dict[str, tuple[PluginBase, SSHRunner]] = field(default_factory=dict)
+    # Set by the admin (UNITY_PROCESS_ISOLATION, UNITY_ISOLATE_ENTRY_POINTS).
+    force_process: bool = False
+    # CPU seconds of the worker thread at the end of the last run, and the delay
+    # that CPU use imposes on the next run (UNITY_PLUGIN_CPU_SHARE).
+    cpu_mark: float = 0.0
+    cpu_delay: float = 0.0
 
     @property
     def id(self) -> str:
@@ -81,7 +98,7 @@ class ManagedPlugin:
 
     @property
     def isolated(self) -> bool:
-        return self.metadata.isolation is Isolation.PROCESS
+        return self.force_process or self.metadata.isolation is Isolation.PROCESS
 
     @property
     def interval(self) -> float:
@@ -107,16 +124,16 @@ class RunResult:
 
 def describe_error(exc: BaseException) -> str:
     message = str(exc).strip()
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    if len(text) > MAX_ERROR_CHARS:
+        text = f"{text[:MAX_ERROR_CHARS]}... ({len(text):,} characters, truncated)"
+    return text
 
 
-def as_document(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise TypeError(f"collect_data returned {type(value).__name__}, expected a dict")
-    try:
-        document: dict[str, Any] = json.loads(json.dumps(value, allow_nan=False, default=str))
-    except ValueError as exc:
-        raise TypeError(f"collect_data returned a document that is not JSON: {exc}") from exc
+def as_document(value: Any, max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> dict[str, Any]:
+    """A plugin's answer as the JSON document stored: ``TypeError`` when it is not a
+    dict of storable JSON, ``DocumentTooLargeError`` past the limit."""
+    document: dict[str, Any] = json.loads(encode_document(value, max_bytes=max_bytes))
     try:
         return require_storable_numbers(document, name="document")
     except ValueError as exc:

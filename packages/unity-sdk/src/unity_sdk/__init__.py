@@ -14,6 +14,7 @@ from unity_sdk.errors import (
     CollectionError,
     ConfigError,
     DependencyMissingError,
+    DocumentTooLargeError,
     HubAuthError,
     HubError,
     HubRequestError,
@@ -36,7 +37,13 @@ from unity_sdk.metadata import (
     PluginMetadata,
     Requirements,
 )
-from unity_sdk.metrics import check_document, iter_metric_values, undeclared_numbers
+from unity_sdk.metrics import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    check_document,
+    encode_document,
+    iter_metric_values,
+    undeclared_numbers,
+)
 from unity_sdk.numbers import number_problems
 from unity_sdk.plugin import PluginBase
 from unity_sdk.prometheus import (
@@ -59,10 +66,12 @@ from unity_sdk.wire import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_MAX_DOCUMENT_BYTES",
     "BatchAccepted",
     "CollectionError",
     "ConfigError",
     "DependencyMissingError",
+    "DocumentTooLargeError",
     "ExternalPluginBase",
     "HealthAccepted",
     "HealthReport",
@@ -95,6 +104,7 @@ __all__ = [
     "__version__",
     "check_document",
     "check_prometheus_names",
+    "encode_document",
     "iter_metric_values",
     "number_problems",
     "prometheus_collisions",

@@ -15,6 +15,7 @@ Exception hierarchy::
     │   ├── PluginAuthError        credentials refused; needs an operator
     │   ├── DependencyMissingError a command, package or permission is missing
     │   └── CollectionError        collection failed for any other reason
+    │       └── DocumentTooLargeError  the document exceeds the hub's size limit
     └── HubError                   the hub refused a request or is unreachable
         ├── HubUnavailableError    connection failed, 5xx or 429 after all retries
         ├── HubAuthError           401/403: key revoked, unknown or another plugin's
@@ -35,6 +36,7 @@ __all__ = [
     "CollectionError",
     "ConfigError",
     "DependencyMissingError",
+    "DocumentTooLargeError",
     "HubAuthError",
     "HubError",
     "HubRequestError",
@@ -90,6 +92,14 @@ class DependencyMissingError(PluginError):
 
 class CollectionError(PluginError):
     """Collection failed for a reason not covered by a more specific error."""
+
+
+class DocumentTooLargeError(CollectionError):
+    """The collected document, serialized, is larger than the hub accepts.
+
+    Raised by :func:`unity_sdk.encode_document`; the run fails and nothing of
+    it is stored. Keep documents to current values, not histories or logs.
+    """
 
 
 class HubError(UnityError):

@@ -89,8 +89,11 @@ class Isolation(StrEnum):
     """Where the hub runs a plugin's code.
 
     ``thread``: a worker thread with its own event loop, so blocking calls never
-    stall the hub. ``process``: a fresh child process per run, which the hub
-    kills on timeout -- for plugins that may hang in C code or eat memory.
+    stall the hub -- but it shares the hub's process: ``os._exit()``, a crash
+    or a leak in the plugin takes the hub with it. ``process``: a fresh,
+    memory-capped child process per run, which the hub kills on timeout -- for
+    plugins that may crash, hang in C code or eat memory; a failure there
+    fails only that run.
     """
 
     THREAD = "thread"

@@ -1,18 +1,51 @@
-"""Reading declared metrics out of a collected document.
+"""Reading declared metrics out of a collected document, and encoding it.
 
-Shared by the hub (``/metrics``, charts) and the test harness, so a plugin's
-declaration is read the same way everywhere.
+Shared by the hub (``/metrics``, charts, storage) and the test harness, so a
+plugin's declaration and document are read the same way everywhere.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from unity_sdk.errors import DocumentTooLargeError
 from unity_sdk.metadata import MetricField, PluginMetadata
 from unity_sdk.numbers import number_problems
 
-__all__ = ["check_document", "iter_metric_values", "undeclared_numbers"]
+__all__ = [
+    "DEFAULT_MAX_DOCUMENT_BYTES",
+    "check_document",
+    "encode_document",
+    "iter_metric_values",
+    "undeclared_numbers",
+]
+
+# The hub's default limit (UNITY_MAX_DOCUMENT_BYTES) of one collected document.
+DEFAULT_MAX_DOCUMENT_BYTES = 1024 * 1024
+
+
+def encode_document(document: Any, *, max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> str:
+    """``document`` as the JSON text the hub stores; at most ``max_bytes`` bytes.
+
+    Raises ``TypeError`` when it is not a dict or not JSON (NaN, infinity) and
+    :class:`DocumentTooLargeError` when it is larger than ``max_bytes``.
+    Non-JSON values (datetimes...) become strings.
+    """
+    if not isinstance(document, dict):
+        raise TypeError(f"collect_data returned {type(document).__name__}, expected a dict")
+    try:
+        # ASCII output (ensure_ascii): one byte per character.
+        text = json.dumps(document, allow_nan=False, default=str)
+    except ValueError as exc:
+        raise TypeError(f"collect_data returned a document that is not JSON: {exc}") from exc
+    if len(text) > max_bytes:
+        raise DocumentTooLargeError(
+            f"the document is larger than the {max_bytes:,}-byte limit "
+            f"({len(text):,} bytes; UNITY_MAX_DOCUMENT_BYTES); nothing of this run was stored"
+        )
+    return text
 
 
 def iter_metric_values(

@@ -19,6 +19,27 @@ Example::
         async def collect_data(self) -> dict[str, float]:
             with open("/proc/uptime") as f:
                 return {"uptime": float(f.read().split()[0])}
+
+Where the code runs (``PluginMetadata.isolation``):
+
+- ``Isolation.THREAD`` (default): a worker thread of the hub's own process.
+  Blocking calls only block that thread, but the thread cannot be killed, and
+  whatever ends or corrupts the process ends the hub: ``os._exit()``, a crash
+  in a C extension, unbounded memory.
+- ``Isolation.PROCESS``: a fresh child process per collection and health
+  check, memory-capped, killed on timeout; a crash or ``os._exit()`` fails
+  only that run. No state survives between runs and ``targets`` do not apply.
+
+Declare ``PROCESS`` for code that may crash, hang in native code or allocate
+without bound; administrators can force it for any plugin
+(``UNITY_PROCESS_ISOLATION``, ``unity serve --isolate ID``).
+
+Limits the hub applies to every run: the document at most 1 MiB of JSON
+(:class:`~unity_sdk.errors.DocumentTooLargeError` otherwise), 64 KiB of
+printed and logged output a minute (the rest is dropped), and in thread mode a tenth
+of a CPU core on average (a hungrier plugin is run less often).
+``get_metadata()`` must return at once: loading is bounded (5 s by default)
+and a plugin still loading then is reported as failed to load.
 """
 
 from __future__ import annotations
@@ -55,8 +76,9 @@ class PluginBase(ABC):
     def get_metadata(self) -> PluginMetadata:
         """Describe the plugin: id, name, version, category, metrics, schema.
 
-        Called once when the plugin is loaded; the result must not change while
-        the plugin runs. Example::
+        Called once when the plugin is loaded, with a time limit: no network
+        or disk work here. The result must not change while the plugin runs.
+        Example::
 
             def get_metadata(self) -> PluginMetadata:
                 return PluginMetadata(

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from unity_sdk.client import API_PATH
 from unity_sdk.errors import ConfigError
 from unity_sdk.metadata import PluginMetadata
-from unity_sdk.metrics import check_document
+from unity_sdk.metrics import check_document, encode_document
 from unity_sdk.plugin import PluginBase
 from unity_sdk.prometheus import prometheus_collisions
 from unity_sdk.wire import (
@@ -380,6 +380,7 @@ async def collect_once(
 
     The config is validated against a pydantic ``config_schema`` (``ConfigError``
     when it does not fit); then ``on_enable``, ``collect_data``, ``on_disable``.
+    A document larger than the hub's default limit raises ``DocumentTooLargeError``.
     """
     if isinstance(plugin, type):
         # As the hub does: metadata from a bare instance, then one with the config.
@@ -396,6 +397,8 @@ async def collect_once(
         await instance.on_disable()
     if not isinstance(document, dict):
         raise AssertionError(f"collect_data returned {type(document).__name__}, expected a dict")
+    # The hub refuses documents past its default size limit; fail here first.
+    encode_document(document)
     return document
 
 
