@@ -24,7 +24,7 @@ from unity.auth.tokens import Scope, create_token, has_admin_token
 from unity.credentials import CredentialStore, load_keyring
 from unity.plugins.loader import PluginLoader
 from unity.plugins.manager import PluginManager
-from unity.plugins.reloader import watch_plugins
+from unity.plugins.reloader import watch_installs, watch_plugins
 from unity.settings import Settings, get_settings
 from unity.storage.db import Database
 from unity.storage.private import PRIVATE_DIR, tighten
@@ -86,12 +86,19 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
         await end_dead_sessions(db)
         token = await bootstrap_admin_token(db, settings) if settings.bootstrap_token else None
         await manager.start()
-        watcher = asyncio.create_task(watch_plugins(manager)) if settings.dev_mode else None
+        watchers = (
+            [
+                asyncio.create_task(watch_plugins(manager)),
+                asyncio.create_task(watch_installs(manager)),
+            ]
+            if settings.dev_mode
+            else []
+        )
         _announce(settings, token)
         try:
             yield
         finally:
-            if watcher is not None:
+            for watcher in watchers:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher

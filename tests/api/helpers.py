@@ -43,6 +43,7 @@ READS = [
     ("GET", "/metrics", "/metrics", None),
 ]
 WRITES = [
+    ("POST", "/api/plugins/v2/rescan", f"{API}/rescan", None),
     ("POST", "/api/plugins/v2/{plugin_id}/enable", f"{API}/counter/enable", None),
     ("POST", "/api/plugins/v2/{plugin_id}/disable", f"{API}/counter/disable", None),
     ("POST", "/api/plugins/v2/{plugin_id}/execute", f"{API}/counter/execute", None),

@@ -15,6 +15,7 @@ from unity.api.routes import plugins
 # SPEC section 8, as far as routes/plugins.py implements it.
 SPEC_ROUTES = {
     ("get", "/api/plugins/v2"),
+    ("post", "/api/plugins/v2/rescan"),
     ("get", "/api/plugins/v2/{plugin_id}"),
     ("post", "/api/plugins/v2/{plugin_id}/enable"),
     ("post", "/api/plugins/v2/{plugin_id}/disable"),

@@ -18,6 +18,7 @@ __all__ = [
     "PluginDetail",
     "PluginList",
     "PluginSummary",
+    "RescanOut",
     "RunResultOut",
     "SeriesOut",
     "SeriesPointOut",
@@ -72,6 +73,13 @@ class PluginList(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
     load_failures: list[LoadFailureOut] = Field(
         description="Plugins that failed to import or validate and were skipped"
+    )
+
+
+class RescanOut(BaseModel):
+    added: list[str] = Field(description="Ids of the plugins loaded by this rescan (disabled)")
+    load_failures: list[LoadFailureOut] = Field(
+        description="New entry points that failed to import or validate"
     )
 
 

@@ -223,6 +223,26 @@ def run(ctx: typer.Context, plugin_id: PluginId, as_json: JsonOption = False) ->
 
 
 @app.command()
+def rescan(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Load plugin packages installed since the hub started, without a restart.
+
+    New plugins start disabled; enable them with `unity plugins enable ID`.
+    """
+    with connect(ctx) as hub:
+        answer = hub.post(f"{API}/rescan")
+    if as_json:
+        print_json(answer)
+        return
+    out = console()
+    if answer["added"]:
+        out.print("New plugins: " + ", ".join(escape(p) for p in answer["added"]))
+    else:
+        out.print("No new plugins.")
+    for failure in answer["load_failures"]:
+        warn(f"{failure['name']} failed to load: {failure['error']}")
+
+
+@app.command()
 def health(
     ctx: typer.Context,
     plugin_id: PluginId,

@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import os
+import site
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -145,6 +147,47 @@ def load_bounded(
     return results
 
 
+_seen_path_files: set[Path] = set()
+
+
+def site_dirs() -> list[Path]:
+    """The environment's site directories, where packages are installed."""
+    dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    return [Path(d) for d in dirs if Path(d).is_dir()]
+
+
+def install_dirs() -> list[Path]:
+    """Where a package installed for the hub lands: the site directories and the
+    ``PYTHONPATH`` folders (``pip install --target``)."""
+    extra = [Path(d) for d in os.environ.get("PYTHONPATH", "").split(os.pathsep) if d]
+    return [*site_dirs(), *(d for d in extra if d.is_dir())]
+
+
+def _path_files() -> set[Path]:
+    return {pth for folder in site_dirs() for pth in folder.glob("*.pth")}
+
+
+def refresh_installed_packages() -> None:
+    """Make packages installed after start-up importable, as a new process would see them.
+
+    Caches of the import system are dropped, and ``.pth`` files that appeared in
+    the site directories since start-up (an editable ``pip install -e``) are
+    processed once, as Python's ``site`` module does at start-up.
+    """
+    importlib.invalidate_caches()
+    if not _seen_path_files:
+        return
+    known = set(sys.path)
+    for pth in sorted(_path_files() - _seen_path_files):
+        _seen_path_files.add(pth)
+        site.addpackage(str(pth.parent), pth.name, known)
+
+
+def remember_installed_packages() -> None:
+    """Note the ``.pth`` files that Python processed at start-up (see above)."""
+    _seen_path_files.update(_path_files())
+
+
 class PluginLoader:
     """Discovers and validates plugins from the two explicit sources."""
 
@@ -164,9 +207,18 @@ class PluginLoader:
         self.skip = set(skip)
 
     def discover(
-        self, timeout: float | None = None
+        self, timeout: float | None = None, *, known: Iterable[str] | None = None
     ) -> tuple[list[LoadedPlugin], list[LoadFailure]]:
-        """Load every plugin within ``timeout`` seconds; return the good ones and the failures."""
+        """Load every plugin within ``timeout`` seconds; return the good ones and the failures.
+
+        With ``known`` (a rescan of a running hub): only entry points whose name is
+        not in it, after the import system has been told about packages
+        installed since the process started.
+        """
+        rescan = known is not None
+        loaded_before = set(known or ())
+        if rescan:
+            refresh_installed_packages()
         loaded: dict[str, LoadedPlugin] = {}
         failures: list[LoadFailure] = []
 
@@ -192,11 +244,11 @@ class PluginLoader:
                 loaded[result.id] = result
 
         jobs: list[tuple[str, str, str | None, _Load]] = []
-        for cls in self.builtins:
+        for cls in () if rescan else self.builtins:
             name = str(getattr(cls, "__name__", repr(cls)))
             jobs.append((name, "builtin", None, partial(self._load_class, cls, "builtin")))
         for ep in sorted(entry_points(group=self.group), key=lambda e: e.name):
-            if ep.name not in self.skip:
+            if ep.name not in self.skip and ep.name not in loaded_before:
                 distribution = ep.dist.name if ep.dist else None
                 load = partial(self._load_entry_point, ep)
                 jobs.append((ep.name, "entry_point", distribution, load))

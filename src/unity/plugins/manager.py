@@ -36,7 +36,12 @@ from unity.plugins import config as plugin_config
 from unity.plugins import output
 from unity.plugins.isolation import run_isolated
 from unity.plugins.links import ConfigLinks
-from unity.plugins.loader import LoadedPlugin, LoadFailure, PluginLoader
+from unity.plugins.loader import (
+    LoadedPlugin,
+    LoadFailure,
+    PluginLoader,
+    remember_installed_packages,
+)
 from unity.plugins.runtime import (
     HOOK_TIMEOUT,
     ManagedPlugin,
@@ -122,6 +127,7 @@ class PluginManager:
         in the background (their plugin is scheduled when the hook returns).
         """
         output.guard.install()
+        remember_installed_packages()
         # discover() returns by its deadline; threads stuck in plugin code are abandoned.
         loaded, failures = await asyncio.to_thread(
             self.loader.discover, self.settings.plugin_load_timeout
@@ -152,6 +158,24 @@ class PluginManager:
             sum(m.enabled for m in self.plugins.values()),
             len(self.failures),
         )
+
+    async def rescan(self) -> tuple[list[str], list[LoadFailure]]:
+        """Load plugins installed since start-up (new entry points); return the ids
+        added and what failed to load. New plugins start disabled."""
+        loaded, failures = await asyncio.to_thread(
+            self.loader.discover, self.settings.plugin_load_timeout, known=set(self.plugins)
+        )
+        added: list[str] = []
+        for plugin in loaded:
+            await self._register(plugin, autoenable=False)
+            self.failures.pop(plugin.id, None)
+            added.append(plugin.id)
+            log.info("found new plugin %s %s", plugin.id, plugin.metadata.version)
+        for failure in failures:
+            if failure.name not in self.failures:
+                self.stats.load_failures.inc()
+            self.failures[failure.name] = failure
+        return added, failures
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop scheduling and the plugins within ``grace`` seconds (default: the setting).

@@ -29,6 +29,7 @@ from unity.api.schemas import (
     PluginDetail,
     PluginList,
     PluginSummary,
+    RescanOut,
     RunResultOut,
     SeriesOut,
     SeriesPointOut,
@@ -143,6 +144,20 @@ async def list_plugins(
         load_failures=[
             LoadFailureOut(name=f.name, source=f.source, error=f.error, distribution=f.distribution)
             for f in manager.failures.values()
+        ],
+    )
+
+
+@router.post("/rescan", response_model=RescanOut)
+async def rescan(_: AdminToken, manager: ManagerDep) -> RescanOut:
+    """Look for plugin packages installed since the hub started (new entry points of
+    the ``unity.plugins`` group) and load them, disabled, without a restart."""
+    added, failures = await manager.rescan()
+    return RescanOut(
+        added=added,
+        load_failures=[
+            LoadFailureOut(name=f.name, source=f.source, error=f.error, distribution=f.distribution)
+            for f in failures
         ],
     )
 
