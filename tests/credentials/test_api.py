@@ -337,3 +337,12 @@ async def test_authorized_keys_endpoints(client: httpx.AsyncClient, ssh_server: 
         ssh_server.authorized_keys.write_bytes(saved)
         for leftover in ssh_server.authorized_keys.parent.glob("authorized_keys.*"):
             leftover.unlink()
+
+
+async def test_a_stranger_gets_401_before_the_body_is_looked_at(anon: httpx.AsyncClient) -> None:
+    # Before: the union body was parsed first, so a stranger learned 422 about it.
+    for body in (b"{not json", b'{"kind": "nope"}', b'{"kind": "password", "name": "x"}'):
+        answer = await anon.post(
+            "/api/credentials", content=body, headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == 401, (body, answer.text)

@@ -13,7 +13,7 @@ import json
 from typing import Any, TypeVar
 
 from fastapi import Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from unity.api.errors import ApiError
 
@@ -58,9 +58,12 @@ async def read_json(
         raise ApiError(422, "body is nested too deeply") from exc
 
 
-def parse_body(model: type[M], raw: Any) -> M:
-    """``raw`` validated as ``model``; 422 with one entry per problem otherwise."""
+def parse_body(model: type[M] | TypeAdapter[M], raw: Any) -> M:
+    """``raw`` validated as ``model`` (a model class, or a ``TypeAdapter`` for a
+    union); 422 with one entry per problem otherwise."""
     try:
+        if isinstance(model, TypeAdapter):
+            return model.validate_python(raw)
         return model.model_validate(raw)
     except ValidationError as exc:
         details = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]

@@ -13,9 +13,10 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field, TypeAdapter
 
+from unity.api.body import body_schema, parse_body, read_json
 from unity.api.deps import AdminToken, ManagerDep, Principal, ReadToken, SettingsDep
 from unity.api.errors import ApiError
 from unity.credentials import (
@@ -168,9 +169,16 @@ def _check_limit(limit: int, settings: SettingsDep) -> None:
         raise ApiError(422, f"limit must be at most {settings.max_page_size}")
 
 
-@router.post("", response_model=CredentialOut, status_code=201)
+_CREDENTIAL_INPUT: TypeAdapter[CredentialInput] = TypeAdapter(CredentialInput)
+
+
+@router.post(
+    "",
+    response_model=CredentialOut,
+    status_code=201,
+    openapi_extra=body_schema(_CREDENTIAL_INPUT.json_schema()),
+)
 async def create_credential(
-    body: Annotated[CredentialInput, Body()],
     caller: AdminToken,
     store: StoreDep,
     request: Request,
@@ -178,6 +186,8 @@ async def create_credential(
     """Store a credential. ``kind`` is password, api_token, ssh_key (``generate: true``
     or an OpenSSH/PEM ``private_key``), tls_certificate (PEM certificate and key) or
     server_login (host, port, username and a password or private key)."""
+    # Read after authentication: a stranger's body is never parsed.
+    body = parse_body(_CREDENTIAL_INPUT, await read_json(request))
     with credential_errors():
         row = await store.create(body, actor=actor_of(caller), source=source_of(request))
     return credential_out(row)
