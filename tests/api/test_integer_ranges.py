@@ -10,7 +10,7 @@ async def test_an_enrollment_max_uses_beyond_the_column_is_422(lenient: httpx.As
         response = await lenient.post("/api/enrollment-tokens", json={"max_uses": too_many})
         assert response.status_code == 422, (too_many, response.status_code, response.text)
         [detail] = response.json()["error"]["details"]
-        assert detail["loc"] == ["body", "max_uses"]
+        assert detail["loc"] == ["max_uses"]
     largest = await lenient.post("/api/enrollment-tokens", json={"max_uses": 2**31 - 1})
     assert largest.status_code == 201, largest.text
     assert largest.json()["max_uses"] == 2**31 - 1

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Annotated
 
 from fastapi import APIRouter
 from pydantic import AliasChoices, BaseModel, Field
 
+from unity.api.body import body_schema, json_body
 from unity.api.deps import AdminToken, SessionDep
 from unity.api.errors import ApiError
 from unity.auth import external as credentials
@@ -60,9 +62,16 @@ class PluginKeyOut(BaseModel):
     revoked_at: datetime | None
 
 
-@router.post("/enrollment-tokens", response_model=EnrollmentCreated, status_code=201)
+@router.post(
+    "/enrollment-tokens",
+    response_model=EnrollmentCreated,
+    status_code=201,
+    openapi_extra=body_schema(EnrollmentCreate.model_json_schema()),
+)
 async def create_enrollment(
-    body: EnrollmentCreate, _: AdminToken, session: SessionDep
+    _: AdminToken,
+    body: Annotated[EnrollmentCreate, json_body(EnrollmentCreate)],
+    session: SessionDep,
 ) -> EnrollmentCreated:
     """Create an enrollment token for external plugins (shown once).
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from unity.api.body import body_schema, json_body
 from unity.api.deps import AdminToken, ManagerDep, ReadToken, SettingsDep
 from unity.api.errors import ApiError
 from unity.api.routes.credentials import actor_of, credential_errors, source_of
@@ -101,9 +102,17 @@ def _inventory(manager: PluginManager) -> Inventory:
         return Inventory(manager.credentials)
 
 
-@router.post("", response_model=ServerOut, status_code=201)
+@router.post(
+    "",
+    response_model=ServerOut,
+    status_code=201,
+    openapi_extra=body_schema(ServerInput.model_json_schema()),
+)
 async def add_server(
-    body: ServerInput, caller: AdminToken, manager: ManagerDep, request: Request
+    caller: AdminToken,
+    body: Annotated[ServerInput, json_body(ServerInput)],
+    manager: ManagerDep,
+    request: Request,
 ) -> ServerOut:
     """Add a server. With a ``server_login`` credential, host, port and username
     default to the login's."""
@@ -134,9 +143,17 @@ async def get_server(name: str, _: ReadToken, manager: ManagerDep) -> ServerOut:
         return server_out(await _inventory(manager).get(name))
 
 
-@router.patch("/{name}", response_model=ServerOut)
+@router.patch(
+    "/{name}",
+    response_model=ServerOut,
+    openapi_extra=body_schema(ServerUpdate.model_json_schema()),
+)
 async def update_server(
-    name: str, body: ServerUpdate, caller: AdminToken, manager: ManagerDep, request: Request
+    name: str,
+    caller: AdminToken,
+    body: Annotated[ServerUpdate, json_body(ServerUpdate)],
+    manager: ManagerDep,
+    request: Request,
 ) -> ServerOut:
     """Change fields; a new host or port drops the pinned host key (it is learned anew)."""
     with credential_errors():
@@ -184,13 +201,22 @@ async def check_server(
     )
 
 
-@router.post("/{name}/accept-host-key", response_model=ServerOut)
+@router.post(
+    "/{name}/accept-host-key",
+    response_model=ServerOut,
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": AcceptHostKey.model_json_schema()}},
+        }
+    },
+)
 async def accept_host_key(
     name: str,
     caller: AdminToken,
+    body: Annotated[AcceptHostKey | None, json_body(AcceptHostKey, optional=True)],
     manager: ManagerDep,
     request: Request,
-    body: Annotated[AcceptHostKey | None, Body()] = None,
 ) -> ServerOut:
     """Trust the server's new host key (the pending one). Give its ``fingerprint``
     to make sure the key you checked is the key that gets pinned."""
@@ -232,9 +258,17 @@ async def _change_key(
     )
 
 
-@router.post("/{name}/authorized-keys", response_model=KeyChangeOut)
+@router.post(
+    "/{name}/authorized-keys",
+    response_model=KeyChangeOut,
+    openapi_extra=body_schema(InstallKey.model_json_schema()),
+)
 async def install_authorized_key(
-    name: str, body: InstallKey, caller: AdminToken, manager: ManagerDep, request: Request
+    name: str,
+    caller: AdminToken,
+    body: Annotated[InstallKey, json_body(InstallKey)],
+    manager: ManagerDep,
+    request: Request,
 ) -> KeyChangeOut:
     """Append a stored SSH public key to the server's authorized_keys (once; the
     file is backed up first and read back afterwards)."""
