@@ -218,6 +218,7 @@ async def test_master_key_rotation_reseals_config_secrets(
         CliRunner().invoke, cli_app, ["credentials", "rotate-master-key", "--yes"], env=env
     )
     assert result.exit_code == 0, result.output
+    assert "1 plugin config(s) re-sealed" in result.output
     # The previous key is gone: the plugin runs only if its secret was re-sealed.
     assert not (settings.data_dir / "master.key.previous").exists()
     async with hub(settings, loader) as client:

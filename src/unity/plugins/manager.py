@@ -162,7 +162,7 @@ class PluginManager:
                 stored = self.stored_config(plugin.id, stored)
                 validated = plugin_config.validate(plugin.metadata, stored)
             except ConfigError as exc:
-                stored = sealing.open_config(self.keyring, plugin.id, stored, strict=False)
+                stored = self._readable(plugin.id, stored)
                 # A plugin with required settings starts unconfigured; only a stored
                 # config that stopped validating (the schema changed) is an error.
                 validated = plugin_config.ValidatedConfig(stored, {}, None, None)
@@ -207,13 +207,24 @@ class PluginManager:
     def stored_config(self, plugin_id: str, config: dict[str, Any]) -> dict[str, Any]:
         """A config as read from the database with its sealed secrets opened;
         ``ConfigError`` naming the field when one does not open."""
+        if not any(sealing.is_sealed(value) for value in (config or {}).values()):
+            # Nothing sealed: the keyring (and its key file) is not needed.
+            return dict(config or {})
         try:
-            return sealing.open_config(self.keyring, plugin_id, config or {})
+            return sealing.open_config(self.keyring, plugin_id, config)
         except sealing.SealedValueError as exc:
             raise self._unopened(plugin_id, exc) from None
 
+    def _readable(self, plugin_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        """``config`` with sealed values opened, leaving out those that do not open."""
+        if not any(sealing.is_sealed(value) for value in config.values()):
+            return dict(config)
+        return sealing.open_config(self.keyring, plugin_id, config, strict=False)
+
     def _sealed(self, metadata: PluginMetadata, stored: dict[str, Any]) -> dict[str, Any]:
         secrets = plugin_config.secret_fields(metadata)
+        if not sealing.needs_sealing(stored, secrets):
+            return dict(stored)
         return sealing.seal_config(self.keyring, metadata.id, stored, secrets)
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
@@ -550,7 +561,7 @@ class PluginManager:
         external = await self._external(plugin_id)
         if external is not None:
             row, metadata = external
-            previous = sealing.open_config(self.keyring, plugin_id, row.config, strict=False)
+            previous = self._readable(plugin_id, row.config)
             validated = await plugin_config.validate_foreign(
                 metadata, raw, previous=previous, timeout=self.settings.schema_check_seconds
             )
