@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -24,6 +25,7 @@ from unity.app import create_app
 from unity.auth.external import issue_plugin_key
 from unity.auth.tokens import Scope, create_token
 from unity.cli.main import app as cli_app
+from unity.credentials import MasterKeyError
 from unity.plugins.loader import PluginLoader
 from unity.settings import Settings
 from unity.storage import registry
@@ -100,6 +102,12 @@ async def test_typed_secret_is_sealed_and_the_plugin_gets_it(
         shown = (await who.get(f"{API}/secret-user/config")).json()
         assert shown["config"]["password"] == "********"
         assert (await who.get(f"{API}/secret-user")).json()["config"]["password"] == "********"
+
+    # A sealed value the hub did not write is refused, naming the field.
+    forged = {"$sealed": {"kid": "0badc0de", "nonce": "", "ct": ""}}
+    refused = await client.put(f"{API}/secret-user/config", json={"password": forged})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["details"][0]["loc"] == ["password"]
 
     # Sending the mask back (PUT) or leaving the field out (PATCH) keeps the secret.
     kept = await client.put(f"{API}/secret-user/config", json={"password": "********"})
@@ -227,3 +235,17 @@ async def test_master_key_rotation_reseals_config_secrets(
         run = (await client.post(f"{API}/secret-user/execute")).json()
         assert run["status"] == "success", run
         assert run["data"] == digest(SECRET)
+
+
+async def test_hub_refuses_to_start_without_the_key_of_a_sealed_config(
+    settings: Settings, loader: PluginLoader
+) -> None:
+    async with hub(settings, loader) as client:
+        await client.put(f"{API}/secret-user/config", json={"password": SECRET})
+        kid = json.loads(await raw_config(database(client), "secret-user"))["password"]
+    (settings.data_dir / "master.key").unlink()
+    with pytest.raises(MasterKeyError) as refused:
+        async with hub(settings, loader):
+            pass
+    assert kid["$sealed"]["kid"] in str(refused.value)
+    assert SECRET not in str(refused.value)

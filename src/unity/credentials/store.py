@@ -330,11 +330,13 @@ class CredentialStore:
         return set(await self.key_ids_in_use()) - self.keyring.key_ids
 
     async def verify_keyring(self) -> None:
-        """``MasterKeyError`` when stored credentials are sealed with keys not loaded."""
+        """``MasterKeyError`` when stored credentials or plugin-config secrets are
+        sealed with keys not loaded."""
         unreadable = await self.unreadable_key_ids()
         if unreadable:
             raise MasterKeyError(
-                f"credentials in the database are sealed with master key(s) "
+                f"secrets in the database (credentials or plugin configs) are sealed with "
+                f"master key(s) "
                 f"{', '.join(sorted(unreadable))}, but the loaded key is "
                 f"{self.keyring.current.key_id}: set UNITY_MASTER_KEY (or master.key) to the "
                 "right key, or give the old one as UNITY_MASTER_KEY_PREVIOUS"
