@@ -249,3 +249,33 @@ async def test_hub_refuses_to_start_without_the_key_of_a_sealed_config(
             pass
     assert kid["$sealed"]["kid"] in str(refused.value)
     assert SECRET not in str(refused.value)
+
+
+async def test_a_field_that_becomes_secret_is_sealed_on_registration(
+    app: FastAPI, client: httpx.AsyncClient, anon: httpx.AsyncClient
+) -> None:
+    def document(secret: bool) -> dict[str, Any]:
+        password: dict[str, Any] = {"type": "string", **({"writeOnly": True} if secret else {})}
+        return {
+            "id": "nas-temp",
+            "name": "NAS temperature",
+            "version": "1.0.0",
+            "metrics": [{"name": "celsius"}],
+            "config_schema": {"type": "object", "properties": {"password": password}},
+        }
+
+    enrollment = await client.post("/api/enrollment-tokens", json={"max_uses": 2})
+    headers = {"Authorization": f"Bearer {enrollment.json()['token']}"}
+    body = {"metadata": document(secret=False), "hostname": "nas"}
+    first = await anon.post(f"{API}/register", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    saved = await client.put(f"{API}/nas-temp/config", json={"password": SECRET})
+    assert saved.status_code == 200, saved.text
+    assert SECRET in await raw_config(app.state.db, "nas-temp")  # not secret (yet)
+    body = {"metadata": document(secret=True), "hostname": "nas"}
+    again = await anon.post(f"{API}/register", json=body, headers=headers)
+    assert again.status_code == 201, again.text
+    assert SECRET not in await raw_config(app.state.db, "nas-temp")
+    own = {"Authorization": f"Bearer {again.json()['api_key']}"}
+    mine = await anon.get(f"{API}/nas-temp/config", headers=own)
+    assert mine.json()["config"]["password"] == SECRET

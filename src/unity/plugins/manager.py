@@ -221,7 +221,8 @@ class PluginManager:
             return dict(config)
         return sealing.open_config(self.keyring, plugin_id, config, strict=False)
 
-    def _sealed(self, metadata: PluginMetadata, stored: dict[str, Any]) -> dict[str, Any]:
+    def sealed_config(self, metadata: PluginMetadata, stored: dict[str, Any]) -> dict[str, Any]:
+        """``stored`` as the database keeps it: plain values of secret fields sealed."""
         secrets = plugin_config.secret_fields(metadata)
         if not sealing.needs_sealing(stored, secrets):
             return dict(stored)
@@ -566,12 +567,14 @@ class PluginManager:
                 metadata, raw, previous=previous, timeout=self.settings.schema_check_seconds
             )
             await self.links.check(metadata, validated)
-            await self._update_row(plugin_id, config=self._sealed(metadata, validated.stored))
+            await self._update_row(plugin_id, config=self.sealed_config(metadata, validated.stored))
             return validated
         managed = self._loaded(plugin_id)
         validated = plugin_config.validate(managed.metadata, raw, previous=managed.config.stored)
         await self.links.check(managed.metadata, validated)
-        await self._update_row(plugin_id, config=self._sealed(managed.metadata, validated.stored))
+        await self._update_row(
+            plugin_id, config=self.sealed_config(managed.metadata, validated.stored)
+        )
         old_interval = managed.interval
         managed.config = validated
         await self.links.close_remotes(managed)
