@@ -556,10 +556,10 @@ class PluginManager:
 
         Raises ``ConfigError`` (nothing saved) when it does not validate.
         """
+        external = await self._external(plugin_id)
         if isinstance(raw, dict):
             # A merge patch carries the stored (sealed) values of the fields it keeps.
             raw = self.stored_config(plugin_id, raw)
-        external = await self._external(plugin_id)
         if external is not None:
             row, metadata = external
             previous = self._readable(plugin_id, row.config)
