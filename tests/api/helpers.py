@@ -23,6 +23,8 @@ from sqlalchemy import func, select
 
 from unity.app import create_app
 from unity.auth.tokens import IssuedToken, Scope, create_token
+from unity.credentials import sealing
+from unity.plugins.config import secret_fields
 from unity.plugins.loader import PluginLoader
 from unity.settings import Settings
 from unity.storage import metrics as metric_store
@@ -91,6 +93,17 @@ async def plugin_row(app: FastAPI, plugin_id: str) -> Plugin:
         row = await session.get(Plugin, plugin_id)
     assert row is not None, plugin_id
     return row
+
+
+async def stored_config(app: FastAPI, plugin_id: str) -> dict[str, Any]:
+    """The plugin's stored config with its sealed secrets opened; asserts first that
+    the row holds no secret field in plain text (they are sealed at rest)."""
+    row = await plugin_row(app, plugin_id)
+    manager = app.state.manager
+    secrets = secret_fields(await manager.metadata_for(plugin_id))
+    assert not sealing.needs_sealing(row.config, secrets), "a secret is stored in plain text"
+    config: dict[str, Any] = manager.stored_config(plugin_id, row.config)
+    return config
 
 
 async def execution_rows(app: FastAPI, plugin_id: str) -> list[PluginExecution]:

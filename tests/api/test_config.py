@@ -18,6 +18,7 @@ from tests.api.helpers import (
     eventually,
     execution_rows,
     plugin_row,
+    stored_config,
 )
 from tests.support import sample_plugins
 from tests.support.sample_plugins import CounterPlugin
@@ -231,7 +232,7 @@ async def test_a_secret_never_comes_back(app: FastAPI, client: httpx.AsyncClient
     assert put.json()["config"] == {"token": MASK}
     assert (await client.get(f"{API}/vault/config")).json()["config"] == {"token": MASK}
     assert (await client.get(f"{API}/vault")).json()["config"] == {"token": MASK}
-    assert (await plugin_row(app, "vault")).config == {"token": SECRET}
+    assert (await stored_config(app, "vault")) == {"token": SECRET}
     responses = [put, *await every_read(client, "vault")]
     responses.append(await client.post(f"{API}/vault/execute"))
     assert all(SECRET not in r.text for r in responses)
@@ -248,7 +249,7 @@ async def test_sending_the_mask_back_keeps_the_stored_secret(
     response = await client.put(f"{API}/vault/config", json=shown)
     assert response.status_code == 200
     assert response.json()["config"] == {"token": MASK, "address": "http://vault2.lan"}
-    assert (await plugin_row(app, "vault")).config == {
+    assert (await stored_config(app, "vault")) == {
         "token": SECRET,
         "address": "http://vault2.lan",
     }
@@ -256,7 +257,7 @@ async def test_sending_the_mask_back_keeps_the_stored_secret(
     assert instance.config["token"].get_secret_value() == SECRET
     # A new value replaces it.
     await client.put(f"{API}/vault/config", json={"token": "rotated"})
-    assert (await plugin_row(app, "vault")).config == {"token": "rotated"}
+    assert (await stored_config(app, "vault")) == {"token": "rotated"}
 
 
 async def test_a_rejected_config_does_not_echo_the_secret(
@@ -280,7 +281,7 @@ async def test_an_optional_secret_is_masked_everywhere(
         f"{API}/configured/config", json={"url": "http://nas.lan", "password": SECRET}
     )
     assert put.status_code == 200
-    assert (await plugin_row(app, "configured")).config["password"] == SECRET
+    assert (await stored_config(app, "configured"))["password"] == SECRET
     assert put.json()["config"]["password"] == MASK
     assert (await client.get(f"{API}/configured/config")).json()["config"]["password"] == MASK
     assert (await client.get(f"{API}/configured")).json()["config"]["password"] == MASK
@@ -295,4 +296,4 @@ async def test_sending_the_mask_back_keeps_an_optional_secret(
         f"{API}/configured/config", json={"url": "http://b", "password": MASK}
     )
     assert response.status_code == 200
-    assert (await plugin_row(app, "configured")).config == {"url": "http://b", "password": SECRET}
+    assert (await stored_config(app, "configured")) == {"url": "http://b", "password": SECRET}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
-from tests.api.helpers import API, MASK, plugin_row
+from tests.api.helpers import API, MASK, plugin_row, stored_config
 from unity.api.body import merge_patch
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -40,7 +40,7 @@ async def test_patch_changes_only_the_fields_it_sends(
     assert body["interval"] == 30, "a patch without interval keeps it"
     assert body["config"]["password"] == MASK
     assert body["config"]["mode"] == "slow"
-    stored = (await plugin_row(app, "configured")).config
+    stored = await stored_config(app, "configured")
     assert stored["password"] == "s3cret", "the secret is kept, not reset"
     assert stored["url"] == "http://nas"
     assert "port" not in stored or stored["port"] == 8080, "null removes: back to the default"

@@ -1,6 +1,6 @@
 """Body limits over ASGI: size from Content-Length and while streaming, and time.
 
-The end-to-end tests (``tests/e2e/test_limits.py``) show the same against a
+The end-to-end tests (``tests/e2e/test_request_limits.py``) show the same against a
 real ``unity serve``, with its memory measured; these cover each route kind
 and the deadline quickly.
 """

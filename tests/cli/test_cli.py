@@ -25,6 +25,7 @@ from tests.cli.conftest import Hub, Invoke
 from tests.support.sample_plugins import CounterPlugin
 from unity.cli.db import shown_url
 from unity.cli.output import format_interval, relative_time
+from unity.credentials import load_keyring, sealing
 from unity.settings import Settings
 from unity.storage import registry
 from unity.storage.db import Database
@@ -56,13 +57,17 @@ def json_out(cli: Invoke, *args: str) -> Any:
 
 
 def stored_config(settings: Settings, plugin_id: str) -> dict[str, Any]:
+    """The stored config, sealed secrets opened (a secret is never stored plain)."""
+
     async def read() -> dict[str, Any]:
         db = Database(settings.effective_database_url)
         try:
             async with db.session() as session:
                 row = await registry.get_plugin(session, plugin_id)
                 assert row is not None
-                return dict(row.config)
+                assert not isinstance(row.config.get("password"), str), "stored plain"
+                keyring = load_keyring(settings, create=False)
+                return sealing.open_config(keyring, plugin_id, row.config)
         finally:
             await db.dispose()
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import asyncssh
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import text as sql
 from typer.testing import CliRunner
 
 from tests.credentials.helpers import certificate
@@ -27,6 +29,7 @@ def pem_body(pem: str) -> list[str]:
 
 
 async def test_no_canary_escapes(
+    app: FastAPI,
     client: httpx.AsyncClient,
     reader: httpx.AsyncClient,
     anon: httpx.AsyncClient,
@@ -40,11 +43,12 @@ async def test_no_canary_escapes(
     password = f"CANARY-password-{tag}"
     token = f"CANARY-token-{tag}"
     passphrase = f"CANARY-passphrase-{tag}"
+    typed = f"CANARY-typed-{tag}"
     ssh_key = asyncssh.generate_private_key("ssh-ed25519", comment="canary")
     ssh_private = ssh_key.export_private_key("openssh").decode()
     encrypted_key = ssh_key.export_private_key("openssh", passphrase=passphrase).decode()
     cert, cert_key, _ = certificate("canary.example", days=10)
-    canaries = [password, token, passphrase, ssh_server.password]
+    canaries = [password, token, passphrase, typed, ssh_server.password]
     canaries += pem_body(ssh_private) + pem_body(encrypted_key) + pem_body(cert_key)
     bodies: list[str] = []
 
@@ -95,6 +99,16 @@ async def test_no_canary_escapes(
     await call(reader, "POST", "/api/credentials/pw/reveal")
     await call(anon, "POST", "/api/credentials/pw/reveal")
     await call(reader, "GET", "/api/credentials/audit")
+
+    # A secret typed straight into a plugin config (sealed at rest); the hub runs it.
+    plain = {"url": "http://127.0.0.1:9", "password": typed}
+    await call(client, "PUT", "/api/plugins/v2/configured/config", json=plain)
+    await call(client, "PATCH", "/api/plugins/v2/configured/config", json={"port": 0})
+    await call(client, "PATCH", "/api/plugins/v2/configured/config", json={"port": 8080})
+    for who in (client, reader):
+        await call(who, "GET", "/api/plugins/v2/configured/config")
+        await call(who, "GET", "/api/plugins/v2/configured")
+    assert (await call(client, "POST", "/api/plugins/v2/configured/execute")).status_code == 200
 
     # A plugin config that references the password; the hub runs the plugin.
     reference = {"password": {"$credential": "pw"}}
@@ -186,6 +200,12 @@ async def test_no_canary_escapes(
         runner.invoke, cli_app, ["credentials", "reveal", "tok"], env=env
     )
     assert cli_reveal.stdout == f"{token}\n", (cli_reveal.output, outputs[-2:])
+
+    # The database itself: every plugin config as stored, after the key rotation.
+    async with app.state.db.engine.connect() as conn:
+        stored = "\n".join(await conn.scalars(sql("SELECT CAST(config AS TEXT) FROM plugins")))
+    assert "$sealed" in stored
+    assert typed not in stored
 
     logs = caplog.text + "\n".join(
         f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records

@@ -420,7 +420,7 @@ def rotate_master_key(
         except CredentialError as exc:
             fail(str(exc))
 
-    async def work(store: CredentialStore) -> tuple[int, int, int, str]:
+    async def work(store: CredentialStore) -> tuple[int, int, int, str, int]:
         with Progress(
             TextColumn("Re-encrypting"),
             BarColumn(),
@@ -437,16 +437,16 @@ def rotate_master_key(
             progress.update(task, completed=report.total, total=report.total)
         left = set(await store.key_ids_in_use()) - {report.key_id}
         if left:
-            fail(f"credentials still sealed with {', '.join(sorted(left))}; run it again")
-        return report.total, report.rotated, report.skipped, report.key_id
+            fail(f"secrets still sealed with {', '.join(sorted(left))}; run it again")
+        return report.total, report.rotated, report.skipped, report.key_id, report.configs
 
-    total, rotated, skipped, key_id = run(work)
+    total, rotated, skipped, key_id, configs = run(work)
     previous = settings.data_dir / PREVIOUS_KEY_FILE
     if not env_key and not keep_previous:
         previous.unlink(missing_ok=True)
     console().print(
         f"{total} credentials under master key {key_id}: {rotated} re-encrypted, "
-        f"{skipped} already were.",
+        f"{skipped} already were; {configs} plugin config(s) re-sealed.",
         soft_wrap=True,
     )
     if env_key:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from unity.credentials import audit
+from unity.credentials import audit, sealing
 from unity.credentials.audit import AuditAction
 from unity.credentials.crypto import Keyring, Sealed
 from unity.credentials.errors import (
@@ -78,6 +78,8 @@ class RotationReport:
     rotated: int
     skipped: int
     key_id: str
+    configs: int = 0
+    """Plugin configs whose sealed secrets were re-sealed."""
 
 
 def _aad(row: Credential) -> bytes:
@@ -311,23 +313,30 @@ class CredentialStore:
     # -- master key ------------------------------------------------------------------
 
     async def key_ids_in_use(self) -> dict[str, int]:
-        """How many credentials each master key id seals."""
+        """How many credentials and plugin configs with sealed secrets each master
+        key id seals."""
         async with self.db.session() as session:
             rows = await session.execute(
                 select(Credential.key_id, func.count()).group_by(Credential.key_id)
             )
-            return {key_id: int(count) for key_id, count in rows}
+            counts = {key_id: int(count) for key_id, count in rows}
+            for config in await session.scalars(select(Plugin.config)):
+                for key_id in sealing.key_ids(config):
+                    counts[key_id] = counts.get(key_id, 0) + 1
+            return counts
 
     async def unreadable_key_ids(self) -> set[str]:
         """Key ids of stored credentials that the keyring cannot open."""
         return set(await self.key_ids_in_use()) - self.keyring.key_ids
 
     async def verify_keyring(self) -> None:
-        """``MasterKeyError`` when stored credentials are sealed with keys not loaded."""
+        """``MasterKeyError`` when stored credentials or plugin-config secrets are
+        sealed with keys not loaded."""
         unreadable = await self.unreadable_key_ids()
         if unreadable:
             raise MasterKeyError(
-                f"credentials in the database are sealed with master key(s) "
+                f"secrets in the database (credentials or plugin configs) are sealed with "
+                f"master key(s) "
                 f"{', '.join(sorted(unreadable))}, but the loaded key is "
                 f"{self.keyring.current.key_id}: set UNITY_MASTER_KEY (or master.key) to the "
                 "right key, or give the old one as UNITY_MASTER_KEY_PREVIOUS"
@@ -374,4 +383,26 @@ class CredentialStore:
                     rotated += 1
             if progress is not None:
                 progress(skipped + rotated, total)
-        return RotationReport(total=total, rotated=rotated, skipped=skipped, key_id=target)
+        configs = await self._reseal_plugin_configs(target)
+        return RotationReport(
+            total=total, rotated=rotated, skipped=skipped, key_id=target, configs=configs
+        )
+
+    async def _reseal_plugin_configs(self, target: str) -> int:
+        """Re-seal secrets typed into plugin configs (see :mod:`.sealing`), one
+        plugin per transaction like the credentials."""
+        async with self.db.session() as session:
+            pending = [
+                plugin_id
+                for plugin_id, config in await session.execute(select(Plugin.id, Plugin.config))
+                if sealing.key_ids(config) - {target}
+            ]
+        done = 0
+        for plugin_id in pending:
+            async with self.db.session() as session:
+                row = await session.get(Plugin, plugin_id, with_for_update=True)
+                if row is None or not sealing.key_ids(row.config) - {target}:
+                    continue
+                row.config, count = sealing.reseal_config(self.keyring, row.id, row.config)
+                done += 1 if count else 0
+        return done

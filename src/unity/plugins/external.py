@@ -93,6 +93,10 @@ async def register(
     try:
         async with manager.db.session() as session:
             key = await _register(session, metadata, request, enrollment_token)
+            row = await session.get(Plugin, metadata.id)
+            if row is not None and row.config:
+                # A field the new schema marks secret may hold a plain value.
+                row.config = manager.sealed_config(metadata, row.config)
     except IntegrityError as exc:
         # PostgreSQL: another registration inserted the same new id concurrently.
         raise RegistrationConflictError(_CONCURRENT.format(plugin_id=metadata.id)) from exc

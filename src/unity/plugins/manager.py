@@ -31,6 +31,7 @@ from unity.credentials import (
     Keyring,
     audit,
     load_keyring,
+    sealing,
 )
 from unity.plugins import config as plugin_config
 from unity.plugins import output
@@ -139,6 +140,7 @@ class PluginManager:
             first_start = not await registry.list_plugins(session, limit=1)
         for plugin in loaded:
             await self._register(plugin, autoenable=first_start)
+        await self._seal_external_configs()
         activations = [
             asyncio.ensure_future(self._activate_at_start(managed))
             for managed in self.plugins.values()
@@ -232,9 +234,16 @@ class PluginManager:
                 enable_if_new=autoenable and plugin.id in self.settings.autoenable,
             )
             stored = dict(row.config or {})
+            # Secrets typed into the config are sealed at rest (also those stored
+            # before the hub sealed them); the plugin gets them open.
+            secrets = plugin_config.secret_fields(plugin.metadata)
+            if sealing.needs_sealing(stored, secrets):
+                row.config = sealing.seal_config(self.keyring, plugin.id, stored, secrets)
             try:
+                stored = self.stored_config(plugin.id, stored)
                 validated = plugin_config.validate(plugin.metadata, stored)
             except ConfigError as exc:
+                stored = self._readable(plugin.id, stored)
                 # A plugin with required settings starts unconfigured; only a stored
                 # config that stopped validating (the schema changed) is an error.
                 validated = plugin_config.ValidatedConfig(stored, {}, None, None)
@@ -262,6 +271,50 @@ class PluginManager:
             log.info("plugin %s runs in process isolation (set by the settings)", plugin.id)
         if created:
             log.info("registered new plugin %s %s", plugin.id, plugin.metadata.version)
+
+    async def _seal_external_configs(self) -> None:
+        """Seal plain secrets in external plugins' stored configs (idempotent)."""
+        async with self.db.session() as session:
+            for row in await registry.list_plugins(session, limit=1_000_000):
+                if not row.external or not row.config:
+                    continue
+                try:
+                    metadata = PluginMetadata.model_validate(row.plugin_metadata)
+                except ValueError:
+                    continue
+                secrets = plugin_config.secret_fields(metadata)
+                if sealing.needs_sealing(row.config, secrets):
+                    row.config = sealing.seal_config(self.keyring, row.id, row.config, secrets)
+
+    def _unopened(self, plugin_id: str, exc: sealing.SealedValueError) -> ConfigError:
+        return ConfigError(
+            f"the stored config of plugin {plugin_id!r} is invalid",
+            [{"loc": [exc.field], "msg": f"{exc}; set the value again"}],
+        )
+
+    def stored_config(self, plugin_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        """A config as read from the database with its sealed secrets opened;
+        ``ConfigError`` naming the field when one does not open."""
+        if not any(sealing.is_sealed(value) for value in (config or {}).values()):
+            # Nothing sealed: the keyring (and its key file) is not needed.
+            return dict(config or {})
+        try:
+            return sealing.open_config(self.keyring, plugin_id, config)
+        except sealing.SealedValueError as exc:
+            raise self._unopened(plugin_id, exc) from None
+
+    def _readable(self, plugin_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        """``config`` with sealed values opened, leaving out those that do not open."""
+        if not any(sealing.is_sealed(value) for value in config.values()):
+            return dict(config)
+        return sealing.open_config(self.keyring, plugin_id, config, strict=False)
+
+    def sealed_config(self, metadata: PluginMetadata, stored: dict[str, Any]) -> dict[str, Any]:
+        """``stored`` as the database keeps it: plain values of secret fields sealed."""
+        secrets = plugin_config.secret_fields(metadata)
+        if not sealing.needs_sealing(stored, secrets):
+            return dict(stored)
+        return sealing.seal_config(self.keyring, metadata.id, stored, secrets)
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         self._track(asyncio.ensure_future(coro), name)
@@ -333,7 +386,9 @@ class PluginManager:
         if external is not None:
             row, metadata = external
             await plugin_config.validate_foreign(
-                metadata, row.config, timeout=self.settings.schema_check_seconds
+                metadata,
+                self.stored_config(plugin_id, row.config),
+                timeout=self.settings.schema_check_seconds,
             )
             await self._update_row(plugin_id, enabled=True)
             return
@@ -658,18 +713,24 @@ class PluginManager:
         Raises ``ConfigError`` (nothing saved) when it does not validate.
         """
         external = await self._external(plugin_id)
+        if isinstance(raw, dict):
+            # A merge patch carries the stored (sealed) values of the fields it keeps.
+            raw = self.stored_config(plugin_id, raw)
         if external is not None:
             row, metadata = external
+            previous = self._readable(plugin_id, row.config)
             validated = await plugin_config.validate_foreign(
-                metadata, raw, previous=row.config, timeout=self.settings.schema_check_seconds
+                metadata, raw, previous=previous, timeout=self.settings.schema_check_seconds
             )
             await self.links.check(metadata, validated)
-            await self._update_row(plugin_id, config=validated.stored)
+            await self._update_row(plugin_id, config=self.sealed_config(metadata, validated.stored))
             return validated
         managed = self._loaded(plugin_id)
         validated = plugin_config.validate(managed.metadata, raw, previous=managed.config.stored)
         await self.links.check(managed.metadata, validated)
-        await self._update_row(plugin_id, config=validated.stored)
+        await self._update_row(
+            plugin_id, config=self.sealed_config(managed.metadata, validated.stored)
+        )
         old_interval = managed.interval
         managed.config = validated
         await self.links.close_remotes(managed)

@@ -214,7 +214,7 @@ async def get_config(
         with credential_errors():
             stored = await manager.links.resolve(
                 metadata,
-                row.config,
+                manager.stored_config(plugin_id, row.config),
                 actor=f"plugin:{plugin_id}",
                 source=request.client.host if request.client else None,
             )
