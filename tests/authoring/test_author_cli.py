@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.support.processes import pip_install_into
 from typer.testing import CliRunner
 
 from unity.cli.main import app
@@ -129,21 +130,7 @@ def test_check_reports_problems_in_a_file(tmp_path: Path) -> None:
 
 def test_installed_package_is_found_and_its_own_tests_pass(package: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(package),
-        ],
-        check=True,
-    )
+    pip_install_into(package, target)
     env = {**os.environ, "PYTHONPATH": str(target)}
     listed = subprocess.run(
         [

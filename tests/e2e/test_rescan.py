@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support.processes import Hub, hub_env, wait_until
+from tests.support.processes import Hub, hub_env, pip_install_into, wait_until
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "uptime-plugin"
 
@@ -33,24 +33,6 @@ def hub(tmp_path: Path, site: Path) -> Iterator[Hub]:
         instance.proc.wait()
 
 
-def _install(package: Path, site: Path) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(package),
-        ],
-        check=True,
-    )
-
-
 @pytest.mark.e2e
 def test_a_package_installed_while_running_is_found_by_a_rescan(hub: Hub, site: Path) -> None:
     with hub.client() as client:
@@ -59,7 +41,7 @@ def test_a_package_installed_while_running_is_found_by_a_rescan(hub: Hub, site: 
         assert nothing.status_code == 200, nothing.text
         assert nothing.json() == {"added": [], "load_failures": []}
 
-        _install(EXAMPLE, site)
+        pip_install_into(EXAMPLE, site)
         found = client.post("/api/plugins/v2/rescan").json()
         assert found["added"] == ["uptime"]
         assert found["load_failures"] == []
@@ -89,7 +71,7 @@ def test_reload_mode_picks_up_a_new_package_by_itself(tmp_path: Path, site: Path
     try:
         with hub.client() as client:
             assert client.get("/api/plugins/v2/uptime").status_code == 404
-            _install(EXAMPLE, site)
+            pip_install_into(EXAMPLE, site)
             wait_until(lambda: client.get("/api/plugins/v2/uptime").status_code == 200)
         assert "found newly installed plugin uptime" in hub.log.read_text()
     finally:
@@ -98,7 +80,7 @@ def test_reload_mode_picks_up_a_new_package_by_itself(tmp_path: Path, site: Path
 
 @pytest.mark.e2e
 def test_the_cli_rescans(hub: Hub, site: Path) -> None:
-    _install(EXAMPLE, site)
+    pip_install_into(EXAMPLE, site)
     unity = Path(sys.executable).with_name("unity")
     env = {**hub.env, "UNITY_URL": hub.url, "UNITY_TOKEN": hub.admin_token}
     answer = subprocess.run(

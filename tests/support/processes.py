@@ -22,6 +22,25 @@ TOKEN_RE = re.compile(r"unity_[a-z0-9]{12}_[A-Za-z0-9_-]{43}")
 UNITY = Path(sys.executable).with_name("unity")
 
 
+def pip_install_into(package: Path, target: Path) -> None:
+    """Install a plugin package (no dependencies) into a folder, as pip --target does."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(package),
+        ],
+        check=True,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -8,15 +8,13 @@ hub runs, find it without a restart, enable it and open its charts.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.processes import Hub, free_port
+from tests.support.processes import Hub, free_port, pip_install_into
 from tests.web.conftest import screenshot
 
 pytestmark = pytest.mark.e2e
@@ -87,21 +85,7 @@ def test_the_first_day(hub: Hub, site: Path, browser_context: Callable[..., Any]
     )
 
     # Install a plugin package while the hub runs; it is not there yet.
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(EXAMPLE),
-        ],
-        check=True,
-    )
+    pip_install_into(EXAMPLE, site)
     page.goto(f"{hub.url}/plugins")
     assert page.locator("a[href='/plugins/uptime']").count() == 0
     page.click("button:has-text('Look for new plugins')")

@@ -249,7 +249,13 @@ async def put_config(
     config = await read_json(request)
     if not isinstance(config, dict):
         raise ApiError(422, "the config must be a JSON object")
-    validated = await manager.set_config(plugin_id, config)
+    return await _saved(manager, plugin_id, await manager.set_config(plugin_id, config))
+
+
+async def _saved(
+    manager: PluginManager, plugin_id: str, validated: plugin_config.ValidatedConfig
+) -> PluginConfig:
+    """The answer to a config change: what was stored, secrets masked."""
     metadata = await manager.metadata_for(plugin_id)
     row = await manager.row(plugin_id)
     return PluginConfig(
@@ -290,14 +296,7 @@ async def patch_config(
         raise ApiError(422, "a merge patch of the config must be a JSON object")
     row = await manager.row(plugin_id)
     validated = await manager.set_config(plugin_id, merge_patch(row.config, patch))
-    metadata = await manager.metadata_for(plugin_id)
-    return PluginConfig(
-        plugin_id=plugin_id,
-        config=plugin_config.mask_secrets(metadata, validated.stored),
-        interval=validated.interval or metadata.default_interval,
-        enabled=row.enabled,
-        config_schema=metadata.config_json_schema(),
-    )
+    return await _saved(manager, plugin_id, validated)
 
 
 @router.get("/{plugin_id}/health", response_model=HealthOut)
