@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from unity.credentials.audit import AuditAction
-from unity.credentials.models import CredentialAudit
+from unity.storage.models import CredentialAudit
 from unity.storage.types import utcnow
 
 

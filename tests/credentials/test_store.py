@@ -21,8 +21,8 @@ from unity.credentials import (
     Keyring,
     MasterKey,
 )
-from unity.credentials.models import Credential
 from unity.storage.db import Database
+from unity.storage.models import Credential
 
 Input: TypeAdapter[CredentialInput] = TypeAdapter(CredentialInput)
 

@@ -7,7 +7,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
-import unity.credentials.models  # noqa: F401
 from unity.storage.db import Database, alembic_config
 from unity.storage.models import Base
 

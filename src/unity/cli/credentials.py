@@ -43,7 +43,7 @@ from unity.credentials.crypto import (
     create_key_file,
     read_key_file,
 )
-from unity.credentials.models import Credential, CredentialAudit
+from unity.storage.models import Credential, CredentialAudit
 
 __all__ = ["ACTOR", "app", "cli_source", "credential_dict", "open_store", "run"]
 

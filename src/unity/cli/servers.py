@@ -31,7 +31,7 @@ from unity.credentials import (
     SSHRunner,
     change_credential_key,
 )
-from unity.credentials.models import Server
+from unity.storage.models import Server
 
 __all__ = ["app"]
 

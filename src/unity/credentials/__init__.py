@@ -1,14 +1,13 @@
 """The credentials store ("KC-Booth"), the server inventory and SSH targets.
 
 Secrets are sealed with AES-256-GCM under a master key kept outside the
-database (:mod:`.crypto`); the tables are in :mod:`.models`; :mod:`.store`
+database (:mod:`.crypto`); the tables are in :mod:`unity.storage.models`; :mod:`.store`
 creates, resolves, reveals and re-keys credentials, auditing every use
 (:mod:`.audit`); :mod:`.inventory` keeps servers and their pinned host keys;
 :mod:`.ssh` runs plugin commands on them; :mod:`.authorized_keys` installs
 and removes SSH public keys exactly. See ``docs/credentials.md``.
 """
 
-from unity.credentials import models as models
 from unity.credentials.audit import AuditAction
 from unity.credentials.authorized_keys import KeyChange, change_credential_key
 from unity.credentials.crypto import Keyring, MasterKey, Sealed, load_keyring
@@ -27,7 +26,6 @@ from unity.credentials.errors import (
     SSHError,
 )
 from unity.credentials.inventory import LOCAL_TARGET, Inventory, LoginTarget
-from unity.credentials.models import Credential, CredentialAudit, Server
 from unity.credentials.schemas import CredentialInput, CredentialKind, ServerInput, ServerUpdate
 from unity.credentials.ssh import HostKeyInfo, SSHRunner, runner_for
 from unity.credentials.store import (
@@ -36,6 +34,7 @@ from unity.credentials.store import (
     ResolvedCredential,
     RotationReport,
 )
+from unity.storage.models import Credential, CredentialAudit, Server
 
 __all__ = [
     "CREDENTIAL_REF",

@@ -13,8 +13,8 @@ from enum import StrEnum
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unity.credentials.models import CredentialAudit
 from unity.storage.db import Database
+from unity.storage.models import CredentialAudit
 from unity.storage.types import utcnow
 
 __all__ = ["AuditAction", "list_entries", "purge", "record", "record_detached"]

@@ -24,10 +24,9 @@ from unity.credentials.errors import (
     InvalidCredentialError,
 )
 from unity.credentials.material import load_ssh_key
-from unity.credentials.models import Credential, Server
 from unity.credentials.schemas import ServerInput, ServerUpdate
 from unity.credentials.store import CredentialStore
-from unity.storage.models import Plugin
+from unity.storage.models import Credential, Plugin, Server
 from unity.storage.types import utcnow
 
 __all__ = ["LOCAL_TARGET", "Inventory", "LoginTarget", "configured_targets"]

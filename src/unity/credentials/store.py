@@ -29,10 +29,9 @@ from unity.credentials.errors import (
     MasterKeyError,
 )
 from unity.credentials.material import build, primary_secret
-from unity.credentials.models import Credential, CredentialAudit, Server
 from unity.credentials.schemas import CredentialInput
 from unity.storage.db import Database
-from unity.storage.models import Plugin
+from unity.storage.models import Credential, CredentialAudit, Plugin, Server
 from unity.storage.types import utcnow
 
 __all__ = [

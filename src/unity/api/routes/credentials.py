@@ -34,8 +34,8 @@ from unity.credentials import (
     SSHAuthError,
     SSHConnectError,
 )
-from unity.credentials.models import Credential, CredentialAudit
 from unity.credentials.schemas import NAME_PATTERN
+from unity.storage.models import Credential, CredentialAudit
 
 __all__ = [
     "AuditEntryOut",

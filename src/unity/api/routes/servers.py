@@ -25,8 +25,8 @@ from unity.credentials import (
     SSHRunner,
     change_credential_key,
 )
-from unity.credentials.models import Server
 from unity.plugins.manager import PluginManager
+from unity.storage.models import Server
 
 __all__ = ["router"]
 

@@ -12,7 +12,6 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import unity.credentials.models  # noqa: F401
 from unity.settings import Settings
 from unity.storage.models import Base
 
