@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 import unity_sdk
 from unity.plugins.loader import validate_class
@@ -21,6 +21,7 @@ from unity_sdk import (
     PluginError,
     PluginMetadata,
     check_document,
+    error_details,
     iter_metric_values,
     undeclared_numbers,
 )
@@ -134,6 +135,32 @@ def test_public_api_is_complete() -> None:
         if not name.startswith("_") and (inspect.isclass(value) or inspect.isfunction(value))
     }
     assert exported <= set(unity_sdk.__all__)
+
+
+def test_error_details_is_the_one_loc_msg_shape() -> None:
+    class Point(BaseModel):
+        x: int
+        tags: list[int]
+
+    with pytest.raises(ValidationError) as caught:
+        Point.model_validate({"x": "a", "tags": [1, "b"]})
+    assert error_details(caught.value) == [
+        {
+            "loc": ["x"],
+            "msg": "Input should be a valid integer, unable to parse string as an integer",
+        },
+        {
+            "loc": ["tags", 1],
+            "msg": "Input should be a valid integer, unable to parse string as an integer",
+        },
+    ]
+    assert [d["loc"] for d in error_details(caught.value, "body")] == [
+        ["body", "x"],
+        ["body", "tags", 1],
+    ]
+    # FastAPI hands over the raw ``errors()``; the API promises string locations there.
+    assert error_details(caught.value.errors(), str_loc=True)[1]["loc"] == ["tags", "1"]
+    assert error_details([{"type": "missing"}]) == [{"loc": [], "msg": ""}]
 
 
 def test_error_hierarchy_is_drawn_in_the_docstring() -> None:

@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from unity.api.errors import ApiError
+from unity_sdk import error_details
 
 __all__ = ["body_schema", "json_body", "merge_patch", "parse_body", "read_json"]
 
@@ -66,7 +67,7 @@ def parse_body(model: type[M] | TypeAdapter[M], raw: Any) -> M:
             return model.validate_python(raw)
         return model.model_validate(raw)
     except ValidationError as exc:
-        details = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        details = error_details(exc)
         raise ApiError(422, "request body is not valid", details=details) from exc
 
 

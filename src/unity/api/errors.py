@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from unity.plugins.manager import PluginNotFoundError, PluginStateError
 from unity.storage.db import Database, DatabaseUnavailableError, is_unavailable
 from unity.storage.pagination import InvalidCursorError
-from unity_sdk import ConfigError
+from unity_sdk import ConfigError, error_details
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +92,6 @@ def database_unavailable() -> JSONResponse:
     )
 
 
-def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
-    return [
-        {"loc": [str(part) for part in e.get("loc", ())], "msg": e.get("msg", "")} for e in errors
-    ]
-
-
 class RejectNulMiddleware:
     """Answer 400 to a URL carrying a NUL character (PostgreSQL text cannot hold one)."""
 
@@ -127,7 +121,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(422, "request is not valid", _clean_validation_errors(exc.errors()))
+        return error_response(
+            422, "request is not valid", error_details(exc.errors(), str_loc=True)
+        )
 
     @app.exception_handler(ConfigError)
     async def _config_error(_: Request, exc: ConfigError) -> JSONResponse:

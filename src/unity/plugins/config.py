@@ -33,7 +33,7 @@ from pydantic import BaseModel, ValidationError
 from referencing.exceptions import Unresolvable
 
 from unity.plugins.schemas import SELF_CONTAINED, reference_problems, run_bounded
-from unity_sdk import ConfigError, MetadataError, PluginMetadata
+from unity_sdk import ConfigError, MetadataError, PluginMetadata, error_details
 
 __all__ = [
     "CREDENTIAL_REF",
@@ -204,7 +204,7 @@ def _validate_model(
     try:
         instance = model.model_validate(data)
     except ValidationError as exc:
-        return {}, [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return {}, error_details(exc)
     return instance.model_dump(), []
 
 

@@ -24,6 +24,7 @@ from unity_sdk.errors import (
     PluginError,
     PluginNotReadyError,
     UnityError,
+    error_details,
 )
 from unity_sdk.external import ExternalPluginBase
 from unity_sdk.metadata import (
@@ -105,6 +106,7 @@ __all__ = [
     "check_document",
     "check_prometheus_names",
     "encode_document",
+    "error_details",
     "iter_metric_values",
     "number_problems",
     "prometheus_collisions",

@@ -30,7 +30,13 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from unity_sdk.errors import HubAuthError, HubError, HubRequestError, HubUnavailableError
+from unity_sdk.errors import (
+    HubAuthError,
+    HubError,
+    HubRequestError,
+    HubUnavailableError,
+    error_details,
+)
 from unity_sdk.metadata import PluginMetadata
 from unity_sdk.wire import (
     KEY_SECRET_PATTERN,
@@ -211,7 +217,7 @@ class HubClient:
             raise HubRequestError(
                 f"{method} {path}: the hub answered with an unexpected body",
                 status=response.status_code,
-                details=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()],
+                details=error_details(exc),
             ) from None
 
     async def _send(

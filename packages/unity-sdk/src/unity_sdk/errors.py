@@ -30,7 +30,10 @@ structured details (for a 422, one ``{"loc", "msg"}`` entry per problem).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from pydantic import ValidationError
 
 __all__ = [
     "CollectionError",
@@ -131,3 +134,29 @@ class HubAuthError(HubError):
 
 class HubRequestError(HubError):
     """The hub rejected the request itself (409, 413, 422...); retrying cannot help."""
+
+
+# Not in this module's ``__all__``, which lists the error hierarchy only; the
+# package exports it.
+def error_details(
+    errors: ValidationError | Iterable[Mapping[str, Any]],
+    *prefix: str | int,
+    str_loc: bool = False,
+) -> list[dict[str, Any]]:
+    """One ``{"loc": [...], "msg": "..."}`` per problem of a failed validation.
+
+    The hub's 422 details, ``ConfigError.errors`` and the SDK's own answers all
+    take this shape, so the conversion lives in one place. ``errors`` is a
+    pydantic ``ValidationError`` or its ``errors()`` (FastAPI's request
+    validation error hands over the latter); ``prefix`` goes before every
+    ``loc``; ``str_loc`` turns each part of ``loc`` into text, for answers that
+    promise string locations.
+    """
+    items = errors.errors() if isinstance(errors, ValidationError) else errors
+    details: list[dict[str, Any]] = []
+    for e in items:
+        loc = [*prefix, *e.get("loc", ())]
+        details.append(
+            {"loc": [str(part) for part in loc] if str_loc else loc, "msg": e.get("msg", "")}
+        )
+    return details

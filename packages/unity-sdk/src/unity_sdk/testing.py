@@ -27,7 +27,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from unity_sdk.client import API_PATH
-from unity_sdk.errors import ConfigError
+from unity_sdk.errors import ConfigError, error_details
 from unity_sdk.metadata import PluginMetadata
 from unity_sdk.metrics import check_document, encode_document
 from unity_sdk.plugin import PluginBase
@@ -245,7 +245,9 @@ class FakeHub:
         try:
             metadata = PluginMetadata.model_validate(body.metadata)
         except ValidationError as exc:
-            raise _Reply(422, "plugin metadata is not valid", _details(exc, "metadata")) from None
+            raise _Reply(
+                422, "plugin metadata is not valid", error_details(exc, "metadata")
+            ) from None
         collisions = prometheus_collisions(metadata)
         if collisions:
             details = [{"loc": ["metadata", "metrics"], "msg": problem} for problem in collisions]
@@ -339,15 +341,11 @@ def _json(content: bytes) -> Any:
         raise _Reply(400, "request body is not JSON") from None
 
 
-def _details(exc: ValidationError, *prefix: str) -> list[dict[str, Any]]:
-    return [{"loc": [*prefix, *e["loc"]], "msg": e["msg"]} for e in exc.errors()]
-
-
 def _parse(model: type[_Model], content: bytes) -> _Model:
     try:
         return model.model_validate(_json(content))
     except ValidationError as exc:
-        raise _Reply(422, "request is not valid", _details(exc)) from None
+        raise _Reply(422, "request is not valid", error_details(exc)) from None
 
 
 # -- running a plugin once ------------------------------------------------
@@ -361,7 +359,7 @@ def validate_config(metadata: PluginMetadata, config: Mapping[str, Any]) -> dict
         try:
             return schema.model_validate(values).model_dump()
         except ValidationError as exc:
-            problems = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+            problems = error_details(exc)
             raise ConfigError(f"config of {metadata.id!r} is not valid", problems) from None
     if isinstance(schema, dict):
         defaults = {

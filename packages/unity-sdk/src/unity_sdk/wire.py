@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_core import to_json
 
+from unity_sdk.errors import error_details
 from unity_sdk.metadata import HealthState
 from unity_sdk.numbers import INT_MAX, require_storable_numbers
 
@@ -171,7 +172,7 @@ class MetricBatch(_Wire):
 def batch_problems(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:
     """The 422 answer to a batch that failed validation: a message naming the
     first bad sample, and one ``{"loc", "msg"}`` per problem."""
-    details = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+    details = error_details(exc)
     bad = [d["loc"][1] for d in details if d["loc"][:1] == ["samples"] and len(d["loc"]) > 1]
     message = f"sample {bad[0]} is invalid; nothing was stored" if bad else "batch is invalid"
     return message, details
