@@ -34,7 +34,7 @@ import httpx
 import psutil
 from sqlalchemy import func, select, text
 from tests.support import misbehaving
-from tests.support.processes import TOKEN_RE, free_port
+from tests.support.processes import free_port
 
 from benchmarks.harness import (
     POSTGRESQL,
@@ -44,6 +44,7 @@ from benchmarks.harness import (
     fresh_database,
     percentile,
 )
+from benchmarks.ingest import Hub
 from unity.storage.db import Database
 from unity.storage.models import PluginExecution
 from unity.storage.types import utcnow
@@ -82,22 +83,6 @@ class Sampled:
     rss: list[int] = field(default_factory=list)
     children_rss: list[int] = field(default_factory=list)
     errors: int = 0
-
-
-@dataclass
-class Hub:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def admin_token(self) -> str:
-        tokens = set(TOKEN_RE.findall(self.output()))
-        if len(tokens) != 1:
-            raise BenchmarkError(f"expected one admin token in the hub output, found {len(tokens)}")
-        return str(tokens.pop())
 
 
 async def _wait_ready(hub: Hub) -> None:
