@@ -53,6 +53,7 @@ from unity_sdk.prometheus import (
     prometheus_collisions,
     prometheus_series,
 )
+from unity_sdk.state import PluginState, RunStatus, plugin_state, run_state
 from unity_sdk.wire import (
     BatchAccepted,
     HealthAccepted,
@@ -96,10 +97,12 @@ __all__ = [
     "PluginError",
     "PluginMetadata",
     "PluginNotReadyError",
+    "PluginState",
     "PrometheusSeries",
     "RegisterRequest",
     "RegisterResponse",
     "Requirements",
+    "RunStatus",
     "Sample",
     "UnityError",
     "__version__",
@@ -109,7 +112,9 @@ __all__ = [
     "error_details",
     "iter_metric_values",
     "number_problems",
+    "plugin_state",
     "prometheus_collisions",
     "prometheus_series",
+    "run_state",
     "undeclared_numbers",
 ]

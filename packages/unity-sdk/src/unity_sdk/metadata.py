@@ -107,6 +107,7 @@ class HealthState(StrEnum):
     DEGRADED = "degraded"
     UNHEALTHY = "unhealthy"
     UNKNOWN = "unknown"
+    NOT_APPLICABLE = "not_applicable"  # nothing to monitor here: never an error
 
 
 class HealthStatus(BaseModel):
@@ -129,6 +130,11 @@ class HealthStatus(BaseModel):
     @classmethod
     def unhealthy(cls, message: str, **details: Any) -> HealthStatus:
         return cls(status=HealthState.UNHEALTHY, message=message, details=details)
+
+    @classmethod
+    def not_applicable(cls, message: str, **details: Any) -> HealthStatus:
+        """Nothing to monitor on this host (no arrays, no SMART disks...)."""
+        return cls(status=HealthState.NOT_APPLICABLE, message=message, details=details)
 
 
 class MetricField(BaseModel):

@@ -111,6 +111,22 @@ class PluginBase(ABC):
         """
         return HealthStatus.healthy()
 
+    def assess(self, document: dict[str, Any]) -> HealthStatus | None:
+        """Judge the health of what the plugin watches from a document it just collected.
+
+        Called by the hub after every successful run with that run's document,
+        so health is always current (not only when ``health_check`` is asked).
+        Return ``None`` (the default) to say nothing; return
+        ``HealthStatus.not_applicable(...)`` when there is nothing to monitor
+        on this host. Must be quick and pure: no I/O. Example::
+
+            def assess(self, document: dict[str, Any]) -> HealthStatus | None:
+                if document["ups"]["on_battery"]:
+                    return HealthStatus.degraded("on battery")
+                return HealthStatus.healthy()
+        """
+        return None
+
     async def on_enable(self) -> None:
         """Called when the plugin is enabled or loaded enabled; open resources here.
 
