@@ -25,6 +25,7 @@ from unity.credentials import CredentialStore, load_keyring
 from unity.plugins.loader import PluginLoader
 from unity.plugins.manager import PluginManager
 from unity.plugins.reloader import watch_installs, watch_plugins
+from unity.retention import Retention
 from unity.settings import Settings, get_settings
 from unity.storage.db import Database
 from unity.storage.private import PRIVATE_DIR, tighten
@@ -81,19 +82,19 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
             await db.dispose()
             raise
         manager = PluginManager(db, settings, loader, keyring=keyring)
+        retention = Retention(db, settings)
         app.state.db = db
         app.state.manager = manager
+        app.state.retention = retention
         await end_dead_sessions(db)
         token = await bootstrap_admin_token(db, settings) if settings.bootstrap_token else None
         await manager.start()
-        watchers = (
-            [
+        watchers = [asyncio.create_task(retention.run(), name="retention")]
+        if settings.dev_mode:
+            watchers += [
                 asyncio.create_task(watch_plugins(manager)),
                 asyncio.create_task(watch_installs(manager)),
             ]
-            if settings.dev_mode
-            else []
-        )
         _announce(settings, token)
         try:
             yield

@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     failing_after: int = Field(
         default=3, ge=1, description="Consecutive failures after which a plugin is failing."
     )
+    health_check_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="How often each enabled plugin's health_check runs on its own "
+        "(0: only on request); health is also assessed from every run's document.",
+    )
     max_backoff_seconds: float = Field(
         default=900, gt=0, description="Upper bound of the delay between failing runs."
     )

@@ -102,7 +102,7 @@ async def stored_config(app: FastAPI, plugin_id: str) -> dict[str, Any]:
     manager = app.state.manager
     secrets = secret_fields(await manager.metadata_for(plugin_id))
     assert not sealing.needs_sealing(row.config, secrets), "a secret is stored in plain text"
-    config: dict[str, Any] = manager.stored_config(plugin_id, row.config)
+    config: dict[str, Any] = manager.vault.opened(plugin_id, row.config)
     return config
 
 

@@ -34,7 +34,7 @@ async def test_routine_uses_go_with_metrics_and_the_rest_after_a_year(app: FastA
                     detail=f"entry {number}",
                 )
             )
-    await app.state.manager.purge(now)
+    await app.state.retention.purge(now)
     async with app.state.db.session() as session:
         kept = sorted((await session.scalars(select(CredentialAudit.detail))).all())
     assert kept == ["entry 1", "entry 2", "entry 3", "entry 4"]

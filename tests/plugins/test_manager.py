@@ -11,6 +11,7 @@ from tests.support import sample_plugins
 
 from unity.plugins.loader import PluginLoader
 from unity.plugins.manager import PluginManager
+from unity.retention import Retention
 from unity.settings import Settings
 from unity.storage import metrics as metric_store
 from unity.storage.db import Database
@@ -167,7 +168,7 @@ async def test_retention_deletes_only_old_rows(settings: Settings) -> None:
                     status="success",
                     duration_ms=1.0,
                 )
-        removed = await manager.purge(now)
+        removed = await Retention(manager.db, manager.settings).purge(now)
         assert removed == {"counter": (1, 1), "failing": (2, 0)}
         async with manager.db.session() as session:
             left = await session.execute(select(PluginMetric.plugin_id, PluginMetric.data))

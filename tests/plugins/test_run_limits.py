@@ -211,11 +211,11 @@ async def test_a_plugin_burning_cpu_in_thread_mode_runs_less_often(start: Any) -
     assert (await manager.execute("healthy")).status == "success"
     spins, healthy = manager.get("spins-cpu"), manager.get("healthy")
     # It spun for 0.8 s: even a tenth of that in CPU time at 1 % of a core is 8 s.
-    assert manager.next_delay(spins) > 5 * spins.interval
-    assert manager.next_delay(healthy) == healthy.interval
+    assert manager.supervisor("spins-cpu").next_delay() > 5 * spins.interval
+    assert manager.supervisor("healthy").next_delay() == healthy.interval
     unlimited = await start(plugin_cpu_share=0)
     assert (await unlimited.execute("spins-cpu")).status == "success"
-    assert unlimited.next_delay(unlimited.get("spins-cpu")) == spins.interval
+    assert unlimited.supervisor("spins-cpu").next_delay() == spins.interval
 
 
 async def test_the_admin_can_force_process_isolation(

@@ -82,7 +82,6 @@ async def test_misbehaving_plugins_do_not_delay_the_others(manager: PluginManage
 async def test_failures_degrade_then_fail_and_one_success_recovers(
     manager: PluginManager,
 ) -> None:
-    managed = manager.get("configured")
     # Without its required url the collection raises a validation error every time.
     states = []
     for _ in range(3):
@@ -90,13 +89,13 @@ async def test_failures_degrade_then_fail_and_one_success_recovers(
         assert result.status == "failed"
         states.append((await manager.row("configured")).state)
     assert states == ["degraded", "degraded", "failing"]
-    assert manager.next_delay(managed) == 60 * 2**3
+    assert manager.supervisor("configured").next_delay() == 60 * 2**3
     await manager.set_config("configured", {"url": "http://127.0.0.1:1"})
     result = await manager.execute("configured")
     assert result.status == "success"
     row = await manager.row("configured")
     assert (row.state, row.consecutive_failures, row.last_error) == ("healthy", 0, None)
-    assert manager.next_delay(managed) == 60
+    assert manager.supervisor("configured").next_delay() == 60
 
 
 async def test_unrecoverable_error_fails_at_once(manager: PluginManager) -> None:
@@ -108,7 +107,7 @@ async def test_unrecoverable_error_fails_at_once(manager: PluginManager) -> None
 async def test_backoff_is_capped(manager: PluginManager) -> None:
     managed = manager.get("failing")
     managed.consecutive_failures = 30
-    assert manager.next_delay(managed) == manager.settings.max_backoff_seconds
+    assert manager.supervisor("failing").next_delay() == manager.settings.max_backoff_seconds
 
 
 async def test_process_isolation_kills_a_hung_plugin(manager: PluginManager) -> None:

@@ -31,7 +31,7 @@ async def test_receipts_past_the_idempotency_window_are_deleted(app: FastAPI) ->
                     samples=1,
                 )
             )
-    await app.state.manager.purge(now)
+    await app.state.retention.purge(now)
     async with app.state.db.session() as session:
         kept = (await session.scalars(select(BatchReceipt.batch_id))).all()
     assert kept == ["recent-batch"]
@@ -60,7 +60,7 @@ async def test_ended_sessions_are_deleted_and_live_ones_and_other_tokens_kept(
                     revoked_at=revoked,
                 )
             )
-    await app.state.manager.purge(now)
+    await app.state.retention.purge(now)
     async with app.state.db.session() as session:
         kept = sorted((await session.scalars(select(ApiToken.id))).all())
     # People's tokens stay, revoked or not: the token list shows them.

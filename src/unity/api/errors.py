@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from unity.plugins.manager import PluginNotFoundError, PluginStateError
+from unity.plugins.runtime import PluginNotFoundError, PluginStateError
 from unity.storage.db import Database, DatabaseUnavailableError, is_unavailable
 from unity.storage.pagination import InvalidCursorError
 from unity_sdk import ConfigError, error_details

@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from unity.auth import external as credentials
 from unity.auth.external import IssuedSecret
 from unity.plugins.config import RESERVED_KEYS, check_off_loop, check_schema, secret_fields
-from unity.plugins.manager import PluginManager, PluginNotFoundError, PluginStateError
+from unity.plugins.manager import PluginManager
+from unity.plugins.runtime import PluginNotFoundError, PluginStateError
 from unity.storage import metrics as metric_store
 from unity.storage import registry
 from unity.storage.models import BatchReceipt, EnrollmentToken, Plugin
@@ -96,7 +97,7 @@ async def register(
             row = await session.get(Plugin, metadata.id)
             if row is not None and row.config:
                 # A field the new schema marks secret may hold a plain value.
-                row.config = manager.sealed_config(metadata, row.config)
+                row.config = manager.vault.sealed(metadata, row.config)
     except IntegrityError as exc:
         # PostgreSQL: another registration inserted the same new id concurrently.
         raise RegistrationConflictError(_CONCURRENT.format(plugin_id=metadata.id)) from exc

@@ -1,8 +1,8 @@
-"""What the manager keeps per plugin and per run, and how it reads plugin answers.
+"""What the hub keeps per plugin and per run, and how it reads plugin answers.
 
-Split from the manager so the types the API, the web pages and the tests use
-stand on their own: run states, the managed-plugin record, run results, the
-domain errors, and the conversions of a plugin's raw answers.
+The types the registry, the supervisors, the API, the web pages and the tests
+share: the managed-plugin record, run results, the domain errors, and the
+conversions of a plugin's raw answers. States are ``unity_sdk.PluginState``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from unity.credentials import SSHRunner
@@ -25,6 +24,8 @@ from unity_sdk import (
     Isolation,
     PluginBase,
     PluginMetadata,
+    PluginState,
+    RunStatus,
     encode_document,
 )
 from unity_sdk.numbers import require_storable_numbers
@@ -35,7 +36,6 @@ __all__ = [
     "PluginNotFoundError",
     "PluginStateError",
     "RunResult",
-    "RunState",
     "as_document",
     "as_health",
     "describe_error",
@@ -48,15 +48,6 @@ HOOK_TIMEOUT = 30.0
 # A run's recorded error (and the warning logged with it) keeps this many characters:
 # a plugin raising with a megabyte message must not grow the database by as much.
 MAX_ERROR_CHARS = 2000
-
-
-class RunState(StrEnum):
-    """A plugin's state from its recent runs (not its own health check)."""
-
-    UNKNOWN = "unknown"
-    HEALTHY = "healthy"
-    DEGRADED = "degraded"
-    FAILING = "failing"
 
 
 class PluginNotFoundError(LookupError):
@@ -87,6 +78,11 @@ class ManagedPlugin:
     # that CPU use imposes on the next run (UNITY_PLUGIN_CPU_SHARE).
     cpu_mark: float = 0.0
     cpu_delay: float = 0.0
+    # What the runs say (unity_sdk.run_state) and the last assessed health; the
+    # state shown (unity_sdk.plugin_state) follows from them.
+    runs: PluginState = PluginState.UNKNOWN
+    health: HealthState | None = None
+    state: PluginState = PluginState.UNKNOWN
 
     @property
     def id(self) -> str:
@@ -114,7 +110,7 @@ class RunResult:
     """The outcome of one run, as recorded."""
 
     plugin_id: str
-    status: str
+    status: RunStatus
     started_at: datetime
     duration_ms: float
     error: str | None = None

@@ -4,7 +4,11 @@ Each plugin fires every ``interval`` seconds on a fixed-rate grid, offset by a
 random jitter so plugins with equal intervals do not fire together. A run is
 started as its own task, so a slow run never delays the timer; if the previous
 run of the same plugin is still going, the tick is recorded as skipped. After
-failures the manager asks for a longer delay (exponential backoff).
+failures the supervisor asks for a longer delay (exponential backoff).
+
+Time comes from a :class:`Clock`: the event loop's by default, a
+:class:`ManualClock` in tests, which moves only when told, so schedules are
+tested without sleeping.
 """
 
 from __future__ import annotations
@@ -14,13 +18,73 @@ import logging
 import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from unity.storage.db import is_unavailable
 
-__all__ = ["Schedule", "Scheduler"]
+__all__ = ["Clock", "LoopClock", "ManualClock", "Schedule", "Scheduler"]
 
 log = logging.getLogger(__name__)
+
+
+class Clock(Protocol):
+    """Where the scheduler reads the time and waits."""
+
+    def time(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    async def wait(self, task: asyncio.Task[Any], timeout: float) -> None:
+        """Wait until ``task`` is done or ``timeout`` seconds passed."""
+
+
+class LoopClock:
+    """The event loop's monotonic clock."""
+
+    def time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def wait(self, task: asyncio.Task[Any], timeout: float) -> None:
+        await asyncio.wait({task}, timeout=timeout)
+
+
+class ManualClock:
+    """A clock that moves only when :meth:`advance` is called (for tests)."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+        self._moved = asyncio.Event()
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        until = self.now + max(0.0, seconds)
+        while self.now < until:
+            await self._next_move()
+
+    async def wait(self, task: asyncio.Task[Any], timeout: float) -> None:
+        until = self.now + max(0.0, timeout)
+        while not task.done() and self.now < until:
+            moved = asyncio.ensure_future(self._next_move())
+            await asyncio.wait({task, moved}, return_when=asyncio.FIRST_COMPLETED)
+            moved.cancel()
+
+    async def _next_move(self) -> None:
+        event = self._moved
+        await event.wait()
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward and let every task due by then run."""
+        self.now += seconds
+        event, self._moved = self._moved, asyncio.Event()
+        event.set()
+        # Let woken timers and the runs they start proceed before returning.
+        for _ in range(20):
+            await asyncio.sleep(0)
 
 
 @dataclass
@@ -44,7 +108,9 @@ class Scheduler:
         *,
         jitter: float = 0.1,
         on_lateness: Callable[[float], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self.clock: Clock = clock or LoopClock()
         self._run = run
         self._skip = skip
         self.jitter = jitter
@@ -112,27 +178,25 @@ class Scheduler:
         return random.uniform(0, interval * self.jitter)
 
     async def _loop(self, plugin_id: str, entry: Schedule, first_delay: float) -> None:
-        loop = asyncio.get_running_loop()
-        base = loop.time() + first_delay
+        clock = self.clock
+        base = clock.time() + first_delay
         due = base
         while True:
-            await asyncio.sleep(max(0.0, due - loop.time()))
+            await clock.sleep(max(0.0, due - clock.time()))
             if self._on_lateness is not None:
-                self._on_lateness(loop.time() - due)
+                self._on_lateness(clock.time() - due)
             running = entry.current_run is not None and not entry.current_run.done()
             if running or entry.busy():
                 await asyncio.shield(self._launch(self._skip(plugin_id), f"skip:{plugin_id}"))
             else:
                 entry.current_run = self._launch(self._guarded_run(plugin_id), f"run:{plugin_id}")
                 # Wait for the run up to the next tick so backoff sees its outcome.
-                await asyncio.wait(
-                    {entry.current_run}, timeout=max(0.0, base + entry.interval - loop.time())
-                )
+                await clock.wait(entry.current_run, max(0.0, base + entry.interval - clock.time()))
             delay = entry.next_delay()
-            base = base + entry.interval if delay <= entry.interval else loop.time() + delay
-            if base < loop.time():
+            base = base + entry.interval if delay <= entry.interval else clock.time() + delay
+            if base < clock.time():
                 # Fell behind (the process was suspended): restart the grid from now.
-                base = loop.time()
+                base = clock.time()
             due = base + self._jittered(entry.interval)
 
     async def _guarded_run(self, plugin_id: str) -> object:

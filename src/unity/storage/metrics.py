@@ -154,8 +154,10 @@ async def finish_run(
     state: str,
     consecutive_failures: int,
     trigger: str,
+    health: dict[str, Any] | None = None,
 ) -> None:
-    """Record one run: its execution row, its documents, and the plugin's run state."""
+    """Record one run: its execution row, its documents, the plugin's run state and,
+    when the run assessed it, its health (``health_status``, ``health_message``...)."""
     await record_execution(
         session,
         plugin_id=plugin_id,
@@ -178,6 +180,7 @@ async def finish_run(
     }
     if error is None:
         values["last_success_at"] = completed_at
+    values.update(health or {})
     await session.execute(update(Plugin).where(Plugin.id == plugin_id).values(**values))
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "LatestMetric",
     "Plugin",
     "PluginApiKey",
+    "PluginEvent",
     "PluginExecution",
     "PluginMetric",
     "Server",
@@ -136,6 +137,20 @@ class PluginExecution(Base):
     error: Mapped[str | None] = mapped_column(Text)
     metrics_count: Mapped[int] = mapped_column(Integer, default=0)
     trigger: Mapped[str] = mapped_column(String(16), default="schedule")
+
+
+class PluginEvent(Base):
+    """A change of a plugin's state (``unity_sdk.PluginState``), with why."""
+
+    __tablename__ = "plugin_events"
+    __table_args__ = (Index("ix_plugin_events_plugin_at", "plugin_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    plugin_id: Mapped[str] = mapped_column(String(64), ForeignKey("plugins.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    previous: Mapped[str] = mapped_column(String(16))
+    current: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text, default="")
 
 
 class ApiToken(Base):

@@ -14,7 +14,7 @@ from unity.api.routes import enrollment as enrollment_api
 from unity.api.routes import plugins as plugins_api
 from unity.auth import external as external_auth
 from unity.credentials import CredentialError, Inventory
-from unity.plugins.manager import PluginNotFoundError
+from unity.plugins.runtime import PluginNotFoundError
 from unity.storage import metrics as metric_store
 from unity.web.common import WebDep, may, principal_of, render
 from unity.web.forms import config_form

@@ -12,7 +12,7 @@ from unity.api.body import body_schema, json_body
 from unity.api.deps import AdminToken, SessionDep
 from unity.api.errors import ApiError
 from unity.auth import external as credentials
-from unity.plugins.manager import PluginNotFoundError
+from unity.plugins.runtime import PluginNotFoundError
 from unity.storage import registry
 
 __all__ = ["router"]

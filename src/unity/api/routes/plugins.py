@@ -36,7 +36,8 @@ from unity.api.schemas import (
 )
 from unity.plugins import config as plugin_config
 from unity.plugins.external import is_stale
-from unity.plugins.manager import PluginManager, PluginNotFoundError
+from unity.plugins.manager import PluginManager
+from unity.plugins.runtime import PluginNotFoundError
 from unity.storage import metrics as metric_store
 from unity.storage import registry
 from unity.storage.models import Plugin
@@ -214,7 +215,7 @@ async def get_config(
         with credential_errors():
             stored = await manager.links.resolve(
                 metadata,
-                manager.stored_config(plugin_id, row.config),
+                manager.vault.opened(plugin_id, row.config),
                 actor=f"plugin:{plugin_id}",
                 source=request.client.host if request.client else None,
             )

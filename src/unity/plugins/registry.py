@@ -1,0 +1,200 @@
+"""The plugin registry: what is loaded, what failed to load, and every plugin's metadata.
+
+Loaded plugins (built-ins and entry points) are synced into the ``plugins``
+table and kept here as :class:`~unity.plugins.runtime.ManagedPlugin` records;
+external plugins exist only as rows. :meth:`PluginRegistry.metadata_for` is the
+one source of a plugin's metadata, whichever kind it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from unity.plugins import config as plugin_config
+from unity.plugins import output
+from unity.plugins.loader import (
+    LoadedPlugin,
+    LoadFailure,
+    PluginLoader,
+    remember_installed_packages,
+)
+from unity.plugins.runtime import ManagedPlugin, PluginNotFoundError, PluginStateError
+from unity.plugins.stats import HubStats
+from unity.plugins.vault import ConfigVault
+from unity.plugins.worker import PluginWorker
+from unity.settings import Settings
+from unity.storage import registry as rows
+from unity.storage.db import Database
+from unity.storage.models import Plugin
+from unity_sdk import ConfigError, HealthState, PluginMetadata, PluginState
+from unity_sdk.state import RUN_STATES
+
+__all__ = ["PluginRegistry"]
+
+log = logging.getLogger(__name__)
+
+
+def _known(row: Plugin) -> tuple[PluginState, HealthState | None]:
+    """What a stored row says about a plugin's runs and health (from before a restart)."""
+    runs = PluginState(row.state) if row.state in RUN_STATES else PluginState.UNKNOWN
+    health = row.health_status
+    known = health in HealthState.__members__.values() and health != HealthState.UNKNOWN
+    return runs, HealthState(health) if known else None
+
+
+class PluginRegistry:
+    """Loads plugins, keeps them, and answers what the hub knows about any plugin."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        vault: ConfigVault,
+        stats: HubStats,
+        loader: PluginLoader | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.vault = vault
+        self.stats = stats
+        self.loader = loader or PluginLoader(skip=settings.disabled_plugins)
+        self.plugins: dict[str, ManagedPlugin] = {}
+        self.failures: dict[str, LoadFailure] = {}
+
+    async def load(self) -> list[ManagedPlugin]:
+        """Discover and register every plugin (bounded by ``plugin_load_timeout``).
+
+        On the hub's first start, plugins in ``autoenable`` are enabled.
+        """
+        remember_installed_packages()
+        # discover() returns by its deadline; threads stuck in plugin code are abandoned.
+        loaded, failures = await asyncio.to_thread(
+            self.loader.discover, self.settings.plugin_load_timeout
+        )
+        self._failed(failures)
+        async with self.db.session() as session:
+            first_start = not await rows.list_plugins(session, limit=1)
+        for plugin in loaded:
+            await self.register(plugin, autoenable=first_start)
+        await self.vault.seal_external_configs(self.db)
+        return list(self.plugins.values())
+
+    async def rescan(self) -> tuple[list[ManagedPlugin], list[LoadFailure]]:
+        """Load plugins installed since start-up (new entry points), disabled."""
+        loaded, failures = await asyncio.to_thread(
+            self.loader.discover, self.settings.plugin_load_timeout, known=set(self.plugins)
+        )
+        added: list[ManagedPlugin] = []
+        for plugin in loaded:
+            added.append(await self.register(plugin, autoenable=False))
+            self.failures.pop(plugin.id, None)
+            log.info("found new plugin %s %s", plugin.id, plugin.metadata.version)
+        self._failed(failures)
+        return added, failures
+
+    def _failed(self, failures: list[LoadFailure]) -> None:
+        for failure in failures:
+            if failure.name not in self.failures:
+                self.stats.load_failures.inc()
+            self.failures[failure.name] = failure
+
+    async def register(self, plugin: LoadedPlugin, *, autoenable: bool) -> ManagedPlugin:
+        """Sync a loaded plugin's row, validate its stored config, and keep it."""
+        async with self.db.session() as session:
+            row, created = await rows.sync_plugin(
+                session,
+                metadata=plugin.metadata,
+                enable_if_new=autoenable and plugin.id in self.settings.autoenable,
+            )
+            # Secrets typed into the config are sealed at rest (also those stored
+            # before the hub sealed them); the plugin gets them open.
+            self.vault.seal_row(row, plugin.metadata)
+            stored = dict(row.config or {})
+            try:
+                validated = plugin_config.validate(
+                    plugin.metadata, self.vault.opened(plugin.id, stored)
+                )
+            except ConfigError as exc:
+                readable = self.vault.readable(plugin.id, stored)
+                # A plugin with required settings starts unconfigured; only a stored
+                # config that stopped validating (the schema changed) is an error.
+                validated = plugin_config.ValidatedConfig(readable, {}, None, None)
+                if readable or row.enabled:
+                    log.error("stored config of %s does not validate: %s", plugin.id, exc.errors)
+                    row.enabled = False
+                    row.last_error = f"stored config is invalid: {exc.errors}"
+            enabled, failures = row.enabled, row.consecutive_failures
+            runs, health = _known(row)
+        force_process = plugin.id in self.settings.process_isolation or (
+            self.settings.isolate_entry_points and plugin.source == "entry_point"
+        )
+        managed = ManagedPlugin(
+            loaded=plugin,
+            instance=plugin.cls(config=validated.plugin),
+            worker=PluginWorker(plugin.id),
+            config=validated,
+            enabled=enabled,
+            consecutive_failures=failures,
+            force_process=force_process,
+            runs=runs,
+            health=health,
+        )
+        self.plugins[plugin.id] = managed
+        output.guard.register(plugin.id, self.settings.plugin_output_bytes)
+        if force_process:
+            log.info("plugin %s runs in process isolation (set by the settings)", plugin.id)
+        if created:
+            log.info("registered new plugin %s %s", plugin.id, plugin.metadata.version)
+        return managed
+
+    # -- lookups ---------------------------------------------------------------------
+
+    def get(self, plugin_id: str) -> ManagedPlugin:
+        """A loaded plugin; ``PluginStateError`` if it failed to load, else not found."""
+        if plugin_id in self.plugins:
+            return self.plugins[plugin_id]
+        if plugin_id in self.failures:
+            raise PluginStateError(
+                f"plugin {plugin_id!r} failed to load: {self.failures[plugin_id].error}"
+            )
+        raise PluginNotFoundError(plugin_id)
+
+    async def row(self, plugin_id: str) -> Plugin:
+        async with self.db.session() as session:
+            row = await rows.get_plugin(session, plugin_id)
+        if row is None:
+            raise PluginNotFoundError(plugin_id)
+        return row
+
+    async def external(self, plugin_id: str) -> tuple[Plugin, PluginMetadata] | None:
+        """The registry row and metadata of an external plugin, None for in-hub ones."""
+        if plugin_id in self.plugins or plugin_id in self.failures:
+            return None
+        row = await self.row(plugin_id)
+        if not row.external:
+            raise PluginStateError(
+                f"the code of plugin {plugin_id!r} is not loaded (was its package removed?)"
+            )
+        return row, PluginMetadata.model_validate(row.plugin_metadata)
+
+    async def metadata_for(self, plugin_id: str) -> PluginMetadata:
+        """The metadata of a loaded plugin, else as stored in the registry."""
+        if plugin_id in self.plugins:
+            return self.plugins[plugin_id].metadata
+        row = await self.row(plugin_id)
+        return PluginMetadata.model_validate(row.plugin_metadata)
+
+    async def resync(self, metadata: PluginMetadata) -> None:
+        """Store new metadata of a loaded plugin (after a reload)."""
+        async with self.db.session() as session:
+            await rows.sync_plugin(session, metadata=metadata)
+
+    async def update_row(self, plugin_id: str, **values: Any) -> None:
+        async with self.db.session() as session:
+            row = await rows.get_plugin(session, plugin_id)
+            if row is None:
+                raise PluginNotFoundError(plugin_id)
+            for key, value in values.items():
+                setattr(row, key, value)

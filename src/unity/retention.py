@@ -1,0 +1,78 @@
+"""Retention: the periodic pass that deletes what the hub no longer keeps.
+
+Metrics and executions past each plugin's ``retention_days``, credential audit
+entries past theirs, batch receipts past the idempotency window and ended
+dashboard sessions. It runs beside the plugins, not inside their manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from unity.auth.tokens import SESSION_TOKEN_PREFIX
+from unity.credentials import audit
+from unity.settings import Settings
+from unity.storage import events, housekeeping, registry
+from unity.storage import metrics as metric_store
+from unity.storage.db import Database, is_unavailable
+from unity.storage.types import utcnow
+
+__all__ = ["Retention"]
+
+log = logging.getLogger(__name__)
+
+
+class Retention:
+    """Deletes data past its retention, once now and then every ``retention_check_seconds``."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    async def purge(self, now: datetime | None = None) -> dict[str, tuple[int, int]]:
+        """One pass; returns ``{plugin: (metrics, executions)}`` removed."""
+        now = now or utcnow()
+        removed: dict[str, tuple[int, int]] = {}
+        async with self.db.session() as session:
+            for row in await registry.list_plugins(session, limit=1_000_000):
+                days = (row.config or {}).get("retention_days") or self.settings.retention_days
+                cutoff = metric_store.retention_cutoff(now, int(days))
+                counts = await metric_store.purge_older_than(
+                    session, plugin_id=row.id, cutoff=cutoff
+                )
+                await events.purge_events(session, plugin_id=row.id, before=cutoff)
+                if any(counts):
+                    removed[row.id] = counts
+            audit_entries = await audit.purge(
+                session,
+                routine_before=metric_store.retention_cutoff(now, self.settings.retention_days),
+                before=metric_store.retention_cutoff(now, self.settings.audit_retention_days),
+            )
+            if audit_entries:
+                log.info("retention removed %d credential audit entries", audit_entries)
+            receipts = await housekeeping.purge_batch_receipts(
+                session, before=now - timedelta(days=self.settings.batch_receipt_days)
+            )
+            sessions = await housekeeping.purge_ended_tokens(
+                session, name_prefix=SESSION_TOKEN_PREFIX, now=now
+            )
+            if receipts or sessions:
+                log.info(
+                    "retention removed %d batch receipts, %d ended sessions", receipts, sessions
+                )
+        return removed
+
+    async def run(self) -> None:
+        """Pass after pass until cancelled; the first waits a minute so start-up stays quick."""
+        await asyncio.sleep(min(60.0, self.settings.retention_check_seconds))
+        while True:
+            try:
+                removed = await self.purge()
+                if removed:
+                    log.info("retention removed %s", removed)
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    log.exception("retention pass failed")
+            await asyncio.sleep(self.settings.retention_check_seconds)
