@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -59,7 +59,7 @@ class TankPlugin(PluginBase):
 async def _manager(settings: Settings, clock: ManualClock | None = None) -> PluginManager:
     db = Database(settings.effective_database_url)
     await db.upgrade()
-    classes = [*cast(list[type[PluginBase]], sample_plugins.ALL), TankPlugin]
+    classes: list[Any] = [*sample_plugins.ALL, TankPlugin]
     loader = PluginLoader(classes, group="unity.plugins.none-in-tests")
     manager = PluginManager(db, settings, loader, clock=clock)
     await manager.start()

@@ -24,12 +24,22 @@ from unity.auth import external as credentials
 from unity.auth.external import IssuedSecret
 from unity.plugins.config import RESERVED_KEYS, check_off_loop, check_schema, secret_fields
 from unity.plugins.manager import PluginManager
+from unity.plugins.observe import RunObserved, StateChanged
 from unity.plugins.runtime import PluginNotFoundError, PluginStateError
+from unity.storage import events, registry
 from unity.storage import metrics as metric_store
-from unity.storage import registry
 from unity.storage.models import BatchReceipt, EnrollmentToken, Plugin
 from unity.storage.types import utcnow
-from unity_sdk import MetadataError, PluginMetadata, check_prometheus_names
+from unity_sdk import (
+    HealthState,
+    MetadataError,
+    PluginMetadata,
+    PluginState,
+    RunStatus,
+    check_prometheus_names,
+    plugin_state,
+)
+from unity_sdk.state import RUN_STATES
 from unity_sdk.wire import (
     BatchAccepted,
     HealthReport,
@@ -228,6 +238,7 @@ async def store_batch(manager: PluginManager, plugin_id: str, batch: MetricBatch
     try:
         async with manager.db.writer() as session:
             row = await _external_row(session, plugin_id)
+            previous = _state(row, manager, now)
             session.add(
                 BatchReceipt(
                     plugin_id=plugin_id,
@@ -249,7 +260,7 @@ async def store_batch(manager: PluginManager, plugin_id: str, batch: MetricBatch
                 plugin_id=plugin_id,
                 started_at=now,
                 completed_at=now,
-                status="success",
+                status=RunStatus.SUCCESS.value,
                 duration_ms=0.0,
                 metrics_count=len(batch.samples),
                 trigger="push",
@@ -258,19 +269,66 @@ async def store_batch(manager: PluginManager, plugin_id: str, batch: MetricBatch
             row.last_run_at = max(s.timestamp for s in batch.samples)
             row.last_success_at = now
             row.run_count += 1
-            row.state = "healthy"
+            row.state = PluginState.HEALTHY.value
             row.consecutive_failures = 0
+            change = await _changed(session, row, previous, _state(row, manager, now), now, "")
     except IntegrityError:
         # The receipt's primary key exists: this batch id was stored before.
         return BatchAccepted(stored=0, duplicate=True)
-    manager.stats.runs.labels(plugin_id, "success").inc()
+    manager.stats.runs.labels(plugin_id, RunStatus.SUCCESS.value).inc()
+    await manager.recorder.tell(
+        RunObserved(
+            plugin_id=plugin_id,
+            at=now,
+            status=RunStatus.SUCCESS,
+            state=change.current if change else previous,
+            documents=[(s.host, s.data) for s in batch.samples],
+            external=True,
+        )
+    )
+    if change is not None:
+        await manager.recorder.tell(change)
     return BatchAccepted(stored=len(batch.samples), duplicate=False)
+
+
+def _state(row: Plugin, manager: PluginManager, now: datetime) -> PluginState:
+    """The state of an external plugin, from its row."""
+    health = row.health_status if row.health_status != HealthState.UNKNOWN else None
+    return plugin_state(
+        enabled=row.enabled,
+        runs=row.state if row.state in RUN_STATES else PluginState.UNKNOWN,
+        health=health,
+        stale=is_stale(row, missed=manager.settings.stale_after_missed, now=now),
+    )
+
+
+async def _changed(
+    session: Any,
+    row: Plugin,
+    previous: PluginState,
+    current: PluginState,
+    at: datetime,
+    message: str,
+) -> StateChanged | None:
+    """Store the state change of an external plugin, if there was one."""
+    if current is previous:
+        return None
+    await events.record_event(
+        session,
+        plugin_id=row.id,
+        at=at,
+        previous=previous.value,
+        current=current.value,
+        message=message[:2000],
+    )
+    return StateChanged(row.id, at, previous, current, message)
 
 
 async def record_health(manager: PluginManager, plugin_id: str, report: HealthReport) -> datetime:
     now = utcnow()
     async with manager.db.session() as session:
         row = await _external_row(session, plugin_id)
+        previous = _state(row, manager, now)
         row.health_status = report.status.value
         row.health_message = report.message
         row.health_details = {
@@ -280,6 +338,11 @@ async def record_health(manager: PluginManager, plugin_id: str, report: HealthRe
         }
         row.health_checked_at = now
         row.last_seen_at = now
+        change = await _changed(
+            session, row, previous, _state(row, manager, now), now, report.message
+        )
+    if change is not None:
+        await manager.recorder.tell(change)
     return now
 
 

@@ -111,6 +111,8 @@ class Scheduler:
         clock: Clock | None = None,
     ) -> None:
         self.clock: Clock = clock or LoopClock()
+        # Its own generator: the jitter never disturbs (or depends on) the global one.
+        self._random = random.Random()
         self._run = run
         self._skip = skip
         self.jitter = jitter
@@ -142,7 +144,7 @@ class Scheduler:
             # phase: spread them over the first interval (capped so a long interval
             # still starts within a minute).
             # Without jitter (tests, benchmarks of exact timing) the first run is now.
-            first_delay = random.uniform(0, min(interval, 60.0)) if self.jitter else 0.0
+            first_delay = self._random.uniform(0, min(interval, 60.0)) if self.jitter else 0.0
         entry.task = asyncio.create_task(
             self._loop(plugin_id, entry, first_delay), name=f"schedule:{plugin_id}"
         )
@@ -175,7 +177,7 @@ class Scheduler:
         return task
 
     def _jittered(self, interval: float) -> float:
-        return random.uniform(0, interval * self.jitter)
+        return self._random.uniform(0, interval * self.jitter)
 
     async def _loop(self, plugin_id: str, entry: Schedule, first_delay: float) -> None:
         clock = self.clock
