@@ -9,13 +9,13 @@ own plugin instance with an SSH runner, kept until the plugin is disabled.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
-from unity.credentials import CredentialError, CredentialStore, Inventory, Keyring, runner_for
+from unity.credentials import CredentialError, CredentialStore, Inventory, runner_for
 from unity.plugins import config as plugin_config
 from unity.plugins.runtime import HOOK_TIMEOUT, ManagedPlugin, as_document
 from unity.plugins.targets import TargetsFailedError, collect_each
+from unity.plugins.vault import ConfigVault
 from unity.settings import Settings
 from unity.storage.db import Database
 from unity_sdk import ConfigError, PluginAuthError, PluginBase, PluginMetadata
@@ -28,18 +28,13 @@ log = logging.getLogger(__name__)
 class ConfigLinks:
     """Resolves credential references and runs plugins on their remote targets."""
 
-    def __init__(
-        self,
-        db: Database,
-        settings: Settings,
-        *,
-        keyring: Callable[[], Keyring],
-        store: Callable[[], CredentialStore],
-    ) -> None:
+    def __init__(self, db: Database, settings: Settings, vault: ConfigVault) -> None:
         self.db = db
         self.settings = settings
-        self._keyring = keyring
-        self._store = store
+        self.vault = vault
+
+    def _store(self) -> CredentialStore:
+        return self.vault.credentials(self.db)
 
     async def collect_targets(
         self, managed: ManagedPlugin, timeout: float
@@ -79,7 +74,7 @@ class ConfigLinks:
         try:
             runner = await runner_for(
                 self.db,
-                self._keyring(),
+                self.vault.keyring,
                 server,
                 actor="hub",
                 connect_timeout=self.settings.ssh_connect_timeout,

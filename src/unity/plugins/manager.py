@@ -69,12 +69,8 @@ class PluginManager:
         self.vault = ConfigVault(settings, keyring)
         self.registry = PluginRegistry(db, settings, self.vault, self.stats, loader)
         self.recorder = RunRecorder(db, self.stats)
-        self.links = ConfigLinks(
-            db, settings, keyring=lambda: self.vault.keyring, store=lambda: self.credentials
-        )
+        self.links = ConfigLinks(db, settings, self.vault)
         self.scheduler = Scheduler(
-            self._scheduled_run,
-            self.recorder.record_skip,
             jitter=settings.scheduler_jitter,
             on_lateness=self.stats.lateness.observe,
             clock=clock,
@@ -235,12 +231,6 @@ class PluginManager:
             raise PluginStateError(f"plugin {plugin_id!r} is still busy with an earlier run")
         # A run in progress is waited for (it ends by its timeout), then this one runs.
         return await self.supervisors[plugin_id].run("manual")
-
-    async def _scheduled_run(self, plugin_id: str) -> RunResult | None:
-        managed = self.plugins.get(plugin_id)
-        if managed is None or not managed.enabled:
-            return None
-        return await self.supervisors[plugin_id].run("schedule")
 
     async def check_health(self, plugin_id: str) -> HealthStatus:
         """Run the plugin's health check now and persist the answer."""

@@ -92,6 +92,8 @@ class Schedule:
     """What the scheduler needs to know about one plugin."""
 
     interval: float
+    run: Callable[[], Coroutine[Any, Any, object]]
+    skip: Callable[[], Coroutine[Any, Any, None]]  # records a tick skipped while busy
     next_delay: Callable[[], float]  # the delay after a run, given the plugin's state
     busy: Callable[[], bool]
     task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -103,8 +105,6 @@ class Scheduler:
 
     def __init__(
         self,
-        run: Callable[[str], Coroutine[Any, Any, object]],
-        skip: Callable[[str], Coroutine[Any, Any, None]],
         *,
         jitter: float = 0.1,
         on_lateness: Callable[[float], None] | None = None,
@@ -113,8 +113,6 @@ class Scheduler:
         self.clock: Clock = clock or LoopClock()
         # Its own generator: the jitter never disturbs (or depends on) the global one.
         self._random = random.Random()
-        self._run = run
-        self._skip = skip
         self.jitter = jitter
         self._on_lateness = on_lateness
         self._schedules: dict[str, Schedule] = {}
@@ -132,13 +130,15 @@ class Scheduler:
         plugin_id: str,
         *,
         interval: float,
+        run: Callable[[], Coroutine[Any, Any, object]],
+        skip: Callable[[], Coroutine[Any, Any, None]],
         next_delay: Callable[[], float],
         busy: Callable[[], bool],
         first_delay: float | None = None,
     ) -> None:
         """(Re)start the timer of ``plugin_id``."""
         self.unschedule(plugin_id)
-        entry = Schedule(interval=interval, next_delay=next_delay, busy=busy)
+        entry = Schedule(interval=interval, run=run, skip=skip, next_delay=next_delay, busy=busy)
         if first_delay is None:
             # The first run is soon, but plugins with equal intervals must not share a
             # phase: spread them over the first interval (capped so a long interval
@@ -189,9 +189,11 @@ class Scheduler:
                 self._on_lateness(clock.time() - due)
             running = entry.current_run is not None and not entry.current_run.done()
             if running or entry.busy():
-                await asyncio.shield(self._launch(self._skip(plugin_id), f"skip:{plugin_id}"))
+                await asyncio.shield(self._launch(entry.skip(), f"skip:{plugin_id}"))
             else:
-                entry.current_run = self._launch(self._guarded_run(plugin_id), f"run:{plugin_id}")
+                entry.current_run = self._launch(
+                    self._guarded_run(plugin_id, entry), f"run:{plugin_id}"
+                )
                 # Wait for the run up to the next tick so backoff sees its outcome.
                 await clock.wait(entry.current_run, max(0.0, base + entry.interval - clock.time()))
             delay = entry.next_delay()
@@ -201,9 +203,9 @@ class Scheduler:
                 base = clock.time()
             due = base + self._jittered(entry.interval)
 
-    async def _guarded_run(self, plugin_id: str) -> object:
+    async def _guarded_run(self, plugin_id: str, entry: Schedule) -> object:
         try:
-            return await self._run(plugin_id)
+            return await entry.run()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -116,6 +116,8 @@ class Supervisor:
         self.rt.scheduler.schedule(
             self.id,
             interval=self.managed.interval,
+            run=self._scheduled_run,
+            skip=lambda: self.rt.recorder.record_skip(self.id),
             next_delay=self.next_delay,
             busy=lambda: self.managed.busy,
         )
@@ -130,6 +132,11 @@ class Supervisor:
         if self._health_task is not None:
             self._health_task.cancel()
             self._health_task = None
+
+    async def _scheduled_run(self) -> RunResult | None:
+        if not self.managed.enabled:
+            return None
+        return await self.run("schedule")
 
     async def _health_loop(self, every: float) -> None:
         clock = self.rt.scheduler.clock
