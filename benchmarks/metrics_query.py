@@ -36,6 +36,7 @@ from benchmarks.harness import (
 )
 from unity.storage import metrics as metric_store
 from unity.storage import registry
+from unity.storage import series as series_store
 from unity.storage.db import Database
 from unity.storage.models import PluginMetric
 from unity.storage.types import UTCDateTime, utcnow
@@ -142,7 +143,7 @@ def _document(data: str | dict[str, Any]) -> dict[str, Any]:
 
 def _series_ours(start: datetime, end: datetime) -> Query:
     async def call(session: AsyncSession) -> list[tuple[Any, ...]]:
-        points = await metric_store.series(
+        points = await series_store.series(
             session, plugin_id=TARGET, path=["cpu", "percent"], start=start, end=end, step=STEP
         )
         return [(p.bucket.timestamp(), p.count) for p in points]

@@ -14,8 +14,8 @@ from typer.testing import CliRunner, Result
 
 from tests.credentials.helpers import certificate
 from tests.credentials.sshd import SSHServer
-from unity.cli.credentials import _prepare_key_files
 from unity.cli.main import app
+from unity.cli.master_key import prepare_key_files
 from unity.credentials import CredentialStore, Keyring, MasterKey, load_keyring
 from unity.credentials.crypto import read_key_file
 from unity.settings import Settings
@@ -174,7 +174,7 @@ def test_interrupted_rotation_resumes(cli: Invoke, settings: Settings) -> None:
     for name in ("a", "b", "c", "d"):
         ok(cli("credentials", "add", name, "-k", "password", "--secret-stdin", input=f"pw-{name}"))
     old = read_key_file(settings.data_dir / "master.key")
-    _prepare_key_files(settings.data_dir)  # the command's first step, then a crash half way
+    prepare_key_files(settings.data_dir)  # the command's first step, then a crash half way
 
     async def half() -> None:
         db = Database(settings.effective_database_url)

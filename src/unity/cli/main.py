@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from unity import __version__
-from unity.cli import author, credentials, db, plugins, servers, tokens
+from unity.cli import author, credentials, db, master_key, plugins, servers, tokens
 from unity.cli.client import HubTarget
 from unity.cli.output import fail, load_settings
 
@@ -30,6 +30,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(tokens.app, name="token")
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(author.app, name="plugin")
+credentials.app.command("rotate-master-key")(master_key.rotate_master_key)
 app.add_typer(credentials.app, name="credentials")
 app.add_typer(servers.app, name="servers")
 

@@ -21,6 +21,7 @@ from unity.api.routes import plugins as plugins_api
 from unity.api.schemas import LoadFailureOut, PluginSummary
 from unity.plugins.manager import PluginManager
 from unity.storage import metrics as metric_store
+from unity.storage import series as series_store
 from unity.storage.types import utcnow
 from unity_sdk import MetricField
 
@@ -179,7 +180,7 @@ async def _sparks(session: AsyncSession, card: HostCard, now: datetime) -> list[
     for reading, label in ((card.cpu, "CPU"), (card.memory, "Memory"), (card.disk, "Disk")):
         if reading is None or not reading.metric:
             continue
-        points = await metric_store.series(
+        points = await series_store.series(
             session,
             plugin_id=reading.plugin_id,
             path=reading.metric.split("."),

@@ -16,6 +16,7 @@ from unity.auth import external as external_auth
 from unity.credentials import CredentialError, Inventory
 from unity.plugins.runtime import PluginNotFoundError
 from unity.storage import metrics as metric_store
+from unity.storage import series as series_store
 from unity.web.common import WebDep, may, principal_of, render
 from unity.web.forms import config_form
 from unity.web.overview import all_plugins, build_overview, lookup
@@ -52,7 +53,7 @@ def facts_of(metrics: list[MetricField], document: Mapping[str, Any]) -> list[Fa
     for metric in metrics:
         values = [
             (item, format_fact(value, metric.unit))
-            for item, value in metric_store.walk(document, metric.path)
+            for item, value in series_store.walk(document, metric.path)
             if value is None or isinstance(value, str | int | float | bool)
         ]
         if values:

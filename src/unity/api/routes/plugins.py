@@ -40,6 +40,7 @@ from unity.plugins.manager import PluginManager
 from unity.plugins.runtime import PluginNotFoundError
 from unity.storage import metrics as metric_store
 from unity.storage import registry
+from unity.storage import series as series_store
 from unity.storage.models import Plugin
 from unity_sdk import MetricDisplay, MetricField, PluginMetadata
 from unity_sdk.wire import PluginConfig
@@ -406,7 +407,7 @@ async def get_metrics(
         points=[],
     )
     if per_item:
-        found = await metric_store.item_series(
+        found = await series_store.item_series(
             session,
             plugin_id=plugin_id,
             path=metric.path,
@@ -425,7 +426,7 @@ async def get_metrics(
         out.items_omitted = max(0, len(names) - room)
         return out
     out.points = _points(
-        await metric_store.series(
+        await series_store.series(
             session,
             plugin_id=plugin_id,
             path=metric.path,
@@ -439,7 +440,7 @@ async def get_metrics(
     return out
 
 
-def _points(points: list[metric_store.SeriesPoint]) -> list[SeriesPointOut]:
+def _points(points: list[series_store.SeriesPoint]) -> list[SeriesPointOut]:
     return [
         SeriesPointOut(t=p.bucket, avg=p.avg, min=p.min, max=p.max, count=p.count) for p in points
     ]
