@@ -129,7 +129,7 @@ def _title(notices: list[AlertNotice]) -> str:
     if len(hosts) == 1 and "" not in hosts:
         subject = f"on {next(iter(hosts))}"
     elif len(rules) == 1:
-        subject = f"for {next(iter(rules))}"
+        subject = f"for {next(iter(rules))} on {len(hosts)} hosts"
     else:
         subject = f"on {len(hosts)} hosts"
     resolved = len(notices) - len(firing)
