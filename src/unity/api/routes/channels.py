@@ -50,7 +50,7 @@ def notify_errors() -> Iterator[None]:
         try:
             yield
         except InvalidChannelError as exc:
-            details = [{"loc": ["body", exc.field], "msg": str(exc)}]
+            details = [{"loc": [exc.field], "msg": str(exc)}]
             raise ApiError(422, str(exc), details=details) from None
         except ChannelNotFoundError as exc:
             raise ApiError(404, str(exc)) from None
