@@ -92,7 +92,8 @@ async def test_channels_crud_with_scopes_and_the_credential_behind_it(
     assert (await client.get("/api/credentials")).json()["items"] == []
     async with app.state.db.session() as session:
         actions = list(await session.scalars(select(CredentialAudit.action)))
-    assert actions.count("create") == 2 and actions.count("delete") == 2
+    assert actions.count("create") == 2
+    assert actions.count("delete") == 2
 
 
 async def test_send_test_delivers_or_answers_502_and_both_are_logged(
@@ -102,7 +103,8 @@ async def test_send_test_delivers_or_answers_502_and_both_are_logged(
         await add_channel(client, "hook", f"json://127.0.0.1:{web.port}/{CANARY}")
         sent = await client.post("/api/alerts/channels/hook/test")
         assert sent.status_code == 200, sent.text
-        assert sent.json()["state"] == "sent" and sent.json()["test"] is True
+        assert sent.json()["state"] == "sent"
+        assert sent.json()["test"] is True
         assert web.requests[0].json()["title"] == "Info: Test notification on test-host"
     await add_channel(client, "down", f"json://127.0.0.1:{free_port()}/{CANARY}")
     failed = await client.post("/api/alerts/channels/down/test")
@@ -117,7 +119,8 @@ async def test_send_test_delivers_or_answers_502_and_both_are_logged(
     only = (await reader.get("/api/alerts/deliveries", params={"channel": "hook"})).json()
     assert [d["channel"] for d in only["items"]] == ["hook"]
     page = (await reader.get("/api/alerts/deliveries", params={"limit": 1})).json()
-    assert len(page["items"]) == 1 and page["next_cursor"] is not None
+    assert len(page["items"]) == 1
+    assert page["next_cursor"] is not None
 
 
 async def test_canary_tokens_never_appear_in_answers_logs_or_the_database_in_clear(

@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 
 from tests.notify.conftest import PUBLIC_URL, Clock
 from tests.notify.receivers import MailReceiver, alertmanager, http_receiver
-from tests.support.processes import free_port
 from unity.notify import AlertNotice
 from unity.notify.dispatcher import Dispatcher
 from unity.storage.models import NotificationDelivery, NotificationOutbox
