@@ -18,10 +18,19 @@ from unity.api.clients import install_client_tracking
 from unity.api.errors import RejectNulMiddleware, install_error_handlers
 from unity.api.limits import BodyLimit, RequestLimitsMiddleware
 from unity.api.openapi import install_openapi
-from unity.api.routes import credentials, enrollment, external, plugins, servers, system
+from unity.api.routes import (
+    channels,
+    credentials,
+    enrollment,
+    external,
+    plugins,
+    servers,
+    system,
+)
 from unity.auth.sessions import end_dead_sessions
 from unity.auth.tokens import Scope, create_token, has_admin_token
 from unity.credentials import CredentialStore, load_keyring
+from unity.notify.dispatcher import Dispatcher
 from unity.plugins.loader import PluginLoader
 from unity.plugins.manager import PluginManager
 from unity.plugins.reloader import watch_installs, watch_plugins
@@ -89,6 +98,10 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
         await end_dead_sessions(db)
         token = await bootstrap_admin_token(db, settings) if settings.bootstrap_token else None
         await manager.start()
+        # Notifications: the alert engine submits to it; its loop delivers from the outbox.
+        notifier = Dispatcher(manager.credentials, settings)
+        app.state.notifier = notifier
+        notifier.start()
         watchers = [asyncio.create_task(retention.run(), name="retention")]
         if settings.dev_mode:
             watchers += [
@@ -103,6 +116,7 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+            await notifier.stop()
             # `unity serve` stamps when SIGTERM arrived; the grace period counts from there.
             started = getattr(app.state, "shutdown_started", None) or time.monotonic()
             elapsed = time.monotonic() - started
@@ -125,6 +139,7 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
     app.include_router(enrollment.router)
     app.include_router(credentials.router)
     app.include_router(servers.router)
+    app.include_router(channels.router)
     mount_dashboard(app)
     install_openapi(app)
     # Added last, so outermost: no route, dependency or middleware reads a body first.

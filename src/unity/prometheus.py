@@ -141,7 +141,14 @@ def _names_on(page: bytes) -> set[str]:
     return names
 
 
-async def render_exposition(session: AsyncSession, manager: PluginManager) -> bytes:
+async def render_exposition(
+    session: AsyncSession,
+    manager: PluginManager,
+    *,
+    extra: Sequence[CollectorRegistry] = (),
+) -> bytes:
+    """The page: the hub's own counters (the manager's and ``extra`` registries,
+    e.g. notification deliveries), then every plugin's declared metrics."""
     latest = await metric_store.latest_documents(session)
     by_plugin: dict[str, list[LatestMetric]] = {}
     for row in latest:
@@ -149,7 +156,9 @@ async def render_exposition(session: AsyncSession, manager: PluginManager) -> by
     declared: Mapping[str, Sequence[MetricField]] = await _declared_metrics(
         session, manager, by_plugin
     )
-    own = generate_latest(manager.stats.registry)
+    own = generate_latest(manager.stats.registry) + b"".join(
+        generate_latest(registry) for registry in extra
+    )
     taken = _names_on(own)
     families: list[Metric] = []
     for plugin_id, rows in sorted(by_plugin.items()):

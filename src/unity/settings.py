@@ -256,6 +256,50 @@ class Settings(BaseSettings):
         "address is the client.",
     )
 
+    public_url: str = Field(
+        default="",
+        description="The hub's address as people reach it (e.g. https://unity.lan); links in "
+        "notifications are built on it. Empty: links are paths relative to the hub.",
+    )
+    notify_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often the hub looks for notifications due."
+    )
+    notify_group_wait_seconds: float = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="Notices of one host (or one rule) arriving within this many seconds of "
+        "the first go out as one message.",
+    )
+    notify_rate_window_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="The window a channel's rate limit (messages per window) counts in; "
+        "notices beyond it wait and go out together as one digest.",
+    )
+    notify_timeout_seconds: float = Field(
+        default=15, gt=0, le=300, description="Seconds one delivery attempt may take."
+    )
+    notify_retry_seconds: float = Field(
+        default=15,
+        gt=0,
+        description="Delay before the first retry of a failed delivery; doubles per attempt.",
+    )
+    notify_max_retry_seconds: float = Field(
+        default=900, gt=0, description="Upper bound of the delay between delivery retries."
+    )
+    notify_max_attempts: int = Field(
+        default=20,
+        ge=1,
+        description="Delivery attempts of a notice before it is marked failed for good.",
+    )
+    notify_lease_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="How long a hub holds notices it claimed; a hub that died holding them "
+        "loses them to the others after this.",
+    )
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxy_networks(cls, value: list[str]) -> list[str]:
@@ -265,6 +309,13 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or network") from None
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
 
     @field_validator("database_url")
     @classmethod

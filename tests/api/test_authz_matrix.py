@@ -93,6 +93,17 @@ ADMIN_ONLY = [
     ("GET", "/api/plugins/v2/{plugin_id}/keys"),
 ]
 
+# Notification channels: read scope lists, admin scope changes and sends tests.
+NOTIFICATIONS: dict[tuple[str, str], str] = {
+    ("GET", "/api/alerts/channels"): "read",
+    ("POST", "/api/alerts/channels"): "admin",
+    ("GET", "/api/alerts/channels/{name}"): "read",
+    ("PATCH", "/api/alerts/channels/{name}"): "admin",
+    ("DELETE", "/api/alerts/channels/{name}"): "admin",
+    ("POST", "/api/alerts/channels/{name}/test"): "admin",
+    ("GET", "/api/alerts/deliveries"): "read",
+}
+
 
 def operations(app: FastAPI) -> list[tuple[str, str, Callable[..., Any]]]:
     """Every (method, path template) of the OpenAPI document with its route function."""
@@ -160,6 +171,16 @@ def test_the_operations_the_dashboard_hid_are_admin_only(app: FastAPI) -> None:
         requirement = requirement_of(routes[(method, template)])
         assert requirement is not None
         assert requirement.name == "admin", (method, template)
+
+
+def test_notification_operations_have_the_listed_requirements(app: FastAPI) -> None:
+    routes = {(m, t): r for m, t, r in operations(app)}
+    found = {key for key in routes if key[1].startswith(("/api/alerts/channels", "/api/alerts/d"))}
+    assert found == set(NOTIFICATIONS), "every notification operation is listed here"
+    for key, name in NOTIFICATIONS.items():
+        requirement = requirement_of(routes[key])
+        assert requirement is not None, key
+        assert requirement.name == name, key
 
 
 async def test_the_authorization_matrix(app: FastAPI, world: World) -> None:

@@ -52,7 +52,12 @@ _DESCRIPTIONS = {
     "503": "The hub cannot serve this now (database unavailable, store locked)",
 }
 # Routes that reach the credentials store or a server over SSH may fail upstream.
-_UPSTREAM_PREFIXES = ("/api/servers", "/api/credentials", "/api/plugins/v2/{plugin_id}/config")
+_UPSTREAM_PREFIXES = (
+    "/api/servers",
+    "/api/credentials",
+    "/api/plugins/v2/{plugin_id}/config",
+    "/api/alerts/channels",
+)
 _UNUSED_FASTAPI_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 

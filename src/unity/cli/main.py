@@ -15,6 +15,7 @@ import typer
 
 from unity import __version__
 from unity.cli import author, credentials, db, master_key, plugins, servers, tokens
+from unity.cli.channels import channels_app
 from unity.cli.client import HubTarget
 from unity.cli.output import fail, load_settings
 
@@ -33,6 +34,7 @@ app.add_typer(author.app, name="plugin")
 credentials.app.command("rotate-master-key")(master_key.rotate_master_key)
 app.add_typer(credentials.app, name="credentials")
 app.add_typer(servers.app, name="servers")
+app.add_typer(channels_app, name="channels")
 
 
 def _show_version(value: bool) -> None:

@@ -31,7 +31,13 @@ from unity.credentials.errors import (
 from unity.credentials.material import build, primary_secret
 from unity.credentials.schemas import CredentialInput
 from unity.storage.db import Database
-from unity.storage.models import Credential, CredentialAudit, Plugin, Server
+from unity.storage.models import (
+    Credential,
+    CredentialAudit,
+    NotificationChannel,
+    Plugin,
+    Server,
+)
 from unity.storage.types import utcnow
 
 __all__ = [
@@ -171,9 +177,15 @@ class CredentialStore:
             return wanted - set(found)
 
     async def users(self, name: str) -> list[str]:
-        """What still references the credential: ``server:<name>`` and ``plugin:<id>``."""
+        """What still references the credential: ``server:<name>``, ``plugin:<id>`` and
+        ``channel:<name>`` (a notification channel's URL)."""
         async with self.db.session() as session:
             servers = await session.scalars(select(Server.name).where(Server.credential == name))
+            channels = list(
+                await session.scalars(
+                    select(NotificationChannel.name).where(NotificationChannel.credential == name)
+                )
+            )
             plugins = await session.execute(select(Plugin.id, Plugin.config))
             users = [f"server:{server}" for server in servers]
             users += [
@@ -181,7 +193,7 @@ class CredentialStore:
                 for plugin_id, config in plugins
                 if name in referenced_names(config)
             ]
-        return users
+        return users + [f"channel:{channel}" for channel in channels]
 
     async def delete(self, name: str, *, actor: str, source: str | None = None) -> None:
         """Delete (audited); refused while a server or plugin config references it."""

@@ -3,7 +3,11 @@
 The alert engine (:mod:`unity.alerts`) produces an :class:`AlertNotice` for
 every alert that starts firing, fires on (repeat) or resolves, and passes it
 to a :class:`Notifier`. The notifier routes, groups, rate-limits, delivers
-through the channels and keeps the delivery log.
+through the channels and keeps the delivery log: :class:`unity.notify.dispatcher.Dispatcher`
+is the hub's notifier, :mod:`.store` keeps channels (their URLs sealed in the
+credentials store), :mod:`.channels` sends through Apprise or to an
+Alertmanager, :mod:`.outbox` is the queue hubs share, :mod:`.message` writes
+the text. See ``docs/notifications.md``.
 """
 
 from __future__ import annotations

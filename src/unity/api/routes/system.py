@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from unity.api.deps import DatabaseDep, ManagerDep, ReadToken, SessionDep, SettingsDep
@@ -38,9 +38,13 @@ async def readyz(db: DatabaseDep, settings: SettingsDep) -> Response:
 
 
 @router.get("/metrics", response_class=Response)
-async def prometheus_metrics(_: ReadToken, session: SessionDep, manager: ManagerDep) -> Response:
+async def prometheus_metrics(
+    _: ReadToken, session: SessionDep, manager: ManagerDep, request: Request
+) -> Response:
     """Prometheus text format: the latest value of every declared numeric metric
     per plugin and host, and the hub's own counters. Scrape with a read token
     (``authorization: {credentials: <token>}`` in the scrape config)."""
-    body = await render_exposition(session, manager)
+    notifier = getattr(request.app.state, "notifier", None)
+    extra = [notifier.registry] if notifier is not None else []
+    body = await render_exposition(session, manager, extra=extra)
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)
