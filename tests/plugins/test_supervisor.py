@@ -164,7 +164,7 @@ async def test_an_observer_that_raises_does_not_fail_the_run(manager: PluginMana
 
 async def _until(condition: Callable[[], Any], what: str) -> None:
     """Wait for work on the plugin's thread to finish (the clock itself never moves here)."""
-    for _ in range(500):
+    for _ in range(3000):
         if await condition():
             return
         await asyncio.sleep(0.01)
@@ -202,7 +202,8 @@ async def test_the_schedule_and_its_backoff_run_on_a_manual_clock(settings: Sett
         assert await _count(manager, "failing") == 1
         await clock.advance(10)
         await _until(lambda: _has(manager, "failing", 2), "the run after the backoff")
-        assert await _count(manager, "tank") == 13
+        await _until(_ran(manager, "tank", 13), "the run due at 120 s")
+        assert await _count(manager, "failing") == 2
     finally:
         await manager.stop()
         await manager.db.dispose()
