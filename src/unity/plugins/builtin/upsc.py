@@ -80,7 +80,7 @@ _VARIABLES = {
     "ups.temperature": ("temperature", "°C", "UPS temperature"),
 }
 # The UPS's own marks: below them it reports low battery (LB).
-_MARKS = {
+_MARKS: dict[str, tuple[str, str, str]] = {
     "battery.charge.low": ("battery_charge_low", "%", "Charge at which the UPS reports low"),
     "battery.runtime.low": ("battery_runtime_low", "s", "Runtime at which the UPS reports low"),
 }
@@ -203,7 +203,7 @@ class UpscPlugin(PluginBase):
             )
         raise CollectionError(f"upsc {cfg.ups}@{address}: {error}")
 
-    def assess(self, document: dict[str, Any]) -> HealthStatus | None:
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
         """On battery: degraded; low battery, or little runtime left on battery: unhealthy."""
         # One UPS per document: the one named in the config.
         name, ups = next(iter(document["ups"].items()))
@@ -260,7 +260,7 @@ def _summary(ups: dict[str, Any]) -> str:
 
 def _judge(name: str, ups: dict[str, Any]) -> HealthStatus:
     flags = ups["status"].split()
-    details = {
+    details: dict[str, Any] = {
         "ups": name,
         "status": ups["status"],
         **{key: ups[key] for key in ("battery_charge", "battery_runtime", "load") if key in ups},
