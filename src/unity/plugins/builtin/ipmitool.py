@@ -210,11 +210,10 @@ class IpmitoolPlugin(PluginBase):
                 "no BMC on this host (no IPMI device, none declared)"
             )
         worst: dict[str, list[str]] = {"nc": [], "cr": [], "nr": []}
-        for section, sensors in document.items():
-            if isinstance(sensors, dict) and section not in ("discrete", "chassis", "sel"):
-                for name, sensor in sensors.items():
-                    if sensor["status"] in worst:
-                        worst[sensor["status"]].append(f"{name} {sensor['value']:g}")
+        for section, unit in _SECTIONS.values():
+            for name, sensor in document[section].items():
+                if sensor["status"] in worst:
+                    worst[sensor["status"]].append(f"{name} {sensor['value']:g} {unit}")
         faults = [key for key in (*_FAULTS, "cooling_fault") if document["chassis"].get(key) == 1]
         problems = [
             f"{_BAD_STATES[state]}: {', '.join(names)}" for state, names in worst.items() if names

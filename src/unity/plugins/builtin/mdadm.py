@@ -261,4 +261,4 @@ def _describe(name: str, array: dict[str, Any]) -> str:
     if array.get("sync_action"):
         progress = array.get("sync_progress")
         parts.append(array["sync_action"] + (f" {progress:g}%" if progress is not None else ""))
-    return " ".join(parts[:1]) + ": " + ", ".join(parts[1:])
+    return parts[0] + (": " + ", ".join(parts[1:]) if parts[1:] else "")

@@ -175,7 +175,7 @@ class ZpoolStatusPlugin(PluginBase):
         if problems:
             return HealthStatus.degraded("; ".join(problems))
         filled = ", ".join(
-            f"{name} {pool['capacity']} % full" if "capacity" in pool else name
+            f"{name} {pool['capacity']}% full" if "capacity" in pool else name
             for name, pool in pools.items()
         )
         return HealthStatus.healthy(f"{len(pools)} pool(s) online: {filled}")
