@@ -257,7 +257,7 @@ def _listing(reasons: dict[str, str]) -> str:
 
 def _days(days: float) -> str:
     days = abs(days)
-    return f"{days:.0f} days" if days >= 2 else f"{days * 24:.0f} h"
+    return f"{days:.0f} days" if days >= 1.5 else f"{days * 24:.0f} h"
 
 
 def _reason(target: dict[str, Any]) -> str:
