@@ -195,16 +195,6 @@ class SmartctlPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        return await self._examine()
-
-    async def health_check(self) -> HealthStatus:
-        try:
-            document = await self.collect_data()
-        except PluginError as exc:
-            return HealthStatus.unhealthy(str(exc))
-        return self.assess(document)
-
-    async def _examine(self) -> dict[str, Any]:
         cfg = SmartctlConfig.model_validate(self.config)
         targets: list[tuple[str, str | None]] = [(path, None) for path in cfg.devices]
         targets = targets or await self._scan()
@@ -219,6 +209,13 @@ class SmartctlPlugin(PluginBase):
             "standby_count": sum(d["state"] == "standby" for d in devices.values()),
             "problem_count": sum(bool(_problems(d, cfg)) for d in devices.values()),
         }
+
+    async def health_check(self) -> HealthStatus:
+        try:
+            document = await self.collect_data()
+        except PluginError as exc:
+            return HealthStatus.unhealthy(str(exc))
+        return self.assess(document)
 
     async def _scan(self) -> list[tuple[str, str | None]]:
         result = (await self.runner.run(["smartctl", "--scan", "-j"], timeout=_TIMEOUT)).check()

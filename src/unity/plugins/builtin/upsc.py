@@ -275,7 +275,7 @@ def _judge(name: str, ups: dict[str, Any]) -> HealthStatus:
         charge_mark = max(CHARGE_LOW, ups.get("battery_charge_low", 0.0))
         details |= {"runtime_low": runtime_mark, "charge_low": charge_mark}
         if ups.get("battery_runtime", runtime_mark) < runtime_mark:
-            failing.append(f"runtime below {runtime_mark / 60:g} min")
+            failing.append(f"runtime below {runtime_mark / 60:.0f} min")
         if ups.get("battery_charge", charge_mark) < charge_mark:
             failing.append(f"charge below {charge_mark:g} %")
     problems = ", ".join(failing + degrading)
