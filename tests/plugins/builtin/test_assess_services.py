@@ -1,4 +1,4 @@
-"""``assess(document)`` of the system and service plugins.
+"""``assess(document)`` of the system and service plugins, and which built-ins have one.
 
 Documents come from ``collect_data``: the recorded Docker Engine API served
 on a real unix socket, recorded systemd 252 and sysstat output, and real
@@ -26,6 +26,7 @@ from test_hardware_iostat import IOSTAT
 from test_services_systemctl import LIST_JSON, UNITS
 from test_services_systemctl import recorded as systemd_252
 
+from unity.plugins.builtin import BUILTIN_PLUGINS
 from unity.plugins.builtin.disk_monitor import DiskMonitorPlugin
 from unity.plugins.builtin.docker import DockerPlugin
 from unity.plugins.builtin.iostat import IostatPlugin
@@ -133,3 +134,28 @@ async def test_filesystems_above_the_mark_are_degraded_full_ones_unhealthy(
     assert status.status is HealthState.UNHEALTHY
     assert status.message == f"filesystem(s) full: {full_tmpfs} 100 %"
     assert status.details == {"partitions": {full_tmpfs: 100.0}}
+
+
+# What these plugins collect are figures without a "wrong" of their own (CPU,
+# processes, traffic, sockets, log counts, throughput, loaded models, broker
+# statistics): alert rules on their metrics judge them.
+NOT_ASSESSED = {
+    "system-info",
+    "process-monitor",
+    "network-monitor",
+    "lsblk",
+    "docker-stats",
+    "ss",
+    "iperf3",
+    "journalctl",
+    "ollama",
+    "mqtt-broker",
+}
+
+
+def test_every_builtin_that_can_judge_its_document_does() -> None:
+    ids = {cls().get_metadata().id: cls for cls in BUILTIN_PLUGINS}
+    assert set(ids) >= NOT_ASSESSED
+    for plugin_id, cls in ids.items():
+        judges = cls.assess is not PluginBase.assess
+        assert judges is (plugin_id not in NOT_ASSESSED), plugin_id
