@@ -197,7 +197,7 @@ async def test_tls_untrusted_ca_is_reported_not_raised(https_url: str) -> None:
     assert tls["error"].startswith("TLS certificate verification failed")
     assert "status_code" not in tls
     health = await plugin.health_check()
-    assert health.status is HealthState.DEGRADED
+    assert health.status is HealthState.UNHEALTHY  # its only endpoint is down
     assert "tls: TLS certificate verification failed" in health.message
 
 

@@ -29,6 +29,8 @@ from unity_sdk import (
     HealthStatus,
     MetricKind,
     PluginBase,
+    check_document,
+    undeclared_numbers,
 )
 from unity_sdk.runner import CommandResult
 
@@ -118,6 +120,21 @@ async def health(plugin: PluginBase) -> HealthStatus:
     if status.status is not HealthState.HEALTHY:
         assert status.message, "a non-healthy status must say why"
     return status
+
+
+async def nothing_collected(plugin: PluginBase) -> dict[str, Any]:
+    """Collect on a host with nothing to monitor: a valid document, but only partial.
+
+    Facts of hardware that is not there (a BMC's chassis flags, the hottest of no
+    temperatures) are left out rather than invented.
+    """
+    document = await plugin.collect_data()
+    assert check_document(plugin.get_metadata(), document, require_all=False) == []
+    assert undeclared_numbers(plugin.get_metadata(), document) == []
+    status = plugin.assess(document)
+    assert status is not None
+    assert status.status is HealthState.NOT_APPLICABLE
+    return document
 
 
 def require_tool(name: str) -> str:

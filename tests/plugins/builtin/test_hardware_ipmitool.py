@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from test_hardware_common import (
     FakeRunner,
@@ -10,6 +12,7 @@ from test_hardware_common import (
     failing,
     health,
     make,
+    nothing_collected,
     recorded,
     require_tool,
 )
@@ -22,6 +25,9 @@ ID = "ipmitool"
 SENSORS = ("ipmitool", "sensor", "list")
 CHASSIS = ("ipmitool", "chassis", "status")
 SEL = ("ipmitool", "sel", "elist")
+SMBIOS_BMC = ("test", "-e", "/sys/firmware/dmi/entries/38-0")
+ACPI_BMC = ("test", "-e", "/sys/firmware/acpi/tables/SPMI")
+ABSENT = Reply(exit_status=1)
 
 
 def board(vendor: str, sel: Reply, **config: object) -> IpmitoolPlugin:
@@ -41,11 +47,17 @@ async def test_real_ipmitool_without_a_bmc() -> None:
     probe = await LocalRunner().run(SENSORS, timeout=30)
     if "Could not open device" not in probe.stderr:
         pytest.skip("this host has an IPMI device; the recorded tests cover parsing")
-    with pytest.raises(DependencyMissingError, match="could not open /dev/ipmi0"):
-        await plugin.collect_data()
-    status = await health(plugin)
-    assert status.status is HealthState.UNHEALTHY
-    assert "ipmi_si" in status.message
+    if any(Path(table).exists() for table in (SMBIOS_BMC[-1], ACPI_BMC[-1])):
+        with pytest.raises(DependencyMissingError, match="ipmi_si"):
+            await plugin.collect_data()
+        assert (await health(plugin)).status is HealthState.UNHEALTHY
+        return
+    # No device and no BMC in the firmware tables (a VM): nothing to monitor.
+    document = await nothing_collected(plugin)
+    assert document["sensor_count"] == 0
+    for status in (await health(plugin), plugin.assess(document)):
+        assert status.status is HealthState.NOT_APPLICABLE
+        assert "no BMC" in status.message
 
 
 async def test_supermicro_healthy() -> None:
@@ -106,10 +118,23 @@ async def test_only_reads_the_device() -> None:
     assert plugin.runner.calls == [SENSORS, CHASSIS, SEL]  # type: ignore[attr-defined]
 
 
-async def test_no_ipmi_device_is_a_missing_dependency() -> None:
+async def test_no_ipmi_device_and_no_bmc_is_nothing_to_monitor() -> None:
     stderr = recorded(ID, "no-device.stderr").stdout
-    plugin = make(IpmitoolPlugin, runner=FakeRunner({SENSORS: failing(stderr)}))
-    with pytest.raises(DependencyMissingError, match="no BMC"):
+    replies = {SENSORS: failing(stderr), SMBIOS_BMC: ABSENT, ACPI_BMC: ABSENT}
+    plugin = make(IpmitoolPlugin, runner=FakeRunner(replies))
+    document = await nothing_collected(plugin)
+    assert document["sensor_count"] == 0
+    assert "chassis" not in document
+    status = await health(plugin)
+    assert status.status is HealthState.NOT_APPLICABLE
+    assert plugin.assess(document) == status
+
+
+async def test_no_ipmi_device_on_a_server_with_a_bmc_is_a_missing_dependency() -> None:
+    stderr = recorded(ID, "no-device.stderr").stdout
+    replies = {SENSORS: failing(stderr), SMBIOS_BMC: Reply()}
+    plugin = make(IpmitoolPlugin, runner=FakeRunner(replies))
+    with pytest.raises(DependencyMissingError, match="load the ipmi_si and ipmi_devintf"):
         await plugin.collect_data()
     assert (await health(plugin)).status is HealthState.UNHEALTHY
 

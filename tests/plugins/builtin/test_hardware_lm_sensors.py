@@ -10,6 +10,7 @@ from test_hardware_common import (
     collect_checked,
     health,
     make,
+    nothing_collected,
     recorded,
     require_tool,
 )
@@ -34,26 +35,35 @@ async def test_real_sensors_binary() -> None:
     if "No sensors found" in probe.stderr:
         # A VM or container has no hwmon chips: sensors says so and exits 1.
         assert probe.exit_status == 1
-        with pytest.raises(DependencyMissingError, match="no sensors"):
-            await plugin.collect_data()
-        status = await health(plugin)
-        assert status.status is HealthState.UNHEALTHY
-        assert "sensors-detect" in status.message
+        document = await nothing_collected(plugin)
+        assert document["chips"] == {}
+        # Nothing to monitor: not applicable, never unhealthy.
+        for status in (await health(plugin), plugin.assess(document)):
+            assert status.status is HealthState.NOT_APPLICABLE
+            assert "sensors-detect" in status.message
     else:
         document = await collect_checked(plugin)
         assert document["temperature_count"] > 0
         assert document["max_temperature"] > -50
 
 
-async def test_no_sensors_found_is_a_missing_dependency() -> None:
+async def test_no_sensors_found_is_nothing_to_monitor() -> None:
     reply = recorded(ID, "no-sensors.stdout", exit_status=1)
     reply = Reply(reply.stdout, recorded(ID, "no-sensors.stderr").stdout, 1)
     plugin = plugin_for(reply)
-    with pytest.raises(DependencyMissingError, match="no sensors"):
-        await plugin.collect_data()
+    document = await nothing_collected(plugin)
+    assert document == {
+        "chips": {},
+        "temperature_count": 0,
+        "fan_count": 0,
+        "voltage_count": 0,
+        "alarm_count": 0,
+        "alarms": [],
+    }
     status = await health(plugin)
-    assert status.status is HealthState.UNHEALTHY
+    assert status.status is HealthState.NOT_APPLICABLE
     assert "sensors-detect" in status.message
+    assert plugin.assess(document) == status
 
 
 async def test_multi_chip_desktop() -> None:

@@ -150,9 +150,11 @@ async def test_no_gpus(cls: type[PluginBase]) -> None:
     document = await collect_checked(plugin)
     assert document["gpus"] == {}
     assert document["gpu_count"] == 0
+    # Nothing to monitor: not applicable, never unhealthy.
     status = await health(plugin)
-    assert status.status is HealthState.UNHEALTHY
-    assert "no NVIDIA GPU" in status.message
+    assert status.status is HealthState.NOT_APPLICABLE
+    assert status.message == "no NVIDIA GPU on this host"
+    assert plugin.assess(document) == status
 
 
 @pytest.mark.parametrize("cls", [NvidiaSmiPlugin, GpuPlugin])

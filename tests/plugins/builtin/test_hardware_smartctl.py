@@ -61,9 +61,10 @@ async def test_real_smartctl_scan() -> None:
             "standby_count": 0,
             "problem_count": 0,
         }
-        status = await health(plugin)
-        assert status.status is HealthState.UNHEALTHY
-        assert "no devices" in status.message
+        # Nothing to monitor: not applicable, never unhealthy.
+        for status in (await health(plugin), plugin.assess(document)):
+            assert status.status is HealthState.NOT_APPLICABLE
+            assert status.message == "no SMART disks on this host"
     else:
         assert document["device_count"] > 0
 
@@ -142,7 +143,9 @@ async def test_failing_hdd_and_worn_nvme() -> None:
     assert nvme["media_errors"] == 31
     assert document["problem_count"] == 2
     status = await health(plugin)
-    assert status.status is HealthState.DEGRADED
+    # Failing SMART is unhealthy: the disk says it is about to die.
+    assert status.status is HealthState.UNHEALTHY
+    assert status.details["failing"] == ["nvme0", "sdb"]
     assert "sdb: SMART overall health FAILED, failing attributes Reallocated_Sector_Ct" in (
         status.message
     )
@@ -170,7 +173,8 @@ async def test_no_devices() -> None:
     plugin = make(SmartctlPlugin, runner=FakeRunner({SCAN: recorded(ID, "scan-none.json")}))
     document = await collect_checked(plugin)
     assert document["device_count"] == 0
-    assert (await health(plugin)).status is HealthState.UNHEALTHY
+    assert (await health(plugin)).status is HealthState.NOT_APPLICABLE
+    assert plugin.assess(document).status is HealthState.NOT_APPLICABLE
 
 
 async def test_permission_denied() -> None:

@@ -57,6 +57,8 @@ async def test_apc_on_line() -> None:
                 "battery_charge": 100.0,
                 "battery_runtime": 2810.0,
                 "battery_voltage": 13.5,
+                "battery_charge_low": 10.0,
+                "battery_runtime_low": 120.0,
                 "load": 18.0,
                 "nominal_power": 390.0,
                 "input_voltage": 232.0,
@@ -75,7 +77,7 @@ async def test_apc_on_line() -> None:
     }
     status = await health(plugin)
     assert status.status is HealthState.HEALTHY
-    assert status.message == "ups OL, battery 100%, 47 min left"
+    assert status.message == "on line, 100 %, 47 min left"
 
 
 async def test_eaton_on_battery_is_degraded() -> None:
@@ -89,7 +91,7 @@ async def test_eaton_on_battery_is_degraded() -> None:
     assert ups["model"] == "5E 1100i"
     status = await health(plugin)
     assert status.status is HealthState.DEGRADED
-    assert status.message == "ups OB DISCHRG, battery 64%, 7 min left: on_battery"
+    assert status.message == "on battery, 64 %, 7 min left"
 
 
 async def test_low_battery_is_unhealthy() -> None:
@@ -98,7 +100,8 @@ async def test_low_battery_is_unhealthy() -> None:
     assert ups["low_battery"] == 1
     status = await health(plugin)
     assert status.status is HealthState.UNHEALTHY
-    assert status.message.endswith(": low_battery, on_battery")
+    assert status.message.startswith("on battery, ")
+    assert ": low battery" in status.message
 
 
 @pytest.mark.parametrize(

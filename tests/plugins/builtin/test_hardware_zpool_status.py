@@ -116,8 +116,9 @@ async def test_no_pools(reply: Reply) -> None:
     document = await collect_checked(plugin)
     assert document == {"pools": {}, "pool_count": 0, "unhealthy_count": 0}
     status = await health(plugin)
-    assert status.status is HealthState.UNHEALTHY
-    assert "no ZFS pools" in status.message
+    assert status.status is HealthState.NOT_APPLICABLE
+    assert status.message == "no ZFS pools are imported"
+    assert plugin.assess(document) == status
 
 
 async def test_module_not_loaded_and_tool_missing() -> None:

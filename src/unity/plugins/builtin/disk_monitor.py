@@ -1,6 +1,8 @@
 """The ``disk-monitor`` built-in plugin: usage of mounted filesystems and disk IO counters.
 
 Like every built-in it uses only the public SDK, exactly as a third-party plugin would.
+Health (``assess``, after every run): a filesystem fuller than ``warn_percent``
+(default 90) is degraded, one at 99 % or more unhealthy.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ DEFAULT_EXCLUDED_FSTYPES = [
 ]
 
 _COUNTER = MetricKind.COUNTER
+# Past this a filesystem is full in practice: writes fail (root's reserve aside).
+FULL_PERCENT = 99.0
 
 _METRICS = [
     MetricField(name="partitions.*.device", kind=MetricKind.INFO, description="Mounted device"),
@@ -181,19 +185,28 @@ class DiskMonitorPlugin(PluginBase):
         return document
 
     async def health_check(self) -> HealthStatus:
+        return self.assess(await self.collect_data())
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """A filesystem fuller than warn_percent: degraded; one (nearly) full: unhealthy."""
         cfg = DiskMonitorConfig.model_validate(self.config)
+        partitions: dict[str, dict[str, Any]] = document["partitions"]
         full = {
             mountpoint: usage["percent"]
-            for mountpoint, usage in _partitions(cfg, self.logger).items()
+            for mountpoint, usage in partitions.items()
             if usage["percent"] > cfg.warn_percent
         }
-        if full:
-            listing = ", ".join(f"{mountpoint} {percent}%" for mountpoint, percent in full.items())
-            return HealthStatus.degraded(
-                f"{len(full)} filesystem(s) above {cfg.warn_percent}% used: {listing}",
-                partitions=full,
+        if not full:
+            return HealthStatus.healthy(
+                f"{len(partitions)} filesystem(s), the fullest {document['max_used_percent']:g} %"
             )
-        return HealthStatus.healthy()
+        listing = ", ".join(f"{mountpoint} {percent:g} %" for mountpoint, percent in full.items())
+        if max(full.values()) >= FULL_PERCENT:
+            return HealthStatus.unhealthy(f"filesystem(s) full: {listing}", partitions=full)
+        return HealthStatus.degraded(
+            f"{len(full)} filesystem(s) above {cfg.warn_percent:g} % used: {listing}",
+            partitions=full,
+        )
 
 
 def _partitions(cfg: DiskMonitorConfig, logger: logging.Logger) -> dict[str, dict[str, Any]]:

@@ -7,7 +7,8 @@ Per resolver and query it reports the latency, the answers, whether they hold
 the expected values, and why a query failed: the response code (NXDOMAIN,
 SERVFAIL, REFUSED...), NODATA (no record of that type), a timeout or an
 unreachable resolver. With no resolvers configured it asks the host's own
-(``/etc/resolv.conf``).
+(``/etc/resolv.conf``). ``assess`` turns degraded while some lookups fail,
+unhealthy while all do.
 """
 
 from __future__ import annotations
@@ -193,19 +194,26 @@ class DnsCheckPlugin(PluginBase):
             document = await self.collect_data()
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
+        return self.assess(document)
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """Some lookups failing: degraded; every one failing: unhealthy."""
         failed = {
             f"{query} via {resolver}": result["error"]
             for resolver, section in document["resolvers"].items()
             for query, result in section["queries"].items()
             if not result["ok"]
         }
+        total = len(failed) + document["checks_ok"]
+        if total == 0:
+            return HealthStatus.not_applicable("no queries configured")
         if not failed:
-            return HealthStatus.healthy(f"{document['checks_ok']} lookup(s) fine")
+            return HealthStatus.healthy(f"{total} lookup(s) fine")
         listing = "; ".join(f"{check}: {error}" for check, error in failed.items())
-        message = f"{len(failed)} of {len(failed) + document['checks_ok']} lookup(s) failed"
+        message = f"{len(failed)} of {total} lookup(s) failed: {listing}"
         if document["checks_ok"] == 0:
-            return HealthStatus.unhealthy(f"{message}: {listing}", failed=failed)
-        return HealthStatus.degraded(f"{message}: {listing}", failed=failed)
+            return HealthStatus.unhealthy(message, failed=failed)
+        return HealthStatus.degraded(message, failed=failed)
 
 
 def _system_resolvers() -> list[str]:

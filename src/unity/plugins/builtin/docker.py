@@ -5,7 +5,8 @@ Talks to the Docker Engine API (v1.43+) over its unix socket: ``GET /version``
 ``GET /containers/json?all=true`` (every container and its state), ``GET
 /containers/{id}/json`` (restart count and health status of each) and the
 ``stats`` of the running containers for a total of their CPU and memory use.
-Unhealthy, restarting and dead containers make the health check degraded.
+Unhealthy, restarting and dead containers make the health (``assess``, after
+every run) degraded.
 """
 
 from __future__ import annotations
@@ -179,15 +180,21 @@ class DockerPlugin(PluginBase):
                 summaries = await engine.containers()
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
+        # The list is enough to judge: no need to inspect every container here.
+        return self.assess({"instances": {container_name(c): _listed(c) for c in summaries}})
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """Containers restarting, dead or unhealthy: degraded."""
+        instances: dict[str, dict[str, Any]] = document["instances"]
         troubled = {
-            container_name(c): problem for c in summaries if (problem := _problem(c)) is not None
+            name: problem for name, i in instances.items() if (problem := _problem(i)) is not None
         }
         if troubled:
             listing = ", ".join(f"{name} {problem}" for name, problem in troubled.items())
             return HealthStatus.degraded(
                 f"{len(troubled)} container(s) in trouble: {listing}", containers=troubled
             )
-        return HealthStatus.healthy(f"{len(summaries)} container(s)")
+        return HealthStatus.healthy(f"{len(instances)} container(s)")
 
 
 def _instance(summary: dict[str, Any], detail: dict[str, Any]) -> dict[str, Any]:
@@ -210,12 +217,17 @@ def _count(instances: dict[str, dict[str, Any]], key: str, value: str) -> int:
     return sum(1 for i in instances.values() if i[key] == value)
 
 
-def _problem(summary: dict[str, Any]) -> str | None:
-    """Why a container needs attention, read from its list entry; None when it is fine."""
-    state = summary.get("State")
-    if state in ("restarting", "dead"):
-        return str(state)
+def _listed(summary: dict[str, Any]) -> dict[str, str]:
+    """State and health of a container from its list entry alone."""
     # The list has no health field; its Status text ends "(unhealthy)" as docker ps shows.
-    if "(unhealthy)" in str(summary.get("Status", "")):
+    unhealthy = "(unhealthy)" in str(summary.get("Status", ""))
+    return {"state": str(summary.get("State", "")), "health": "unhealthy" if unhealthy else ""}
+
+
+def _problem(instance: dict[str, Any]) -> str | None:
+    """Why a container needs attention; None when it is fine."""
+    if instance["state"] in ("restarting", "dead"):
+        return str(instance["state"])
+    if instance["health"] == "unhealthy":
         return "unhealthy"
     return None

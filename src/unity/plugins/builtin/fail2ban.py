@@ -134,12 +134,7 @@ class Fail2banPlugin(PluginBase):
             running = await self._jail_list(cfg)
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
-        missing = [jail for jail in cfg.jails if jail not in running]
-        if missing:
-            return HealthStatus.degraded(
-                f"jail(s) not running: {', '.join(missing)}", missing=missing
-            )
-        return HealthStatus.healthy(f"{len(running)} jail(s) running")
+        return self.assess({"per_jail": dict.fromkeys(running)})
 
     async def _client(self, cfg: Fail2banConfig, *args: str) -> str:
         argv = ["fail2ban-client", *(["-s", cfg.socket] if cfg.socket else []), *args]
@@ -156,6 +151,17 @@ class Fail2banPlugin(PluginBase):
         counts = {name: _int(fields.get(key)) for key, name in COUNTS.items()}
         counts["banned_ips"] = len(fields.get("Banned IP list", "").split())
         return counts
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """A jail named in the config that is not running: degraded."""
+        cfg = Fail2banConfig.model_validate(self.config)
+        running = document["per_jail"]
+        missing = [jail for jail in cfg.jails if jail not in running]
+        if missing:
+            return HealthStatus.degraded(
+                f"jail(s) not running: {', '.join(missing)}", missing=missing
+            )
+        return HealthStatus.healthy(f"{len(running)} jail(s) running")
 
 
 def _fields(text: str) -> dict[str, str]:

@@ -122,13 +122,17 @@ class GpuPlugin(PluginBase):
         }
 
     async def health_check(self) -> HealthStatus:
-        cfg = GpuConfig.model_validate(self.config)
         try:
             document = await self.collect_data()
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
+        return self.assess(document)
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """A GPU hotter than temperature_warn or fuller than memory_warn_percent: degraded."""
+        cfg = GpuConfig.model_validate(self.config)
         if not document["gpus"]:
-            return HealthStatus.unhealthy("no NVIDIA GPU to report")
+            return HealthStatus.not_applicable("no NVIDIA GPU on this host")
         problems = []
         for index, gpu in document["gpus"].items():
             if gpu.get("temperature", 0.0) > cfg.temperature_warn:
@@ -137,7 +141,9 @@ class GpuPlugin(PluginBase):
                 problems.append(f"GPU {index} memory {gpu['memory_percent']:g}% used")
         if problems:
             return HealthStatus.degraded("; ".join(problems))
-        return HealthStatus.healthy()
+        return HealthStatus.healthy(
+            f"{document['gpu_count']} GPU(s), hottest {document['max_temperature']:g} °C"
+        )
 
 
 def _view(gpu: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ reports whether the answer came, its status code, the time to the full answer,
 whether the body holds the expected text, and whether the TLS certificate was
 verified. A failing endpoint is data, not an error: the document says why
 (timeout, refused, TLS verification failed, wrong status, content missing) and
-the health check turns degraded.
+``assess`` turns degraded while some endpoints are down, unhealthy while all are.
 """
 
 from __future__ import annotations
@@ -178,18 +178,24 @@ class HttpCheckPlugin(PluginBase):
             document = await self.collect_data()
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
-        down = {
-            name: result["error"]
-            for name, result in document["endpoints"].items()
-            if not result["up"]
-        }
-        if down:
-            listing = "; ".join(f"{name}: {error}" for name, error in down.items())
-            return HealthStatus.degraded(
-                f"{len(down)} of {len(document['endpoints'])} endpoint(s) down: {listing}",
-                endpoints=down,
+        return self.assess(document)
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """Some endpoints down: degraded; every one down: unhealthy."""
+        endpoints: dict[str, dict[str, Any]] = document["endpoints"]
+        if not endpoints:
+            return HealthStatus.not_applicable("no endpoints configured")
+        down = {name: result["error"] for name, result in endpoints.items() if not result["up"]}
+        if not down:
+            return HealthStatus.healthy(f"{len(endpoints)} endpoint(s) up")
+        listing = "; ".join(f"{name}: {error}" for name, error in down.items())
+        if len(down) == len(endpoints):
+            return HealthStatus.unhealthy(
+                f"all {len(endpoints)} endpoint(s) down: {listing}", endpoints=down
             )
-        return HealthStatus.healthy(f"{len(document['endpoints'])} endpoint(s) up")
+        return HealthStatus.degraded(
+            f"{len(down)} of {len(endpoints)} endpoint(s) down: {listing}", endpoints=down
+        )
 
 
 def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:

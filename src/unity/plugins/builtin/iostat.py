@@ -117,11 +117,15 @@ class IostatPlugin(PluginBase):
         }
 
     async def health_check(self) -> HealthStatus:
-        cfg = IostatConfig.model_validate(self.config)
         try:
             document = await self.collect_data()
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
+        return self.assess(document)
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """A device busier than util_warn: degraded."""
+        cfg = IostatConfig.model_validate(self.config)
         busy = {
             name: device["util"]
             for name, device in document["devices"].items()

@@ -11,8 +11,12 @@ Parses three outputs of ipmitool 1.8 (the in-band ``open`` interface, i.e.
 * ``ipmitool sel elist``: ``id | date | time | sensor | event | Asserted``
   lines, or ``SEL has no entries``.
 
-A sensor in ``nc`` state or a chassis fault makes the health check degraded,
-a sensor in ``cr``/``nr`` unhealthy.
+A sensor in ``nc`` state (past the BMC's own non-critical threshold) or a
+chassis fault makes the health (``assess``, after every run) degraded, a
+sensor in ``cr``/``nr`` unhealthy. Without an IPMI device the firmware's
+tables (SMBIOS type 38, ACPI SPMI) tell a host without a BMC -- nothing to
+monitor, an empty document, not applicable -- from one whose kernel modules
+are missing.
 """
 
 from __future__ import annotations
@@ -68,10 +72,16 @@ _CHASSIS_FLAGS = {
     "Chassis Intrusion": ("intrusion", "active"),
 }
 _FAULTS = ("power_overload", "main_power_fault", "power_control_fault", "drive_fault")
+# Where the firmware declares a BMC, if the host has one (what ipmi_si probes).
+_BMC_TABLES = ("/sys/firmware/dmi/entries/38-0", "/sys/firmware/acpi/tables/SPMI")
 _CRITICAL_EVENT = re.compile(
     r"(?<!non-)critical|non-recoverable|fail|fault|uncorrectable|ac lost|redundancy lost",
     re.IGNORECASE,
 )
+
+
+class _NoBmc(Exception):
+    """The host has no BMC: nothing to monitor, so no error of the plugin."""
 
 
 def _metrics() -> list[MetricField]:
@@ -157,34 +167,20 @@ class IpmitoolPlugin(PluginBase):
 
     async def collect_data(self) -> dict[str, Any]:
         cfg = IpmitoolConfig.model_validate(self.config)
-        document = _sensors(await self._ipmitool("sensor", "list"))
+        try:
+            document = _sensors(await self._ipmitool("sensor", "list"))
+        except _NoBmc:
+            return _sensors("")
         document["chassis"] = _chassis(await self._ipmitool("chassis", "status"))
         document["sel"] = _events(await self._ipmitool("sel", "elist"), cfg.recent_events)
         return document
 
     async def health_check(self) -> HealthStatus:
         try:
-            document = _sensors(await self._ipmitool("sensor", "list"))
-            chassis = _chassis(await self._ipmitool("chassis", "status"))
+            document = await self.collect_data()
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
-        worst: dict[str, list[str]] = {"nc": [], "cr": [], "nr": []}
-        for section, sensors in document.items():
-            if isinstance(sensors, dict):
-                for name, sensor in sensors.items():
-                    if section != "discrete" and sensor["status"] in worst:
-                        worst[sensor["status"]].append(name)
-        faults = [key for key in (*_FAULTS, "cooling_fault") if chassis.get(key) == 1]
-        problems = [
-            f"{_BAD_STATES[state]}: {', '.join(names)}" for state, names in worst.items() if names
-        ]
-        if faults:
-            problems.append(f"chassis fault: {', '.join(faults)}")
-        if worst["cr"] or worst["nr"]:
-            return HealthStatus.unhealthy("; ".join(problems))
-        if problems:
-            return HealthStatus.degraded("; ".join(problems))
-        return HealthStatus.healthy()
+        return self.assess(document)
 
     async def _ipmitool(self, *args: str) -> str:
         result = await self.runner.run(["ipmitool", *args], timeout=_TIMEOUT)
@@ -193,11 +189,42 @@ class IpmitoolPlugin(PluginBase):
                 raise DependencyMissingError(
                     "ipmitool: permission denied on /dev/ipmi0 (run as root)"
                 )
+            if not await self._bmc_declared():
+                raise _NoBmc
             raise DependencyMissingError(
-                "ipmitool could not open /dev/ipmi0: the host has no BMC or the "
-                "ipmi_si/ipmi_devintf kernel modules are not loaded"
+                "ipmitool could not open /dev/ipmi0, but the firmware declares a BMC: "
+                "load the ipmi_si and ipmi_devintf kernel modules"
             )
         return result.check().stdout
+
+    async def _bmc_declared(self) -> bool:
+        for table in _BMC_TABLES:
+            if (await self.runner.run(["test", "-e", table], timeout=_TIMEOUT)).ok:
+                return True
+        return False
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """Past a non-critical threshold or a chassis fault: degraded; critical: unhealthy."""
+        if "chassis" not in document:
+            return HealthStatus.not_applicable(
+                "no BMC on this host (no IPMI device, none declared)"
+            )
+        worst: dict[str, list[str]] = {"nc": [], "cr": [], "nr": []}
+        for section, unit in _SECTIONS.values():
+            for name, sensor in document[section].items():
+                if sensor["status"] in worst:
+                    worst[sensor["status"]].append(f"{name} {sensor['value']:g} {unit}")
+        faults = [key for key in (*_FAULTS, "cooling_fault") if document["chassis"].get(key) == 1]
+        problems = [
+            f"{_BAD_STATES[state]}: {', '.join(names)}" for state, names in worst.items() if names
+        ]
+        if faults:
+            problems.append(f"chassis fault: {', '.join(faults)}")
+        if worst["cr"] or worst["nr"]:
+            return HealthStatus.unhealthy("; ".join(problems), sensors=worst)
+        if problems:
+            return HealthStatus.degraded("; ".join(problems), sensors=worst)
+        return HealthStatus.healthy(f"{document['sensor_count']} sensor(s) within thresholds")
 
 
 def _number(text: str) -> float | None:

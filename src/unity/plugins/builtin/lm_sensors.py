@@ -5,7 +5,9 @@ Parses ``sensors -j`` (lm-sensors 3.5 and later): a JSON object of chips
 feature (``Package id 0``) whose subfeatures are named ``temp1_input``,
 ``temp1_max``, ``temp1_crit``, ``fan2_input``, ``fan2_min``, ``in0_input``...
 A reading above its chip's own ``_max`` (or a fan below its ``_min``) makes
-the health check degraded, a temperature at or above ``_crit`` unhealthy.
+the health (``assess``, after every run) degraded, a temperature at or above
+``_crit`` unhealthy. A host without hardware monitors (a VM, a container)
+yields an empty document and is not applicable: nothing to monitor.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ class LmSensorsPlugin(PluginBase):
         ]
         return {
             "chips": reading.chips,
-            "max_temperature": max(temperatures),
+            **({"max_temperature": max(temperatures)} if temperatures else {}),
             "temperature_count": len(temperatures),
             "fan_count": sum(len(chip["fans"]) for chip in reading.chips.values()),
             "voltage_count": sum(len(chip["voltages"]) for chip in reading.chips.values()),
@@ -130,24 +132,16 @@ class LmSensorsPlugin(PluginBase):
 
     async def health_check(self) -> HealthStatus:
         try:
-            reading = await self._read()
+            document = await self.collect_data()
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
-        if reading.critical:
-            return HealthStatus.unhealthy(
-                "; ".join(reading.critical + reading.warnings), alarms=reading.critical
-            )
-        if reading.warnings:
-            return HealthStatus.degraded("; ".join(reading.warnings), alarms=reading.warnings)
-        return HealthStatus.healthy()
+        return self.assess(document)
 
     async def _read(self) -> _Reading:
         cfg = LmSensorsConfig.model_validate(self.config)
         result = await self.runner.run(_COMMAND, timeout=_TIMEOUT)
         if not result.ok and "no sensors found" in result.stderr.lower():
-            raise DependencyMissingError(
-                "sensors found no sensors; load the kernel drivers (sensors-detect)"
-            )
+            return _Reading()
         result.check()
         try:
             raw = json.loads(result.stdout)
@@ -161,6 +155,29 @@ class LmSensorsPlugin(PluginBase):
                 "sensors reports no temperature sensors; load the kernel drivers (sensors-detect)"
             )
         return reading
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """Above a chip's own max: degraded; at or above its critical mark: unhealthy."""
+        chips: dict[str, dict[str, Any]] = document["chips"]
+        if not chips:
+            return HealthStatus.not_applicable(
+                "no hardware sensors on this host (sensors-detect finds their drivers, if any)"
+            )
+        reading = _Reading()
+        for chip_name, chip in chips.items():
+            for section, _ in _KINDS.values():
+                for feature, values in chip[section].items():
+                    _judge(reading, f"{chip_name}/{feature}", section, values)
+        if reading.critical:
+            return HealthStatus.unhealthy(
+                "; ".join(reading.critical + reading.warnings), alarms=reading.critical
+            )
+        if reading.warnings:
+            return HealthStatus.degraded("; ".join(reading.warnings), alarms=reading.warnings)
+        return HealthStatus.healthy(
+            f"{document['temperature_count']} temperature(s) within limits, "
+            f"hottest {document['max_temperature']:g} °C"
+        )
 
 
 def _parse(raw: dict[str, Any], ignore: list[str]) -> _Reading:

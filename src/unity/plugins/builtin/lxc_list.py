@@ -139,12 +139,7 @@ class LxcListPlugin(PluginBase):
             instances = await self._list(cfg)
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
-        failed = sorted(name for name, i in instances.items() if i["status"].lower() == "error")
-        if failed:
-            return HealthStatus.degraded(
-                f"{len(failed)} instance(s) in error: {', '.join(failed)}", instances=failed
-            )
-        return HealthStatus.healthy(f"{len(instances)} instance(s)")
+        return self.assess({"instances": instances})
 
     async def _list(self, cfg: LxcListConfig) -> dict[str, dict[str, Any]]:
         argv = [cfg.command, "list", "--format", "json"]
@@ -164,6 +159,16 @@ class LxcListPlugin(PluginBase):
                 key = str(row["name"]) if project == "default" else f"{project}/{row['name']}"
                 instances[key] = _instance(row)
         return instances
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """Instances in the error state: degraded."""
+        instances: dict[str, dict[str, Any]] = document["instances"]
+        failed = sorted(name for name, i in instances.items() if i["status"].lower() == "error")
+        if failed:
+            return HealthStatus.degraded(
+                f"{len(failed)} instance(s) in error: {', '.join(failed)}", instances=failed
+            )
+        return HealthStatus.healthy(f"{len(instances)} instance(s)")
 
 
 def _checked(result: CommandResult) -> CommandResult:

@@ -9,8 +9,9 @@ array, ``mdadm --detail /dev/mdX`` (mdadm 4.x): ``Key : value`` lines
 Devices``, ``Spare Devices``, ``Rebuild Status``). A missing /proc/mdstat
 means the md driver is not loaded, so there are no arrays.
 
-A degraded array or a failed member makes the health check degraded; an
-inactive or failed array makes it unhealthy.
+Health (``assess``, after every run): a degraded array or a failed member
+makes it degraded, an inactive or failed array unhealthy; a host without
+arrays is not applicable (nothing to monitor).
 """
 
 from __future__ import annotations
@@ -141,20 +142,7 @@ class MdadmPlugin(PluginBase):
             document = await self.collect_data()
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
-        arrays = document["arrays"]
-        if not arrays:
-            return HealthStatus.unhealthy("no md RAID arrays on this host")
-        failed = {
-            name: a
-            for name, a in arrays.items()
-            if a["state"] == "inactive" or "FAILED" in a.get("detail_state", "").upper()
-        }
-        problems = [_describe(name, array) for name, array in arrays.items() if array["degraded"]]
-        if failed:
-            return HealthStatus.unhealthy("; ".join(problems), arrays=sorted(failed))
-        if problems:
-            return HealthStatus.degraded("; ".join(problems))
-        return HealthStatus.healthy()
+        return self.assess(document)
 
     async def _detail(self, name: str) -> dict[str, Any]:
         result = await self.runner.run(["mdadm", "--detail", f"/dev/{name}"], timeout=_TIMEOUT)
@@ -163,6 +151,24 @@ class MdadmPlugin(PluginBase):
                 f"mdadm --detail /dev/{name}: permission denied (run as root or set detail: false)"
             )
         return _detail(result.check().stdout)
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """Degraded arrays: degraded; inactive or failed ones: unhealthy; none: not applicable."""
+        arrays: dict[str, dict[str, Any]] = document["arrays"]
+        if not arrays:
+            return HealthStatus.not_applicable("no md RAID arrays on this host")
+        failed = sorted(
+            name
+            for name, array in arrays.items()
+            if array["state"] == "inactive" or "FAILED" in array.get("detail_state", "").upper()
+        )
+        problems = {name: _describe(name, a) for name, a in arrays.items() if a["degraded"]}
+        if failed:
+            return HealthStatus.unhealthy("; ".join(problems.values()), arrays=failed)
+        if problems:
+            return HealthStatus.degraded("; ".join(problems.values()), arrays=sorted(problems))
+        levels = ", ".join(f"{name} {a['level'] or a['state']}" for name, a in arrays.items())
+        return HealthStatus.healthy(f"{len(arrays)} array(s) fine: {levels}")
 
 
 def _mdstat(text: str) -> dict[str, dict[str, Any]]:
@@ -255,4 +261,4 @@ def _describe(name: str, array: dict[str, Any]) -> str:
     if array.get("sync_action"):
         progress = array.get("sync_progress")
         parts.append(array["sync_action"] + (f" {progress:g}%" if progress is not None else ""))
-    return " ".join(parts[:1]) + ": " + ", ".join(parts[1:])
+    return parts[0] + (": " + ", ".join(parts[1:]) if parts[1:] else "")

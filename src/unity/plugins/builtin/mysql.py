@@ -8,6 +8,10 @@ MySQL 8.0.22+, ``SHOW SLAVE STATUS`` before that; both column namings
 (Slave_/Master_ and Replica_/Source_) are read. The replica status needs the
 REPLICATION CLIENT (MariaDB: SLAVE MONITOR) privilege; without it that part
 is left out.
+
+Health (``assess``, after every run): a stopped replication thread makes it
+unhealthy; replication lag over ``max_replication_lag_seconds`` or connections
+at ``warn_connections_percent`` of max_connections degraded.
 """
 
 from __future__ import annotations
@@ -213,11 +217,15 @@ class MysqlPlugin(PluginBase):
             await connection.ensure_closed()
 
     async def health_check(self) -> HealthStatus:
-        cfg = MysqlConfig.model_validate(self.config)
         try:
             document = await self.collect_data()
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
+        return self.assess(document)
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """A replication thread stopped: unhealthy; lag or connections near the max: degraded."""
+        cfg = MysqlConfig.model_validate(self.config)
         failing: list[str] = []
         warnings: list[str] = []
         for name, replica in document["replication"].items():
@@ -228,7 +236,7 @@ class MysqlPlugin(PluginBase):
                 reason = replica.get("last_error", "no error given")
                 failing.append(f"replication {name}: {' and '.join(stopped)} stopped ({reason})")
             elif replica.get("seconds_behind", 0) > cfg.max_replication_lag_seconds:
-                warnings.append(f"replication {name} lags {replica['seconds_behind']}s")
+                warnings.append(f"replication {name} lags {replica['seconds_behind']} s")
         if document["connections"]["percent"] >= cfg.warn_connections_percent:
             warnings.append(
                 f"{document['threads']['connected']} of {document['connections']['max']} "

@@ -120,7 +120,11 @@ class NvidiaSmiPlugin(PluginBase):
             document = await self.collect_data()
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
+        return self.assess(document)
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """No GPUs: not applicable (nothing to monitor); otherwise healthy, naming them."""
         if not document["gpus"]:
-            return HealthStatus.unhealthy("nvidia-smi found no NVIDIA GPUs")
+            return HealthStatus.not_applicable("no NVIDIA GPU on this host")
         names = ", ".join(gpu.get("name", "?") for gpu in document["gpus"].values())
         return HealthStatus.healthy(names)

@@ -8,6 +8,10 @@ and transaction, lock waits), ``pg_stat_database`` with ``pg_database_size``
 primary per standby and on a standby since the last replayed transaction).
 Every query works for an unprivileged role; a role with ``pg_monitor`` sees
 the other roles' sessions and the standbys in full.
+
+Health (``assess``, after every run): connections at ``warn_connections_percent``
+of max_connections, or a replica (or this standby) lagging more than
+``max_replication_lag_seconds``, make it degraded.
 """
 
 from __future__ import annotations
@@ -232,28 +236,34 @@ class PostgresPlugin(PluginBase):
             await connection.close(timeout=cfg.connect_timeout)
 
     async def health_check(self) -> HealthStatus:
-        cfg = PostgresConfig.model_validate(self.config)
         try:
             document = await self.collect_data()
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
+        return self.assess(document)
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """Connections near max_connections or a replica lagging: degraded."""
+        cfg = PostgresConfig.model_validate(self.config)
+        connections = document["connections"]
         problems = []
-        if document["connections"]["percent"] >= cfg.warn_connections_percent:
-            problems.append(
-                f"{document['connections']['total']} of {document['connections']['max']} "
-                "connections in use"
-            )
+        if connections["percent"] >= cfg.warn_connections_percent:
+            problems.append(f"{connections['total']} of {connections['max']} connections in use")
         lags = {
             name: replica["replay_lag_seconds"]
-            for name, replica in document.get("replicas", {}).items()
+            for name, replica in document["replicas"].items()
             if replica.get("replay_lag_seconds", 0) > cfg.max_replication_lag_seconds
         }
         if document.get("lag", {}).get("replay", 0) > cfg.max_replication_lag_seconds:
             lags["this standby"] = document["lag"]["replay"]
-        problems.extend(f"{name} lags {seconds:.0f}s" for name, seconds in lags.items())
+        problems.extend(f"{name} lags {seconds:.0f} s" for name, seconds in lags.items())
         if problems:
-            return HealthStatus.degraded("; ".join(problems))
-        return HealthStatus.healthy(f"PostgreSQL {document['version']}")
+            return HealthStatus.degraded("; ".join(problems), lag_seconds=lags)
+        role = "standby" if document["in_recovery"] else "primary"
+        return HealthStatus.healthy(
+            f"PostgreSQL {document['version']} {role}, "
+            f"{connections['total']} of {connections['max']} connections"
+        )
 
 
 async def _connect(cfg: PostgresConfig) -> asyncpg.Connection:

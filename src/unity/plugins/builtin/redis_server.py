@@ -7,6 +7,10 @@ second, commands, keyspace hits and misses, evicted and expired keys),
 keyspace (keys, keys with a TTL, average TTL per database) and replication
 (role, connected replicas and their lag; on a replica, the link to its
 primary).
+
+Health (``assess``, after every run): on a replica, the link to its primary
+down makes it unhealthy; used memory at ``warn_memory_percent`` of maxmemory
+degraded.
 """
 
 from __future__ import annotations
@@ -206,17 +210,21 @@ class RedisPlugin(PluginBase):
         return _document(info)
 
     async def health_check(self) -> HealthStatus:
-        cfg = RedisConfig.model_validate(self.config)
         try:
             document = await self.collect_data()
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
+        return self.assess(document)
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """The link to the primary down: unhealthy; memory near maxmemory: degraded."""
+        cfg = RedisConfig.model_validate(self.config)
         down = [name for name, link in document["primaries"].items() if not link["link_up"]]
         if down:
             return HealthStatus.unhealthy(f"link to primary {', '.join(down)} is down")
         used = document["ratios"].get("memory_of_max", 0)
         if used >= cfg.warn_memory_percent:
-            return HealthStatus.degraded(f"{used:.0f}% of maxmemory in use")
+            return HealthStatus.degraded(f"{used:.0f} % of maxmemory in use")
         return HealthStatus.healthy(f"Redis {document['version']} ({document['role']})")
 
 

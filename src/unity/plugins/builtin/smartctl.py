@@ -11,6 +11,11 @@ available_spare, media_errors). smartctl's exit status is a bit mask
 (bit 0 command line, 1 open failed or low-power mode, 2 SMART command failed,
 3 disk failing, 4-5 attributes at or below threshold, 6-7 error logs), so the
 JSON is read whatever the exit status.
+
+Health (``assess``, after every run): a disk failing SMART (overall health
+failed, an attribute failing now, an NVMe critical warning) makes it
+unhealthy; reallocated or pending sectors, media errors, heat or an
+unreadable disk degraded; a host without SMART disks is not applicable.
 """
 
 from __future__ import annotations
@@ -190,21 +195,6 @@ class SmartctlPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        document, _ = await self._examine()
-        return document
-
-    async def health_check(self) -> HealthStatus:
-        try:
-            document, problems = await self._examine()
-        except PluginError as exc:
-            return HealthStatus.unhealthy(str(exc))
-        if document["device_count"] == 0:
-            return HealthStatus.unhealthy("smartctl found no devices to examine")
-        if problems:
-            return HealthStatus.degraded("; ".join(problems), devices=sorted(document["devices"]))
-        return HealthStatus.healthy()
-
-    async def _examine(self) -> tuple[dict[str, Any], list[str]]:
         cfg = SmartctlConfig.model_validate(self.config)
         targets: list[tuple[str, str | None]] = [(path, None) for path in cfg.devices]
         targets = targets or await self._scan()
@@ -212,22 +202,20 @@ class SmartctlPlugin(PluginBase):
         outputs = await asyncio.gather(
             *(self._device(path, kind, cfg.skip_standby) for path, kind in targets)
         )
-        devices: dict[str, dict[str, Any]] = {}
-        problems: list[str] = []
-        troubled = 0
-        for key, data in zip(keys, outputs, strict=True):
-            device = devices[key] = _device(data)
-            found = _problems(device, cfg)
-            troubled += bool(found)
-            if found:
-                problems.append(f"{key}: {', '.join(found)}")
-        document = {
+        devices = {key: _device(data) for key, data in zip(keys, outputs, strict=True)}
+        return {
             "devices": devices,
             "device_count": len(devices),
             "standby_count": sum(d["state"] == "standby" for d in devices.values()),
-            "problem_count": troubled,
+            "problem_count": sum(bool(_problems(d, cfg)) for d in devices.values()),
         }
-        return document, problems
+
+    async def health_check(self) -> HealthStatus:
+        try:
+            document = await self.collect_data()
+        except PluginError as exc:
+            return HealthStatus.unhealthy(str(exc))
+        return self.assess(document)
 
     async def _scan(self) -> list[tuple[str, str | None]]:
         result = (await self.runner.run(["smartctl", "--scan", "-j"], timeout=_TIMEOUT)).check()
@@ -256,6 +244,25 @@ class SmartctlPlugin(PluginBase):
         ):
             raise DependencyMissingError(f"smartctl: {message} (SMART needs root)")
         return data
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """A disk failing SMART: unhealthy; worn or hot: degraded; no disks: not applicable."""
+        cfg = SmartctlConfig.model_validate(self.config)
+        devices: dict[str, dict[str, Any]] = document["devices"]
+        if not devices:
+            return HealthStatus.not_applicable("no SMART disks on this host")
+        problems = {key: found for key, d in devices.items() if (found := _problems(d, cfg))}
+        failing = sorted(key for key, device in devices.items() if _failing(device))
+        listing = "; ".join(f"{key}: {', '.join(found)}" for key, found in problems.items())
+        if failing:
+            return HealthStatus.unhealthy(listing, failing=failing, devices=sorted(problems))
+        if problems:
+            return HealthStatus.degraded(listing, devices=sorted(problems))
+        asleep = document["standby_count"]
+        return HealthStatus.healthy(
+            f"{len(devices)} disk(s) pass SMART"
+            + (f" ({asleep} asleep, not woken)" if asleep else "")
+        )
 
 
 def _keys(targets: list[tuple[str, str | None]]) -> list[str]:
@@ -322,6 +329,13 @@ def _device(data: dict[str, Any]) -> dict[str, Any]:
 def _set(device: dict[str, Any], key: str, value: Any) -> None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         device[key] = value
+
+
+def _failing(device: dict[str, Any]) -> bool:
+    """The disk itself says it is failing: replace it."""
+    return device["state"] == "active" and bool(
+        not device["passed"] or device.get("failing") or device.get("critical_warning", 0)
+    )
 
 
 def _problems(device: dict[str, Any], cfg: SmartctlConfig) -> list[str]:

@@ -10,7 +10,7 @@ Runs systemd's ``systemctl`` (tested with systemd 252):
   blocks, one per unit, in the order asked; ``--timestamp=`` needs systemd 247,
   older ones are asked again without it).
 
-A failed unit makes the health check degraded. On a host whose init is not
+A failed unit makes the health (``assess``, after every run) degraded. On a host whose init is not
 systemd (most containers) systemctl cannot operate: that is reported as a
 missing dependency, with systemctl's own reason.
 """
@@ -140,18 +140,7 @@ class SystemctlPlugin(PluginBase):
             document = await self.collect_data()
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
-        problems = dict.fromkeys(document["failed_units"], "failed")
-        for name, unit in document["units"].items():
-            if unit["load"] == "not-found":
-                problems[name] = "not found"
-            elif unit["active"] == "failed":
-                problems[name] = "failed"
-        if problems:
-            listing = ", ".join(f"{name} {problem}" for name, problem in problems.items())
-            return HealthStatus.degraded(
-                f"{len(problems)} unit(s) need attention: {listing}", units=problems
-            )
-        return HealthStatus.healthy(f"system {document['system_state']}")
+        return self.assess(document)
 
     async def _failed_units(self) -> dict[str, dict[str, str]]:
         base = ["systemctl", "list-units", "--state=failed", "--no-pager"]
@@ -182,6 +171,21 @@ class SystemctlPlugin(PluginBase):
         blocks = _blocks(_checked(result).stdout)
         # One block per unit asked for, in the same order (Id may name an alias's target).
         return {unit: _unit(block) for unit, block in zip(units, blocks, strict=False)}
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """Failed units, or chosen units failed or not found: degraded."""
+        problems = dict.fromkeys(document["failed_units"], "failed")
+        for name, unit in document["units"].items():
+            if unit["load"] == "not-found":
+                problems[name] = "not found"
+            elif unit["active"] == "failed":
+                problems[name] = "failed"
+        if problems:
+            listing = ", ".join(f"{name} {problem}" for name, problem in problems.items())
+            return HealthStatus.degraded(
+                f"{len(problems)} unit(s) need attention: {listing}", units=problems
+            )
+        return HealthStatus.healthy(f"system {document['system_state']}")
 
 
 def _checked(result: CommandResult) -> CommandResult:

@@ -7,6 +7,11 @@ verifies the chain against the system CA store or the configured ``ca_bundle``.
 It reports days until expiry, the validity dates, issuer and subject, whether
 the chain verifies, and whether the certificate names the host (subjectAltName
 DNS names with a left-most wildcard, or IP addresses, as browsers match them).
+
+Health (``assess``, after every run): a certificate expiring within
+``warn_days`` (default 21) makes it degraded; one expiring within
+``CRITICAL_DAYS`` (3), expired, not yet valid, untrusted, misnamed or
+unreachable makes it unhealthy.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ __all__ = ["TlsCertificateConfig", "TlsCertificatePlugin", "TlsTarget"]
 
 # The status of a target, worst first; "expiring" makes the health degraded, worse unhealthy.
 FAILING = ("unreachable", "expired", "not_yet_valid", "invalid")
+# A certificate this close to expiry is as bad as an expired one: renewal has failed.
+CRITICAL_DAYS = 3.0
 
 _INFO = MetricKind.INFO
 
@@ -216,33 +223,58 @@ class TlsCertificatePlugin(PluginBase):
             document = await self.collect_data()
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
+        return self.assess(document)
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """Expiring within warn_days: degraded; within 3 days or broken: unhealthy."""
         targets: dict[str, dict[str, Any]] = document["targets"]
-        failing = {k: _reason(t) for k, t in targets.items() if t["status"] in FAILING}
-        expiring = {k: _reason(t) for k, t in targets.items() if t["status"] == "expiring"}
+        if not targets:
+            return HealthStatus.not_applicable("no endpoints configured")
+        failing = {
+            key: _reason(target)
+            for key, target in targets.items()
+            if target["status"] in FAILING
+            or target.get("days_until_expiry", CRITICAL_DAYS + 1) <= CRITICAL_DAYS
+        }
+        expiring = {
+            key: _reason(target)
+            for key, target in targets.items()
+            if target["status"] == "expiring" and key not in failing
+        }
         if failing:
-            listing = "; ".join(f"{key}: {reason}" for key, reason in failing.items())
-            return HealthStatus.unhealthy(
-                f"{len(failing)} certificate(s) failing: {listing}", targets=failing
-            )
+            return HealthStatus.unhealthy(_listing(failing), targets=failing | expiring)
         if expiring:
-            listing = "; ".join(f"{key}: {reason}" for key, reason in expiring.items())
-            return HealthStatus.degraded(
-                f"{len(expiring)} certificate(s) expiring soon: {listing}", targets=expiring
-            )
-        return HealthStatus.healthy(f"{len(targets)} certificate(s) fine")
+            return HealthStatus.degraded(_listing(expiring), targets=expiring)
+        soonest = min(target["days_until_expiry"] for target in targets.values())
+        return HealthStatus.healthy(
+            f"{len(targets)} certificate(s) fine, the first expires in {_days(soonest)}"
+        )
+
+
+def _listing(reasons: dict[str, str]) -> str:
+    return "; ".join(f"{key} {reason}" for key, reason in reasons.items())
+
+
+def _days(days: float) -> str:
+    days = abs(days)
+    return f"{days:.0f} days" if days >= 1.5 else f"{days * 24:.0f} h"
 
 
 def _reason(target: dict[str, Any]) -> str:
+    """Why a target needs attention, short: ``expires in 5 days``, ``unreachable: ...``."""
     status = target["status"]
     if status == "unreachable":
-        return str(target["error"])
-    if status in ("expired", "expiring"):
-        return f"{status}, notAfter {target['not_after']} ({target['days_until_expiry']:.1f} days)"
+        return f"unreachable: {target['error']}"
+    days = target["days_until_expiry"]
+    if status == "expired":
+        return f"expired {_days(days)} ago"
     if status == "not_yet_valid":
         return f"not valid before {target['not_before']}"
     if not target["chain_valid"]:
-        return f"untrusted chain: {target['chain_error']}"
-    return "the certificate does not name the host"
+        return f"untrusted: {target['chain_error']}"
+    if not target["hostname_match"]:
+        return "does not name the host"
+    return f"expires in {_days(days)}"
 
 
 async def _handshake(

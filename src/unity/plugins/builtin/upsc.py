@@ -9,8 +9,10 @@ RB replace battery, OVER overload, FSD forced shutdown...). upsd's errors
 come on stderr as ``Error: Data stale``, ``Error: Driver not connected``,
 ``Error: Unknown UPS`` or ``Error: Connection failure: ...``.
 
-On battery, replace-battery or overload make the health check degraded; low
-battery or forced shutdown make it unhealthy.
+Health (``assess``, after every run): on battery, replace-battery, overload or
+an alarm make it degraded; low battery, forced shutdown, or -- on battery -- a
+runtime or charge below the UPS's own low mark (``battery.runtime.low``,
+``battery.charge.low``) or below 5 minutes / 20 % make it unhealthy.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from unity_sdk import (
     CollectionError,
     HealthStatus,
+    MetricDisplay,
     MetricField,
     MetricKind,
     PluginBase,
@@ -59,6 +62,9 @@ _FLAGS = {
 _GAUGE_FLAGS = ("OL", "OB", "LB", "CHRG", "RB", "OVER")
 _DEGRADING = ("OB", "RB", "OVER", "ALARM")
 _FAILING = ("LB", "FSD")
+# On battery, below either mark (or the UPS's own, when higher) is as bad as low battery.
+RUNTIME_LOW = 300.0
+CHARGE_LOW = 20.0
 
 # NUT variable -> (document key, unit, description).
 _VARIABLES = {
@@ -73,6 +79,11 @@ _VARIABLES = {
     "output.voltage": ("output_voltage", "V", "Output voltage"),
     "ups.temperature": ("temperature", "°C", "UPS temperature"),
 }
+# The UPS's own marks: below them it reports low battery (LB).
+_MARKS: dict[str, tuple[str, str, str]] = {
+    "battery.charge.low": ("battery_charge_low", "%", "Charge at which the UPS reports low"),
+    "battery.runtime.low": ("battery_runtime_low", "s", "Runtime at which the UPS reports low"),
+}
 _TEXT = {
     "device.mfr": "manufacturer",
     "device.model": "model",
@@ -85,6 +96,12 @@ _METRICS = [
     *(
         MetricField(name=f"ups.*.{key}", unit=unit, description=description)
         for key, unit, description in _VARIABLES.values()
+    ),
+    *(
+        MetricField(
+            name=f"ups.*.{key}", unit=unit, display=MetricDisplay.FACT, description=description
+        )
+        for key, unit, description in _MARKS.values()
     ),
     *(
         MetricField(
@@ -150,15 +167,7 @@ class UpscPlugin(PluginBase):
             ups = await self._read(cfg)
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
-        flags = ups["status"].split()
-        failing = [_FLAGS[f] for f in _FAILING if f in flags]
-        degrading = [_FLAGS[f] for f in _DEGRADING if f in flags]
-        summary = _summary(cfg.ups, ups)
-        if failing:
-            return HealthStatus.unhealthy(f"{summary}: {', '.join(failing + degrading)}")
-        if degrading:
-            return HealthStatus.degraded(f"{summary}: {', '.join(degrading)}")
-        return HealthStatus.healthy(summary)
+        return self.assess({"ups": {cfg.ups: ups}})
 
     async def _read(self, cfg: UpscConfig) -> dict[str, Any]:
         address = _address(cfg)
@@ -194,6 +203,12 @@ class UpscPlugin(PluginBase):
             )
         raise CollectionError(f"upsc {cfg.ups}@{address}: {error}")
 
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """On battery: degraded; low battery, or little runtime left on battery: unhealthy."""
+        # One UPS per document: the one named in the config.
+        name, ups = next(iter(document["ups"].items()))
+        return _judge(name, ups)
+
 
 def _address(cfg: UpscConfig) -> str:
     return cfg.host if cfg.port == _DEFAULT_PORT else f"{cfg.host}:{cfg.port}"
@@ -212,7 +227,7 @@ def _ups(variables: dict[str, str]) -> dict[str, Any]:
     status = variables["ups.status"]
     flags = status.split()
     ups: dict[str, Any] = {"status": status}
-    for name, (key, _, _) in _VARIABLES.items():
+    for name, (key, _, _) in (_VARIABLES | _MARKS).items():
         try:
             ups[key] = float(variables[name])
         except (KeyError, ValueError):
@@ -226,10 +241,47 @@ def _ups(variables: dict[str, str]) -> dict[str, Any]:
     return ups
 
 
-def _summary(name: str, ups: dict[str, Any]) -> str:
-    parts = [f"{name} {ups['status']}"]
+def _summary(ups: dict[str, Any]) -> str:
+    """``on battery, 64 %, 7 min left``: where the power comes from and how long it lasts."""
+    flags = ups["status"].split()
+    if "OB" in flags:
+        parts = ["on battery"]
+    elif "OL" in flags:
+        parts = ["on line, charging" if "CHRG" in flags else "on line"]
+    else:
+        parts = [f"status {ups['status']}"]
     if "battery_charge" in ups:
-        parts.append(f"battery {ups['battery_charge']:g}%")
-    if "battery_runtime" in ups:
-        parts.append(f"{ups['battery_runtime'] / 60:.0f} min left")
+        parts.append(f"{ups['battery_charge']:g} %")
+    runtime = ups.get("battery_runtime")
+    if runtime is not None:
+        parts.append(f"{runtime:.0f} s left" if runtime < 120 else f"{runtime / 60:.0f} min left")
     return ", ".join(parts)
+
+
+def _judge(name: str, ups: dict[str, Any]) -> HealthStatus:
+    flags = ups["status"].split()
+    details: dict[str, Any] = {
+        "ups": name,
+        "status": ups["status"],
+        **{key: ups[key] for key in ("battery_charge", "battery_runtime", "load") if key in ups},
+    }
+    failing = [_FLAGS[flag].replace("_", " ") for flag in _FAILING if flag in flags]
+    # "on battery" is already the first word of the summary.
+    degrading = [
+        _FLAGS[flag].replace("_", " ") for flag in _DEGRADING if flag in flags and flag != "OB"
+    ]
+    if "OB" in flags:
+        runtime_mark = max(RUNTIME_LOW, ups.get("battery_runtime_low", 0.0))
+        charge_mark = max(CHARGE_LOW, ups.get("battery_charge_low", 0.0))
+        details |= {"runtime_low": runtime_mark, "charge_low": charge_mark}
+        if ups.get("battery_runtime", runtime_mark) < runtime_mark:
+            failing.append(f"runtime below {runtime_mark / 60:.0f} min")
+        if ups.get("battery_charge", charge_mark) < charge_mark:
+            failing.append(f"charge below {charge_mark:g} %")
+    problems = ", ".join(failing + degrading)
+    message = f"{_summary(ups)}: {problems}" if problems else _summary(ups)
+    if failing:
+        return HealthStatus.unhealthy(message, **details)
+    if degrading or "OB" in flags:
+        return HealthStatus.degraded(message, **details)
+    return HealthStatus.healthy(message, **details)

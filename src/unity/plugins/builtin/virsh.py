@@ -143,12 +143,7 @@ class VirshPlugin(PluginBase):
             domains = await self._domains(cfg)
         except PluginError as exc:
             return HealthStatus.unhealthy(str(exc))
-        crashed = sorted(name for name, d in domains.items() if d["state"] == "crashed")
-        if crashed:
-            return HealthStatus.degraded(
-                f"{len(crashed)} domain(s) crashed: {', '.join(crashed)}", crashed=crashed
-            )
-        return HealthStatus.healthy(f"{len(domains)} domain(s)")
+        return self.assess({"domains": domains})
 
     def _argv(self, cfg: VirshConfig, *args: str) -> list[str]:
         return ["virsh", *(["-c", cfg.uri] if cfg.uri else []), *args]
@@ -161,6 +156,16 @@ class VirshPlugin(PluginBase):
         result = await self.runner.run(self._argv(cfg, "dominfo", name), timeout=_TIMEOUT)
         # The domain can go away between the listing and this call.
         return parse_dominfo(result.stdout) if result.ok else {}
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """Crashed domains: degraded."""
+        domains: dict[str, dict[str, Any]] = document["domains"]
+        crashed = sorted(name for name, d in domains.items() if d["state"] == "crashed")
+        if crashed:
+            return HealthStatus.degraded(
+                f"{len(crashed)} domain(s) crashed: {', '.join(crashed)}", crashed=crashed
+            )
+        return HealthStatus.healthy(f"{len(domains)} domain(s)")
 
 
 def _checked(result: CommandResult) -> CommandResult:

@@ -10,8 +10,10 @@ Parses two outputs of OpenZFS 2.x:
   (``NAME STATE READ WRITE CKSUM`` with tab-and-space indentation per vdev
   level; ``-p`` prints exact error counts).
 
-A DEGRADED pool, vdev errors, data errors or a full pool make the health
-check degraded; FAULTED, UNAVAIL or SUSPENDED pools make it unhealthy.
+Health (``assess``, after every run): a DEGRADED pool, vdev errors, data
+errors or a pool fuller than ``capacity_warn`` make it degraded; FAULTED,
+UNAVAIL or SUSPENDED pools make it unhealthy; a host without pools is not
+applicable (nothing to monitor).
 """
 
 from __future__ import annotations
@@ -130,39 +132,24 @@ class ZpoolStatusPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        document, _ = await self._examine()
-        return document
-
-    async def health_check(self) -> HealthStatus:
-        try:
-            document, problems = await self._examine()
-        except PluginError as exc:
-            return HealthStatus.unhealthy(str(exc))
-        if not document["pools"]:
-            return HealthStatus.unhealthy("no ZFS pools are imported")
-        failed = [n for n, p in document["pools"].items() if p["state"] in _FAILED_STATES]
-        if failed:
-            return HealthStatus.unhealthy("; ".join(problems), pools=failed)
-        if problems:
-            return HealthStatus.degraded("; ".join(problems))
-        return HealthStatus.healthy()
-
-    async def _examine(self) -> tuple[dict[str, Any], list[str]]:
-        cfg = ZpoolStatusConfig.model_validate(self.config)
         pools = _list(await self._zpool(_LIST))
         if pools:
             for name, status in _status(await self._zpool(_STATUS)).items():
                 pools.setdefault(name, {"state": status["state"]}).update(status)
-        problems: list[str] = []
-        for name, pool in pools.items():
+        for pool in pools.values():
             pool["online"] = int(pool["state"] == "ONLINE")
-            problems.extend(f"{name}: {problem}" for problem in _problems(name, pool, cfg))
-        document = {
+        return {
             "pools": pools,
             "pool_count": len(pools),
             "unhealthy_count": sum(not pool["online"] for pool in pools.values()),
         }
-        return document, problems
+
+    async def health_check(self) -> HealthStatus:
+        try:
+            document = await self.collect_data()
+        except PluginError as exc:
+            return HealthStatus.unhealthy(str(exc))
+        return self.assess(document)
 
     async def _zpool(self, argv: list[str]) -> str:
         result = await self.runner.run(argv, timeout=_TIMEOUT)
@@ -170,6 +157,28 @@ class ZpoolStatusPlugin(PluginBase):
         if not result.ok and ("modules are not loaded" in text or "/dev/zfs" in text):
             raise DependencyMissingError("the ZFS kernel module is not loaded (modprobe zfs)")
         return result.check().stdout
+
+    def assess(self, document: dict[str, Any]) -> HealthStatus:
+        """Problems: degraded; FAULTED, UNAVAIL or SUSPENDED: unhealthy; no pool: not applicable."""
+        cfg = ZpoolStatusConfig.model_validate(self.config)
+        pools: dict[str, dict[str, Any]] = document["pools"]
+        if not pools:
+            return HealthStatus.not_applicable("no ZFS pools are imported")
+        problems = [
+            f"{name}: {problem}"
+            for name, pool in pools.items()
+            for problem in _problems(name, pool, cfg)
+        ]
+        failed = [name for name, pool in pools.items() if pool["state"] in _FAILED_STATES]
+        if failed:
+            return HealthStatus.unhealthy("; ".join(problems), pools=failed)
+        if problems:
+            return HealthStatus.degraded("; ".join(problems))
+        filled = ", ".join(
+            f"{name} {pool['capacity']}% full" if "capacity" in pool else name
+            for name, pool in pools.items()
+        )
+        return HealthStatus.healthy(f"{len(pools)} pool(s) online: {filled}")
 
 
 def _count(text: str) -> int:
