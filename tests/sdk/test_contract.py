@@ -14,18 +14,19 @@ from pydantic import BaseModel, ValidationError
 import unity_sdk
 from unity.plugins.loader import validate_class
 from unity_sdk import (
+    HealthReport,
     HealthState,
     HealthStatus,
     MetricField,
     PluginBase,
     PluginError,
     PluginMetadata,
+    Sample,
     check_document,
     error_details,
     iter_metric_values,
     undeclared_numbers,
 )
-from unity_sdk.wire import HealthReport, Sample
 
 # The example from the original design summary, with only its import line changed.
 SEED_EXAMPLE = """

@@ -6,8 +6,14 @@ import pytest
 from tests.support.promtool import promtool_lint
 
 from unity.authoring.catalogue import builtin_metadata
-from unity_sdk import MetricField, MetricKind, PluginMetadata
-from unity_sdk.prometheus import prometheus_advice, prometheus_collisions, prometheus_series
+from unity_sdk import (
+    MetricField,
+    MetricKind,
+    PluginMetadata,
+    prometheus_advice,
+    prometheus_collisions,
+    prometheus_series,
+)
 
 GAUGE, COUNTER, INFO = MetricKind.GAUGE, MetricKind.COUNTER, MetricKind.INFO
 

@@ -23,10 +23,10 @@ from unity_sdk import (
     PluginBase,
     PluginMetadata,
     check_document,
+    prometheus_advice,
     prometheus_series,
     undeclared_numbers,
 )
-from unity_sdk.prometheus import prometheus_advice
 
 __all__ = ["CheckReport", "RunReport", "check", "run_once"]
 

@@ -28,13 +28,15 @@ from unity.storage import metrics as metric_store
 from unity.storage import registry
 from unity.storage.models import BatchReceipt, EnrollmentToken, Plugin
 from unity.storage.types import utcnow
-from unity_sdk import MetadataError, PluginMetadata, check_prometheus_names
-from unity_sdk.wire import (
+from unity_sdk import (
     BatchAccepted,
     HealthReport,
+    MetadataError,
     MetricBatch,
+    PluginMetadata,
     RegisterRequest,
     RegisterResponse,
+    check_prometheus_names,
 )
 
 __all__ = [

@@ -25,12 +25,12 @@ from tests.support.plugin_checks import collect_checked as collect_checked
 from unity.plugins.builtin.catalogue_hardware import HARDWARE_PLUGINS
 from unity.plugins.loader import validate_class
 from unity_sdk import (
+    CommandResult,
     HealthState,
     HealthStatus,
     MetricKind,
     PluginBase,
 )
-from unity_sdk.runner import CommandResult
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from unity_sdk.external import ExternalPluginBase
+from unity_sdk._external import ExternalPluginBase
 from unity_sdk.plugin import PluginBase
 
 __all__ = ["load_plugin_class", "main"]
