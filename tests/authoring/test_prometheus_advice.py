@@ -1,4 +1,4 @@
-"""``prometheus_advice`` (printed by ``unity plugin check``) agrees with promtool's lint."""
+"""``prometheus_advice`` (printed by ``unity author check``) agrees with promtool's lint."""
 
 from __future__ import annotations
 

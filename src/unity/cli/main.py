@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -29,9 +30,22 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(tokens.app, name="token")
 app.add_typer(plugins.app, name="plugins")
-app.add_typer(author.app, name="plugin")
+app.add_typer(author.app, name="author")
 app.add_typer(credentials.app, name="credentials")
 app.add_typer(servers.app, name="servers")
+
+
+def _renamed(old: str, new: str) -> Callable[[], None]:
+    """A group callback printing one line: ``old`` still works, under its new name."""
+
+    def notice() -> None:
+        typer.echo(f"`unity {old}` is now `unity {new}`; the old name will go away.", err=True)
+
+    return notice
+
+
+# Old spellings keep working for scripts: hidden from --help, with a notice.
+app.add_typer(author.app, name="plugin", hidden=True, callback=_renamed("plugin", "author"))
 
 
 def _show_version(value: bool) -> None:
