@@ -16,7 +16,7 @@ import typer
 
 from unity import __version__
 from unity.cli import author, credentials, db, plugins, servers, tokens
-from unity.cli.client import HubTarget
+from unity.cli.client import HubAccess
 from unity.cli.output import fail, load_settings
 
 __all__ = ["app"]
@@ -80,7 +80,7 @@ def main(
     ] = False,
 ) -> None:
     """Unity: a self-hosted homelab metrics hub with trivially easy plugins."""
-    ctx.obj = HubTarget(url=url, token=token)
+    ctx.obj = HubAccess(url=url, token=token)
 
 
 def _log_level(name: str) -> int:
