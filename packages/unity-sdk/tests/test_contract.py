@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+import unity_sdk
 import unity_sdk.errors
 from unity_sdk import (
     HealthReport,
@@ -184,3 +185,19 @@ def test_the_wire_models_refuse_unstorable_values_before_anything_is_sent() -> N
         context={"max_future_skew": timedelta(hours=2)},
     )
     assert late.timestamp == now + timedelta(hours=1)
+
+
+def test_error_lines_name_the_field_or_the_whole_input() -> None:
+    class Point(BaseModel):
+        x: int
+        tags: list[int]
+
+    with pytest.raises(ValidationError) as caught:
+        Point.model_validate({"x": "a", "tags": [1, "b"]})
+    assert unity_sdk.error_lines(caught.value) == [
+        "x: Input should be a valid integer, unable to parse string as an integer",
+        "tags.1: Input should be a valid integer, unable to parse string as an integer",
+    ]
+    assert unity_sdk.error_lines([{"loc": [], "msg": "not an object"}], whole="config") == [
+        "config: not an object"
+    ]

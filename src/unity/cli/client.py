@@ -20,6 +20,7 @@ import typer
 
 from unity import __version__
 from unity.cli.output import fail, load_settings
+from unity_sdk import error_lines
 
 __all__ = ["HubAccess", "RestClient", "RestError", "connect", "default_url"]
 
@@ -65,8 +66,7 @@ def _detail_lines(details: Any) -> list[str]:
     lines = []
     for item in details:
         if isinstance(item, dict) and "msg" in item:
-            field = ".".join(str(part) for part in item.get("loc") or []) or "(whole config)"
-            lines.append(f"{field}: {item['msg']}")
+            lines.extend(error_lines([item], whole="(whole config)"))
         else:
             lines.append(str(item))
     return lines

@@ -37,6 +37,7 @@ from unity_sdk import (
     RegisterRequest,
     RegisterResponse,
     check_prometheus_names,
+    error_lines,
 )
 
 __all__ = [
@@ -70,9 +71,7 @@ def parse_metadata(document: dict[str, Any]) -> PluginMetadata:
     try:
         metadata = PluginMetadata.model_validate(document)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(error_lines(exc))
         raise MetadataError(f"metadata is invalid: {problems}") from exc
     check_schema(metadata)
     check_prometheus_names(metadata)

@@ -67,6 +67,7 @@ from unity_sdk.errors import (
     PluginNotReadyError,
     UnityError,
     error_details,
+    error_lines,
 )
 from unity_sdk.metadata import (
     MAX_METRICS,
@@ -142,6 +143,7 @@ __all__ = [
     "duplicate_names",
     "encode_document",
     "error_details",
+    "error_lines",
     "iter_metric_values",
     "new_key_secret",
     "number_problems",

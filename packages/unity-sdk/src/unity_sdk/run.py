@@ -39,7 +39,8 @@ def load_plugin_class(spec: str) -> type[ExternalPluginBase]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="unity-plugin", description="Run a Unity plugin as an external collector."
+        prog="unity-plugin",
+        description="Run a plugin class as an external plugin that reports to a hub.",
     )
     parser.add_argument("plugin", help="the plugin class, as module:Class")
     parser.add_argument(
