@@ -13,6 +13,7 @@ import ast
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,19 @@ def test_the_import_contracts_are_kept() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+def test_every_hub_package_has_a_layer() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["id"] == "hub-layers"]
+    placed = {name.strip("() ") for layer in layers for name in layer.split("|")}
+    modules = {
+        f"unity.{path.stem}"
+        for path in (ROOT / "src" / "unity").iterdir()
+        if not path.name.startswith("_")
+        and (path.suffix == ".py" or (path / "__init__.py").exists())
+    }
+    assert modules - placed == set(), "add each new package to a layer in pyproject.toml"
 
 
 def test_the_sdk_tests_import_nothing_of_the_hub() -> None:
