@@ -41,7 +41,7 @@ from benchmarks.harness import BenchmarkError, Context, Table, fresh_database, p
 from unity.storage.db import Database
 from unity.storage.models import Base, BatchReceipt, PluginMetric
 from unity.storage.types import utcnow
-from unity_sdk.wire import BatchAccepted, MetricBatch, RegisterRequest, RegisterResponse
+from unity_sdk import BatchAccepted, MetricBatch, RegisterRequest, RegisterResponse
 
 NAME = "ingest"
 SUMMARY = "samples/s and latency of concurrent HTTP clients posting batches vs a raw bulk insert"

@@ -1,7 +1,7 @@
 """Rendering declared plugin metrics in the Prometheus text format.
 
 Each declared metric becomes one family, named, labelled and scaled by
-:func:`unity_sdk.prometheus.prometheus_series` (the rule is described there
+:func:`unity_sdk.prometheus_series` (the rule is described there
 and in docs/plugins/contract.md). Values come from the latest document per
 plugin and host, so a scrape reads one small table, never the history.
 
@@ -34,8 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from unity.plugins.manager import PluginManager
 from unity.storage import metrics as metric_store
 from unity.storage.models import LatestMetric, Plugin
-from unity_sdk import MetricField, MetricKind, PluginMetadata, iter_metric_values
-from unity_sdk.prometheus import prometheus_series
+from unity_sdk import MetricField, MetricKind, PluginMetadata, iter_metric_values, prometheus_series
 
 __all__ = ["metric_families", "render_exposition"]
 

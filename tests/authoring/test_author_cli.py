@@ -24,7 +24,7 @@ def _unity(*args: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def package(tmp_path: Path) -> Path:
-    code, out, _ = _unity("plugin", "new", "nas-temp", "--dir", str(tmp_path))
+    code, out, _ = _unity("author", "new", "nas-temp", "--dir", str(tmp_path))
     assert code == 0, out
     return tmp_path / "nas-temp"
 
@@ -35,16 +35,16 @@ def test_scaffold_has_entry_point_class_and_test(package: Path) -> None:
     assert 'nas-temp = "unity_plugin_nas_temp:NasTempPlugin"' in pyproject
     assert (package / "src" / "unity_plugin_nas_temp" / "__init__.py").is_file()
     assert "unity_plugin_check" in (package / "tests" / "test_plugin.py").read_text()
-    code, _, err = _unity("plugin", "new", "nas-temp", "--dir", str(package.parent))
+    code, _, err = _unity("author", "new", "nas-temp", "--dir", str(package.parent))
     assert code == 1
     assert "already exists" in err
-    code, _, err = _unity("plugin", "new", "Bad_Id", "--dir", str(package.parent))
+    code, _, err = _unity("author", "new", "Bad_Id", "--dir", str(package.parent))
     assert code == 1
     assert "not a valid plugin id" in err
 
 
 def test_check_passes_without_advice(package: Path) -> None:
-    code, out, _ = _unity("plugin", "check", str(package), "--json")
+    code, out, _ = _unity("author", "check", str(package), "--json")
     assert code == 0
     assert json.loads(out) == [
         {
@@ -58,7 +58,7 @@ def test_check_passes_without_advice(package: Path) -> None:
             },
         }
     ]
-    code, out, _ = _unity("plugin", "check", str(package))
+    code, out, _ = _unity("author", "check", str(package))
     assert code == 0
     assert "unity_nas_temp_load_one{host}" in out
 
@@ -66,14 +66,14 @@ def test_check_passes_without_advice(package: Path) -> None:
 def test_run_checks_config_and_document(package: Path, tmp_path: Path) -> None:
     good = tmp_path / "good.json"
     good.write_text('{"scale": 2}')
-    code, out, _ = _unity("plugin", "run", str(package), "--config", str(good), "--json")
+    code, out, _ = _unity("author", "run", str(package), "--config", str(good), "--json")
     assert code == 0
     report = json.loads(out)
     assert report["ok"] is True
     assert set(report["document"]["load"]) == {"one", "five"}
     bad = tmp_path / "bad.toml"
     bad.write_text("scale = -1\nextra = 1\n")
-    code, out, _ = _unity("plugin", "run", str(package), "--config", str(bad), "--json")
+    code, out, _ = _unity("author", "run", str(package), "--config", str(bad), "--json")
     assert code == 1
     assert sorted(json.loads(out)["problems"]) == [
         "config extra: Extra inputs are not permitted",
@@ -92,14 +92,14 @@ def test_run_warns_about_numbers_no_metric_declares(tmp_path: Path) -> None:
         "    async def collect_data(self):\n"
         "        return {'x': 1.0, 'disk': {'sda': {'reads': 3}}, 'label': 'text'}\n"
     )
-    code, out, _ = _unity("plugin", "run", str(source), "--json")
+    code, out, _ = _unity("author", "run", str(source), "--json")
     assert code == 0, "undeclared numbers are a warning, not an error"
     report = json.loads(out)
     assert report["ok"] is True
     assert report["warnings"] == [
         "'disk/sda/reads' is a number no metric declares: it will not be charted or exported"
     ]
-    code, _, err = _unity("plugin", "run", str(source))
+    code, _, err = _unity("author", "run", str(source))
     assert code == 0
     assert "warning" in err
     assert "disk/sda/reads" in err
@@ -116,14 +116,14 @@ def test_check_reports_problems_in_a_file(tmp_path: Path) -> None:
         "    async def collect_data(self):\n"
         "        return {'x': 'text'}\n"
     )
-    code, _, err = _unity("plugin", "check", str(source))
+    code, _, err = _unity("author", "check", str(source))
     assert code == 1
     assert "not semantic versioning" in err
     source.write_text(source.read_text().replace("version='1'", "version='1.0.0'"))
-    code, _, err = _unity("plugin", "run", f"{source}:Broken")
+    code, _, err = _unity("author", "run", f"{source}:Broken")
     assert code == 1
     assert "metric 'x' is declared gauge but the value is 'text'" in err
-    code, _, err = _unity("plugin", "check", str(tmp_path / "missing.py"))
+    code, _, err = _unity("author", "check", str(tmp_path / "missing.py"))
     assert code == 1
     assert "does not exist" in err
 
@@ -170,7 +170,7 @@ def test_check_reports_two_metrics_with_one_prometheus_name(tmp_path: Path) -> N
         "    async def collect_data(self):\n"
         "        return {}\n"
     )
-    code, out, _ = _unity("plugin", "check", str(source), "--json")
+    code, out, _ = _unity("author", "check", str(source), "--json")
     assert code == 1
     [report] = json.loads(out)
     assert report["problems"] == [
@@ -191,7 +191,7 @@ def test_check_advises_on_names_promtool_would_warn_about(tmp_path: Path) -> Non
         "    async def collect_data(self):\n"
         "        return {}\n"
     )
-    code, out, _ = _unity("plugin", "check", str(source), "--json")
+    code, out, _ = _unity("author", "check", str(source), "--json")
     assert code == 0
     [report] = json.loads(out)
     assert report["advice"] == [

@@ -105,6 +105,18 @@ def test_plugins_help_lists_its_commands(cli: Invoke) -> None:
         assert name in result.stdout
 
 
+def test_a_renamed_group_still_works_with_a_one_line_notice(cli: Invoke, tmp_path: Path) -> None:
+    missing = str(tmp_path / "nowhere")
+    old, new = cli("plugin", "check", missing), cli("author", "check", missing)
+    assert old.exit_code == new.exit_code == 1
+    notice = "`unity plugin` is now `unity author`; the old name will go away.\n"
+    assert old.stderr == notice + new.stderr
+    assert old.stdout == new.stdout
+    listed = cli("--help").stdout
+    assert " author " in listed
+    assert " plugin " not in listed
+
+
 def test_version(cli: Invoke) -> None:
     result = cli("--version")
     assert result.exit_code == 0

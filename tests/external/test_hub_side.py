@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from unity.auth.external import issue_plugin_key
 from unity.storage.models import BatchReceipt, PluginMetric
-from unity_sdk.wire import MAX_BATCH_SAMPLES
+from unity_sdk import MAX_BATCH_SAMPLES
 
 NAS_METADATA = {
     "id": "nas-temp",

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
+from unity_sdk import MAX_HEALTH_DETAILS_BYTES
 from unity_sdk.metadata import MAX_METRICS
-from unity_sdk.wire import MAX_HEALTH_DETAILS_BYTES
 
 API = "/api/plugins/v2"
 

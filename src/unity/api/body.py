@@ -39,7 +39,7 @@ async def read_json(
 
     ``NaN`` and ``Infinity`` are refused here unless ``model_checks_numbers``:
     then the wire model refuses them with the field that holds them
-    (:mod:`unity_sdk.numbers`)."""
+    (:func:`unity_sdk.number_problems`)."""
     if limit is None:
         limit = int(request.app.state.settings.max_body_bytes)
     declared = request.headers.get("content-length")

@@ -41,7 +41,7 @@ from unity.auth.tokens import Scope, verify_token
 from unity.plugins.manager import PluginManager
 from unity.settings import Settings
 from unity.storage.db import Database
-from unity_sdk.wire import API_KEY_PREFIX
+from unity_sdk import API_KEY_PREFIX
 
 __all__ = [
     "AdminToken",

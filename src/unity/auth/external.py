@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from unity.auth import bearer
 from unity.storage.models import EnrollmentToken, Plugin, PluginApiKey
 from unity.storage.types import utcnow
-from unity_sdk.wire import API_KEY_PREFIX, ENROLLMENT_PREFIX
+from unity_sdk import API_KEY_PREFIX, ENROLLMENT_PREFIX
 
 __all__ = [
     "IssuedSecret",

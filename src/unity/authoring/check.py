@@ -23,10 +23,11 @@ from unity_sdk import (
     PluginBase,
     PluginMetadata,
     check_document,
+    error_lines,
+    prometheus_advice,
     prometheus_series,
     undeclared_numbers,
 )
-from unity_sdk.prometheus import prometheus_advice
 
 __all__ = ["CheckReport", "RunReport", "check", "run_once"]
 
@@ -99,10 +100,7 @@ async def run_once(cls: type[PluginBase], config: dict[str, Any]) -> RunReport:
     try:
         validated = plugin_config.validate(metadata, config)
     except ConfigError as exc:
-        report.problems.extend(
-            f"config {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-            for e in exc.errors
-        )
+        report.problems.extend(f"config {line}" for line in error_lines(exc.errors))
         return report
     plugin = cls(config=validated.plugin)
     started = time.perf_counter()

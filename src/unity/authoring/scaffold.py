@@ -1,4 +1,4 @@
-"""``unity plugin new``: a working plugin package to start from.
+"""``unity author new``: a working plugin package to start from.
 
 The package has the ``unity.plugins`` entry point, the plugin class and a test
 using the SDK's pytest fixtures; ``pip install -e .`` makes the hub list it.
@@ -103,9 +103,9 @@ A plugin for the Unity homelab hub. Install it into the hub's environment
 (`pip install -e .` with the hub's virtual environment active, or
 `/path/to/unity/.venv/bin/pip install -e .`); the hub lists it as `{plugin_id}`.
 
-- Check it: `unity plugin check .`
-- Run it once: `unity plugin run .`, or with a config:
-  `echo '{{"scale": 2}}' > config.json && unity plugin run . --config config.json`
+- Check it: `unity author check .`
+- Run it once: `unity author run .`, or with a config:
+  `echo '{{"scale": 2}}' > config.json && unity author run . --config config.json`
   (JSON or TOML; the keys are the fields of `{cls}Config`)
 - Test it: `pip install -e '.[test]' && pytest`
 """

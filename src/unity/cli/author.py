@@ -1,4 +1,4 @@
-"""``unity plugin``: author tooling -- scaffold, check and run a plugin once."""
+"""``unity author``: author tooling -- scaffold, check and run a plugin once."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def new(
     console().print(
         f"Created {escape(str(root))}\n"
         f"  cd {escape(str(root))} && pip install -e {escape(repr('.[test]'))} && pytest\n"
-        f"  unity plugin check {escape(str(root))}",
+        f"  unity author check {escape(str(root))}",
         soft_wrap=True,
     )
 

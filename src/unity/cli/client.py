@@ -1,6 +1,6 @@
-"""A small synchronous client of the hub's REST API, for the commands that need a running hub.
+"""`RestClient`: a small synchronous client of the hub's REST API, for the CLI.
 
-Every failure becomes a ``HubError`` a person can act on: the API's JSON errors
+Every failure becomes a ``RestError`` a person can act on: the API's JSON errors
 (``{"error": {"code", "message", "details"}}``, field errors one per line), a
 refused connection ("start it with `unity serve`"), a timeout, a missing token.
 ``connect`` prints it and exits 1, so commands never handle errors themselves.
@@ -20,8 +20,9 @@ import typer
 
 from unity import __version__
 from unity.cli.output import fail, load_settings
+from unity_sdk import error_lines
 
-__all__ = ["HubClient", "HubError", "HubTarget", "connect", "default_url"]
+__all__ = ["HubAccess", "RestClient", "RestError", "connect", "default_url"]
 
 GET_TOKEN = "create one on the hub's machine with `unity token create --scope admin`"
 
@@ -31,7 +32,7 @@ _HINTS = {
 }
 
 
-class HubError(Exception):
+class RestError(Exception):
     """A request to the hub failed; ``details`` are extra lines (field errors, hints)."""
 
     def __init__(self, message: str, details: list[str] | None = None) -> None:
@@ -41,7 +42,7 @@ class HubError(Exception):
 
 
 @dataclass(frozen=True)
-class HubTarget:
+class HubAccess:
     """Which hub to talk to and with what token: the global ``--url`` and ``--token``."""
 
     url: str | None = None
@@ -65,19 +66,18 @@ def _detail_lines(details: Any) -> list[str]:
     lines = []
     for item in details:
         if isinstance(item, dict) and "msg" in item:
-            field = ".".join(str(part) for part in item.get("loc") or []) or "(whole config)"
-            lines.append(f"{field}: {item['msg']}")
+            lines.extend(error_lines([item], whole="(whole config)"))
         else:
             lines.append(str(item))
     return lines
 
 
-class HubClient:
-    """``get``/``post``/``put`` against the hub; JSON in, JSON out, ``HubError`` on failure."""
+class RestClient:
+    """``get``/``post``/``put`` against the hub; JSON in, JSON out, ``RestError`` on failure."""
 
     def __init__(self, url: str, token: str, *, timeout: float = 120.0) -> None:
         if not url.startswith(("http://", "https://")):
-            raise HubError(f"the hub URL must start with http:// or https://, not {url!r}")
+            raise RestError(f"the hub URL must start with http:// or https://, not {url!r}")
         self.url = url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.url,
@@ -108,14 +108,14 @@ class HubClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.ConnectError as exc:
-            raise HubError(
+            raise RestError(
                 f"the hub is not reachable at {self.url} ({exc})",
                 ["start it with `unity serve`, or point --url / UNITY_URL at a running hub"],
             ) from exc
         except httpx.TimeoutException as exc:
-            raise HubError(f"the hub at {self.url} did not answer in time") from exc
+            raise RestError(f"the hub at {self.url} did not answer in time") from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise HubError(f"the request to {self.url} failed: {exc}") from exc
+            raise RestError(f"the request to {self.url} failed: {exc}") from exc
         if response.is_error:
             raise self._error(response)
         if response.status_code == 204:
@@ -123,37 +123,37 @@ class HubClient:
         try:
             return response.json()
         except ValueError as exc:
-            raise HubError(
+            raise RestError(
                 f"{self.url} answered {method} {path} with something that is not JSON; "
                 "is it a Unity hub?"
             ) from exc
 
-    def _error(self, response: httpx.Response) -> HubError:
+    def _error(self, response: httpx.Response) -> RestError:
         try:
             body = response.json()
         except ValueError:
             body = None
         error = body.get("error") if isinstance(body, dict) else None
         if not isinstance(error, dict):
-            return HubError(
+            return RestError(
                 f"{self.url} answered HTTP {response.status_code} "
                 f"({response.text[:200].strip() or 'no body'}); is it a Unity hub?"
             )
         if response.status_code == 404 and error.get("message") == "Not Found":
             # The framework's answer for an unknown route, not the hub's for an unknown id.
-            return HubError(
+            return RestError(
                 f"{self.url} has no {response.request.url.path}; is it the address of a Unity hub?"
             )
         details = _detail_lines(error.get("details"))
         hint = _HINTS.get(response.status_code)
         if hint:
             details.append(hint)
-        return HubError(str(error.get("message") or f"HTTP {response.status_code}"), details)
+        return RestError(str(error.get("message") or f"HTTP {response.status_code}"), details)
 
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> HubClient:
+    def __enter__(self) -> RestClient:
         return self
 
     def __exit__(
@@ -166,13 +166,13 @@ class HubClient:
 
 
 @contextmanager
-def connect(ctx: typer.Context) -> Iterator[HubClient]:
-    """A client for the hub the global options name; a ``HubError`` inside exits 1."""
-    target = ctx.find_object(HubTarget) or HubTarget()
+def connect(ctx: typer.Context) -> Iterator[RestClient]:
+    """A client for the hub the global options name; a ``RestError`` inside exits 1."""
+    access = ctx.find_object(HubAccess) or HubAccess()
     try:
-        if not target.token:
-            raise HubError(f"no hub token: pass --token or set UNITY_TOKEN; {GET_TOKEN}")
-        with HubClient(target.url or default_url(), target.token) as client:
+        if not access.token:
+            raise RestError(f"no hub token: pass --token or set UNITY_TOKEN; {GET_TOKEN}")
+        with RestClient(access.url or default_url(), access.token) as client:
             yield client
-    except HubError as exc:
+    except RestError as exc:
         fail(exc.message, exc.details)

@@ -37,6 +37,7 @@ from unity.cli.output import (
 )
 from unity.credentials import CredentialError, CredentialInput, CredentialStore, load_keyring
 from unity.storage.models import Credential, CredentialAudit
+from unity_sdk import error_lines
 
 __all__ = ["ACTOR", "app", "cli_source", "credential_dict", "open_store", "run"]
 
@@ -209,10 +210,8 @@ def add(
     except ValidationError as exc:
         fail(
             "the credential is not valid",
-            [
-                f"{'.'.join(str(p) for p in e['loc'][1:]) or 'input'}: {e['msg']}"
-                for e in exc.errors()
-            ],
+            # The first part of each loc is the kind of credential the union chose.
+            error_lines([{**e, "loc": e["loc"][1:]} for e in exc.errors()], whole="input"),
         )
     row = run(lambda store: store.create(request, actor=ACTOR, source=cli_source()))
     if as_json:

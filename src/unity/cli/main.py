@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -16,7 +17,7 @@ import typer
 from unity import __version__
 from unity.cli import author, credentials, db, master_key, plugins, servers, tokens
 from unity.cli.channels import channels_app
-from unity.cli.client import HubTarget
+from unity.cli.client import HubAccess
 from unity.cli.output import fail, load_settings
 
 __all__ = ["app"]
@@ -30,11 +31,24 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(tokens.app, name="token")
 app.add_typer(plugins.app, name="plugins")
-app.add_typer(author.app, name="plugin")
+app.add_typer(author.app, name="author")
 credentials.app.command("rotate-master-key")(master_key.rotate_master_key)
 app.add_typer(credentials.app, name="credentials")
 app.add_typer(servers.app, name="servers")
 app.add_typer(channels_app, name="channels")
+
+
+def _renamed(old: str, new: str) -> Callable[[], None]:
+    """A group callback printing one line: ``old`` still works, under its new name."""
+
+    def notice() -> None:
+        typer.echo(f"`unity {old}` is now `unity {new}`; the old name will go away.", err=True)
+
+    return notice
+
+
+# Old spellings keep working for scripts: hidden from --help, with a notice.
+app.add_typer(author.app, name="plugin", hidden=True, callback=_renamed("plugin", "author"))
 
 
 def _show_version(value: bool) -> None:
@@ -69,7 +83,7 @@ def main(
     ] = False,
 ) -> None:
     """Unity: a self-hosted homelab metrics hub with trivially easy plugins."""
-    ctx.obj = HubTarget(url=url, token=token)
+    ctx.obj = HubAccess(url=url, token=token)
 
 
 def _log_level(name: str) -> int:

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from unity.settings import Settings
+from unity_sdk import error_lines
 
 __all__ = [
     "JsonOption",
@@ -73,7 +74,7 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         fail(
             "the hub's settings are invalid (UNITY_* variables or the config file)",
-            [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()],
+            error_lines(exc),
         )
 
 

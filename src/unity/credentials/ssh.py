@@ -34,7 +34,7 @@ from unity.credentials.errors import (
 from unity.credentials.inventory import Inventory, LoginTarget
 from unity.credentials.store import CredentialStore
 from unity.storage.db import Database
-from unity_sdk.runner import CommandResult
+from unity_sdk import CommandResult
 
 __all__ = ["HostKeyInfo", "SSHRunner", "runner_for"]
 

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from unity.auth import external as credentials
+from unity.auth import external as external_auth
 from unity.auth.external import IssuedSecret
 from unity.plugins.config import RESERVED_KEYS, check_off_loop, check_schema, secret_fields
 from unity.plugins.manager import PluginManager
@@ -31,21 +31,20 @@ from unity.storage import metrics as metric_store
 from unity.storage.models import BatchReceipt, EnrollmentToken, Plugin
 from unity.storage.types import utcnow
 from unity_sdk import (
-    HealthState,
-    MetadataError,
-    PluginMetadata,
-    PluginState,
-    RunStatus,
-    check_prometheus_names,
-    plugin_state,
-)
-from unity_sdk.state import RUN_STATES
-from unity_sdk.wire import (
+    RUN_STATES,
     BatchAccepted,
     HealthReport,
+    HealthState,
+    MetadataError,
     MetricBatch,
+    PluginMetadata,
+    PluginState,
     RegisterRequest,
     RegisterResponse,
+    RunStatus,
+    check_prometheus_names,
+    error_lines,
+    plugin_state,
 )
 
 __all__ = [
@@ -79,9 +78,7 @@ def parse_metadata(document: dict[str, Any]) -> PluginMetadata:
     try:
         metadata = PluginMetadata.model_validate(document)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(error_lines(exc))
         raise MetadataError(f"metadata is invalid: {problems}") from exc
     check_schema(metadata)
     check_prometheus_names(metadata)
@@ -117,7 +114,7 @@ async def register(
 async def _register(
     session: Any, metadata: PluginMetadata, request: RegisterRequest, value: str
 ) -> IssuedSecret:
-    enrollment = await credentials.authenticate_enrollment(session, value)
+    enrollment = await external_auth.authenticate_enrollment(session, value)
     if enrollment is None:
         raise EnrollmentRefusedError(_REFUSED)
     if enrollment.takeover_plugin_id not in (None, metadata.id):
@@ -125,7 +122,7 @@ async def _register(
             f"this enrollment token only takes over plugin {enrollment.takeover_plugin_id!r}"
         )
     repeated = await _repeated(session, metadata.id, enrollment, request.key_secret)
-    if repeated is None and not await credentials.claim_enrollment_use(session, enrollment.id):
+    if repeated is None and not await external_auth.claim_enrollment_use(session, enrollment.id):
         # A concurrent copy of this very request may have won the last use: its
         # key answers this one too.
         repeated = await _repeated(session, metadata.id, enrollment, request.key_secret)
@@ -145,7 +142,7 @@ async def _register(
         raise RegistrationConflictError(_CONCURRENT.format(plugin_id=metadata.id))
     row = synced
     if takeover:
-        revoked = await credentials.revoke_plugin_keys(session, metadata.id)
+        revoked = await external_auth.revoke_plugin_keys(session, metadata.id)
         log.warning(
             "plugin %s taken over by enrollment token %s; %d key(s) of the previous "
             "registration revoked",
@@ -156,7 +153,7 @@ async def _register(
     row.owner_enrollment_id = enrollment.id
     if repeated is not None:
         return repeated
-    return await credentials.issue_plugin_key(
+    return await external_auth.issue_plugin_key(
         session,
         plugin_id=metadata.id,
         hostname=request.hostname,
@@ -178,7 +175,7 @@ async def _repeated(
 ) -> IssuedSecret | None:
     if secret is None:
         return None
-    return await credentials.find_proposed_key(
+    return await external_auth.find_proposed_key(
         session, plugin_id=plugin_id, enrollment_id=enrollment.id, secret=secret
     )
 

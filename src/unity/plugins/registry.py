@@ -28,8 +28,7 @@ from unity.settings import Settings
 from unity.storage import registry as rows
 from unity.storage.db import Database
 from unity.storage.models import Plugin
-from unity_sdk import ConfigError, HealthState, PluginMetadata, PluginState
-from unity_sdk.state import RUN_STATES
+from unity_sdk import RUN_STATES, ConfigError, HealthState, PluginMetadata, PluginState
 
 __all__ = ["PluginRegistry"]
 

@@ -27,8 +27,8 @@ from unity_sdk import (
     PluginState,
     RunStatus,
     encode_document,
+    require_storable_numbers,
 )
-from unity_sdk.numbers import require_storable_numbers
 
 __all__ = [
     "HOOK_TIMEOUT",

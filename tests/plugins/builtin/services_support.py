@@ -30,8 +30,14 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp
 
 from unity.plugins.loader import validate_class
-from unity_sdk import PluginBase, PluginMetadata, check_document, undeclared_numbers
-from unity_sdk.runner import CommandResult, LocalRunner
+from unity_sdk import (
+    CommandResult,
+    LocalRunner,
+    PluginBase,
+    PluginMetadata,
+    check_document,
+    undeclared_numbers,
+)
 from unity_sdk.testing import check_plugin
 
 FIXTURES = Path(__file__).parent / "fixtures"

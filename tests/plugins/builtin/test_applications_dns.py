@@ -27,7 +27,7 @@ import pytest
 from applications_support import check_metadata, collect_checked, free_port, make, timed_collect
 from pydantic import ValidationError
 
-from unity.plugins.builtin.catalogue_applications import APPLICATIONS_PLUGINS
+from unity.plugins.builtin import BUILTIN_PLUGINS
 from unity.plugins.builtin.dns_check import DnsCheckConfig, DnsCheckPlugin, split_resolver
 from unity_sdk import HealthState
 
@@ -120,7 +120,7 @@ async def udp_server(rcode: dns.rcode.Rcode | None) -> AsyncIterator[str]:
 
 def test_metadata_and_registration() -> None:
     check_metadata(DnsCheckPlugin, "dns-check", "network")
-    assert DnsCheckPlugin in APPLICATIONS_PLUGINS
+    assert DnsCheckPlugin in BUILTIN_PLUGINS
 
 
 async def test_record_types_and_expectations(dnsmasq: str) -> None:

@@ -26,7 +26,7 @@ from applications_support import (
 )
 from pydantic import ValidationError
 
-from unity.plugins.builtin.catalogue_applications import APPLICATIONS_PLUGINS
+from unity.plugins.builtin import BUILTIN_PLUGINS
 from unity.plugins.builtin.http_check import HttpCheckConfig, HttpCheckPlugin
 from unity_sdk import CollectionError, HealthState
 
@@ -111,7 +111,7 @@ def https_url(ca: TestCA) -> Iterator[str]:
 
 def test_metadata_and_registration() -> None:
     check_metadata(HttpCheckPlugin, "http-check", "application")
-    assert HttpCheckPlugin in APPLICATIONS_PLUGINS
+    assert HttpCheckPlugin in BUILTIN_PLUGINS
 
 
 async def test_up_down_slow_and_content(http_url: str) -> None:

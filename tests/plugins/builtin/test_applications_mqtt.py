@@ -31,7 +31,7 @@ from applications_support import (
 )
 from pydantic import ValidationError
 
-from unity.plugins.builtin.catalogue_applications import APPLICATIONS_PLUGINS
+from unity.plugins.builtin import BUILTIN_PLUGINS
 from unity.plugins.builtin.mqtt_broker import (
     MqttBrokerConfig,
     MqttBrokerPlugin,
@@ -102,7 +102,7 @@ def brokers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brokers]:
 
 def test_metadata_and_registration() -> None:
     check_metadata(MqttBrokerPlugin, "mqtt-broker", "application", secrets={"password"})
-    assert MqttBrokerPlugin in APPLICATIONS_PLUGINS
+    assert MqttBrokerPlugin in BUILTIN_PLUGINS
 
 
 async def test_local_broker() -> None:

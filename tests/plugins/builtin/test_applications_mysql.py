@@ -27,7 +27,7 @@ from applications_support import check_metadata, collect_checked, free_port, mak
 from asyncmy.errors import Error as MySQLError
 from pydantic import ValidationError
 
-from unity.plugins.builtin.catalogue_applications import APPLICATIONS_PLUGINS
+from unity.plugins.builtin import BUILTIN_PLUGINS
 from unity.plugins.builtin.mysql import MysqlConfig, MysqlPlugin
 from unity_sdk import HealthState, PluginAuthError, PluginNotReadyError
 
@@ -173,7 +173,7 @@ def pair() -> Iterator[Pair]:
 
 def test_metadata_and_registration() -> None:
     check_metadata(MysqlPlugin, "mysql", "database", secrets={"password"})
-    assert MysqlPlugin in APPLICATIONS_PLUGINS
+    assert MysqlPlugin in BUILTIN_PLUGINS
 
 
 async def test_local_server(local: Any) -> None:

@@ -28,7 +28,7 @@ import pytest
 from applications_support import check_metadata, collect_checked, free_port, make, timed_collect
 from pydantic import SecretStr, ValidationError
 
-from unity.plugins.builtin.catalogue_applications import APPLICATIONS_PLUGINS
+from unity.plugins.builtin import BUILTIN_PLUGINS
 from unity.plugins.builtin.postgres import PostgresConfig, PostgresPlugin
 from unity_sdk import HealthState, PluginAuthError, PluginNotReadyError
 
@@ -179,7 +179,7 @@ def private(port: int, **config: Any) -> PostgresPlugin:
 
 def test_metadata_and_registration() -> None:
     check_metadata(PostgresPlugin, "postgres", "database", secrets={"password"})
-    assert PostgresPlugin in APPLICATIONS_PLUGINS
+    assert PostgresPlugin in BUILTIN_PLUGINS
 
 
 async def test_local_server(local: asyncpg.Connection) -> None:

@@ -30,7 +30,7 @@ from applications_support import (
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from unity.plugins.builtin.catalogue_applications import APPLICATIONS_PLUGINS
+from unity.plugins.builtin import BUILTIN_PLUGINS
 from unity.plugins.builtin.redis_server import RedisConfig, RedisPlugin
 from unity_sdk import CollectionError, HealthState, PluginAuthError, PluginNotReadyError
 
@@ -113,7 +113,7 @@ async def _command(port: int, *args: Any, **options: Any) -> Any:
 
 def test_metadata_and_registration() -> None:
     check_metadata(RedisPlugin, "redis", "database", secrets={"password"})
-    assert RedisPlugin in APPLICATIONS_PLUGINS
+    assert RedisPlugin in BUILTIN_PLUGINS
 
 
 async def test_local_server() -> None:

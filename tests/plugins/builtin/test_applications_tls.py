@@ -24,7 +24,7 @@ from applications_support import (
 )
 from pydantic import ValidationError
 
-from unity.plugins.builtin.catalogue_applications import APPLICATIONS_PLUGINS
+from unity.plugins.builtin import BUILTIN_PLUGINS
 from unity.plugins.builtin.tls_certificate import (
     TlsCertificateConfig,
     TlsCertificatePlugin,
@@ -56,7 +56,7 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
 
 def test_metadata_and_registration() -> None:
     check_metadata(TlsCertificatePlugin, "tls-certificate", "security")
-    assert TlsCertificatePlugin in APPLICATIONS_PLUGINS
+    assert TlsCertificatePlugin in BUILTIN_PLUGINS
 
 
 async def test_valid_certificate(ca: TestCA) -> None:

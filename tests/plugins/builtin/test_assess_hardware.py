@@ -44,8 +44,7 @@ from unity.plugins.builtin.nvidia_smi import NvidiaSmiPlugin
 from unity.plugins.builtin.smartctl import SmartctlPlugin
 from unity.plugins.builtin.upsc import UpscPlugin
 from unity.plugins.builtin.zpool_status import ZpoolStatusPlugin
-from unity_sdk import HealthState, HealthStatus, PluginBase
-from unity_sdk.runner import LocalRunner
+from unity_sdk import HealthState, HealthStatus, LocalRunner, PluginBase
 
 # The real upsd of the upsc tests, a fixture of this module too.
 nut = test_hardware_upsc.nut

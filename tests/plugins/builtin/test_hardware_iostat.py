@@ -16,8 +16,7 @@ from test_hardware_common import (
 )
 
 from unity.plugins.builtin.iostat import IostatPlugin
-from unity_sdk import CollectionError, DependencyMissingError, HealthState
-from unity_sdk.runner import LocalRunner
+from unity_sdk import CollectionError, DependencyMissingError, HealthState, LocalRunner
 
 ID = "iostat"
 IOSTAT = ("iostat", "-x", "-o", "JSON", "-d", "1", "2")

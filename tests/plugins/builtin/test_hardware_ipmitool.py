@@ -18,8 +18,7 @@ from test_hardware_common import (
 )
 
 from unity.plugins.builtin.ipmitool import IpmitoolPlugin
-from unity_sdk import CollectionError, DependencyMissingError, HealthState
-from unity_sdk.runner import LocalRunner
+from unity_sdk import CollectionError, DependencyMissingError, HealthState, LocalRunner
 
 ID = "ipmitool"
 SENSORS = ("ipmitool", "sensor", "list")

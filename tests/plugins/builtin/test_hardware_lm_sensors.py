@@ -16,8 +16,7 @@ from test_hardware_common import (
 )
 
 from unity.plugins.builtin.lm_sensors import LmSensorsPlugin
-from unity_sdk import DependencyMissingError, HealthState
-from unity_sdk.runner import LocalRunner
+from unity_sdk import DependencyMissingError, HealthState, LocalRunner
 
 ID = "lm-sensors"
 SENSORS = ("sensors", "-j")

@@ -16,8 +16,7 @@ from test_hardware_common import (
 )
 
 from unity.plugins.builtin.lsblk import LsblkPlugin
-from unity_sdk import CollectionError, DependencyMissingError, HealthState
-from unity_sdk.runner import LocalRunner
+from unity_sdk import CollectionError, DependencyMissingError, HealthState, LocalRunner
 
 ID = "lsblk"
 LSBLK = ("lsblk", "-J", "-b", "-o", "NAME,TYPE,SIZE,ROTA,MOUNTPOINT,FSTYPE,MODEL,SERIAL,TRAN")

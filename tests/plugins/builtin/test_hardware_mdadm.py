@@ -15,8 +15,7 @@ from test_hardware_common import (
 )
 
 from unity.plugins.builtin.mdadm import MdadmPlugin
-from unity_sdk import DependencyMissingError, HealthState
-from unity_sdk.runner import LocalRunner
+from unity_sdk import DependencyMissingError, HealthState, LocalRunner
 
 ID = "mdadm"
 MDSTAT = ("cat", "/proc/mdstat")

@@ -16,8 +16,7 @@ from test_hardware_common import (
 )
 
 from unity.plugins.builtin.smartctl import SmartctlPlugin
-from unity_sdk import CollectionError, DependencyMissingError, HealthState
-from unity_sdk.runner import LocalRunner
+from unity_sdk import CollectionError, DependencyMissingError, HealthState, LocalRunner
 
 ID = "smartctl"
 SCAN = ("smartctl", "--scan", "-j")

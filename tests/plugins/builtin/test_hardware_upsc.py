@@ -31,9 +31,9 @@ from unity_sdk import (
     CollectionError,
     DependencyMissingError,
     HealthState,
+    LocalRunner,
     PluginNotReadyError,
 )
-from unity_sdk.runner import LocalRunner
 
 ID = "upsc"
 UPSD = Path("/lib/nut/upsd")

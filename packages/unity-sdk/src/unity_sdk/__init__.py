@@ -5,11 +5,53 @@ Everything a plugin author needs is importable from here::
     from unity_sdk import PluginBase, PluginMetadata, PluginCategory
 
 An external plugin (its own process, reporting over HTTP) subclasses
-``ExternalPluginBase``; ``HubClient`` is the HTTP client underneath. Test
-helpers live in :mod:`unity_sdk.testing`, not imported here.
+``ExternalPluginBase``; ``HubClient`` is the HTTP client underneath.
+
+Public modules: this package, the contract modules it re-exports whole
+(:mod:`unity_sdk.plugin`, :mod:`unity_sdk.metadata`, :mod:`unity_sdk.errors`,
+:mod:`unity_sdk.state`), and the author tooling imported by module path:
+:mod:`unity_sdk.testing` (``FakeHub``, ``check_plugin``),
+:mod:`unity_sdk.pytest_plugin` (fixtures, a ``pytest11`` entry point) and
+:mod:`unity_sdk.run` (``python -m unity_sdk.run``). Modules whose names start
+with an underscore are implementation details: the hub, like any other
+consumer, imports only the names listed in ``__all__`` below.
 """
 
-from unity_sdk.client import HubClient
+from unity_sdk._client import HubClient
+from unity_sdk._external import ExternalPluginBase
+from unity_sdk._metrics import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    check_document,
+    encode_document,
+    iter_metric_values,
+    undeclared_numbers,
+)
+from unity_sdk._numbers import number_problems, require_storable_numbers
+from unity_sdk._prometheus import (
+    PrometheusSeries,
+    check_prometheus_names,
+    prometheus_advice,
+    prometheus_collisions,
+    prometheus_series,
+)
+from unity_sdk._runner import CommandResult, LocalRunner, Runner
+from unity_sdk._wire import (
+    API_KEY_PREFIX,
+    ENROLLMENT_PREFIX,
+    MAX_BATCH_SAMPLES,
+    MAX_HEALTH_DETAILS_BYTES,
+    MAX_HEALTH_REPORT_BYTES,
+    BatchAccepted,
+    HealthAccepted,
+    HealthReport,
+    MetricBatch,
+    PluginConfig,
+    RegisterRequest,
+    RegisterResponse,
+    Sample,
+    batch_problems,
+    new_key_secret,
+)
 from unity_sdk.errors import (
     CollectionError,
     ConfigError,
@@ -25,9 +67,11 @@ from unity_sdk.errors import (
     PluginNotReadyError,
     UnityError,
     error_details,
+    error_lines,
 )
-from unity_sdk.external import ExternalPluginBase
 from unity_sdk.metadata import (
+    MAX_METRICS,
+    PLUGIN_ID_PATTERN,
     HealthState,
     HealthStatus,
     Isolation,
@@ -37,40 +81,26 @@ from unity_sdk.metadata import (
     PluginCategory,
     PluginMetadata,
     Requirements,
+    duplicate_names,
 )
-from unity_sdk.metrics import (
-    DEFAULT_MAX_DOCUMENT_BYTES,
-    check_document,
-    encode_document,
-    iter_metric_values,
-    undeclared_numbers,
-)
-from unity_sdk.numbers import number_problems
 from unity_sdk.plugin import PluginBase
-from unity_sdk.prometheus import (
-    PrometheusSeries,
-    check_prometheus_names,
-    prometheus_collisions,
-    prometheus_series,
-)
-from unity_sdk.state import PluginState, RunStatus, plugin_state, run_state
-from unity_sdk.wire import (
-    BatchAccepted,
-    HealthAccepted,
-    HealthReport,
-    MetricBatch,
-    PluginConfig,
-    RegisterRequest,
-    RegisterResponse,
-    Sample,
-)
+from unity_sdk.state import RUN_STATES, PluginState, RunStatus, plugin_state, run_state
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "API_KEY_PREFIX",
     "DEFAULT_MAX_DOCUMENT_BYTES",
+    "ENROLLMENT_PREFIX",
+    "MAX_BATCH_SAMPLES",
+    "MAX_HEALTH_DETAILS_BYTES",
+    "MAX_HEALTH_REPORT_BYTES",
+    "MAX_METRICS",
+    "PLUGIN_ID_PATTERN",
+    "RUN_STATES",
     "BatchAccepted",
     "CollectionError",
+    "CommandResult",
     "ConfigError",
     "DependencyMissingError",
     "DocumentTooLargeError",
@@ -85,6 +115,7 @@ __all__ = [
     "HubRequestError",
     "HubUnavailableError",
     "Isolation",
+    "LocalRunner",
     "MetadataError",
     "MetricBatch",
     "MetricDisplay",
@@ -103,18 +134,25 @@ __all__ = [
     "RegisterResponse",
     "Requirements",
     "RunStatus",
+    "Runner",
     "Sample",
     "UnityError",
     "__version__",
+    "batch_problems",
     "check_document",
     "check_prometheus_names",
+    "duplicate_names",
     "encode_document",
     "error_details",
+    "error_lines",
     "iter_metric_values",
+    "new_key_secret",
     "number_problems",
     "plugin_state",
+    "prometheus_advice",
     "prometheus_collisions",
     "prometheus_series",
+    "require_storable_numbers",
     "run_state",
     "undeclared_numbers",
 ]

@@ -160,3 +160,17 @@ def error_details(
             {"loc": [str(part) for part in loc] if str_loc else loc, "msg": e.get("msg", "")}
         )
     return details
+
+
+def error_lines(
+    errors: ValidationError | Iterable[Mapping[str, Any]], *, whole: str = "(root)"
+) -> list[str]:
+    """One ``"field.path: message"`` line per problem, for people to read.
+
+    ``errors`` is what :func:`error_details` takes, or its result; a problem
+    with an empty ``loc`` is about the whole input and is named ``whole``.
+    """
+    return [
+        f"{'.'.join(str(part) for part in d['loc']) or whole}: {d['msg']}"
+        for d in error_details(errors)
+    ]

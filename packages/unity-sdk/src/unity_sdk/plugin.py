@@ -49,8 +49,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
+from unity_sdk._runner import LocalRunner, Runner
 from unity_sdk.metadata import HealthStatus, PluginMetadata
-from unity_sdk.runner import LocalRunner, Runner
 
 __all__ = ["PluginBase"]
 
@@ -61,7 +61,7 @@ class PluginBase(ABC):
     The hub creates one instance per plugin (and per remote target) and keeps
     it for as long as the plugin is loaded. ``self.config`` holds the validated
     config (defaults filled in); ``self.runner`` runs commands on the target
-    host (see :mod:`unity_sdk.runner`); ``self.logger`` is a logger named
+    host (see :mod:`unity_sdk._runner`); ``self.logger`` is a logger named
     after the plugin.
     """
 

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from unity_sdk.external import ExternalPluginBase
+from unity_sdk._external import ExternalPluginBase
 from unity_sdk.plugin import PluginBase
 
 __all__ = ["load_plugin_class", "main"]
@@ -39,7 +39,8 @@ def load_plugin_class(spec: str) -> type[ExternalPluginBase]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="unity-plugin", description="Run a Unity plugin as an external collector."
+        prog="unity-plugin",
+        description="Run a plugin class as an external plugin that reports to a hub.",
     )
     parser.add_argument("plugin", help="the plugin class, as module:Class")
     parser.add_argument(

@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from unity_sdk.metadata import HealthState
 
-__all__ = ["PluginState", "RunStatus", "plugin_state", "run_state"]
+__all__ = ["RUN_STATES", "PluginState", "RunStatus", "plugin_state", "run_state"]
 
 
 class RunStatus(StrEnum):

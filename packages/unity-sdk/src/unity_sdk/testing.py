@@ -26,13 +26,10 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from unity_sdk.client import API_PATH
-from unity_sdk.errors import ConfigError, error_details
-from unity_sdk.metadata import PluginMetadata
-from unity_sdk.metrics import check_document, encode_document
-from unity_sdk.plugin import PluginBase
-from unity_sdk.prometheus import prometheus_collisions
-from unity_sdk.wire import (
+from unity_sdk._client import API_PATH
+from unity_sdk._metrics import check_document, encode_document
+from unity_sdk._prometheus import prometheus_collisions
+from unity_sdk._wire import (
     API_KEY_PREFIX,
     DEFAULT_MAX_FUTURE_SKEW,
     ENROLLMENT_PREFIX,
@@ -47,6 +44,9 @@ from unity_sdk.wire import (
     Sample,
     batch_problems,
 )
+from unity_sdk.errors import ConfigError, error_details
+from unity_sdk.metadata import PluginMetadata
+from unity_sdk.plugin import PluginBase
 
 __all__ = [
     "FakeHub",

@@ -1,4 +1,4 @@
-"""Admin endpoints for external plugins' credentials: enrollment tokens and keys."""
+"""Admin endpoints for external plugins' enrollment tokens and plugin keys."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import AliasChoices, BaseModel, Field
 from unity.api.body import body_schema, json_body
 from unity.api.deps import AdminToken, SessionDep
 from unity.api.errors import ApiError
-from unity.auth import external as credentials
+from unity.auth import external as external_auth
 from unity.plugins.runtime import PluginNotFoundError
 from unity.storage import registry
 
@@ -78,14 +78,14 @@ async def create_enrollment(
     With ``takeover`` it is the admin's explicit hand-over of that external
     plugin's id: without one, a token cannot register an id another token owns."""
     try:
-        row, value = await credentials.create_enrollment(
+        row, value = await external_auth.create_enrollment(
             session,
             name=body.name,
             expires_in=timedelta(hours=body.expires_in_hours),
             max_uses=body.max_uses,
             takeover=body.takeover,
         )
-    except credentials.TakeoverTargetError as exc:
+    except external_auth.TakeoverTargetError as exc:
         raise ApiError(422, str(exc), details=[{"loc": ["takeover"], "msg": str(exc)}]) from exc
     out = EnrollmentOut.model_validate(row, from_attributes=True)
     return EnrollmentCreated(**out.model_dump(), token=value)
@@ -94,14 +94,14 @@ async def create_enrollment(
 @router.get("/enrollment-tokens", response_model=list[EnrollmentOut])
 async def list_enrollments(_: AdminToken, session: SessionDep) -> list[EnrollmentOut]:
     """Every enrollment token, without secrets."""
-    rows = await credentials.list_enrollments(session)
+    rows = await external_auth.list_enrollments(session)
     return [EnrollmentOut.model_validate(r, from_attributes=True) for r in rows]
 
 
 @router.delete("/enrollment-tokens/{token_id}", status_code=204)
 async def revoke_enrollment(token_id: str, _: AdminToken, session: SessionDep) -> None:
     """Revoke an enrollment token; keys it already issued stay valid."""
-    if not await credentials.revoke_enrollment(session, token_id):
+    if not await external_auth.revoke_enrollment(session, token_id):
         raise ApiError(404, f"no live enrollment token {token_id!r}")
 
 
@@ -110,12 +110,12 @@ async def list_keys(plugin_id: str, _: AdminToken, session: SessionDep) -> list[
     """The API keys issued to an external plugin (never their secrets)."""
     if await registry.get_plugin(session, plugin_id) is None:
         raise PluginNotFoundError(plugin_id)
-    rows = await credentials.list_plugin_keys(session, plugin_id)
+    rows = await external_auth.list_plugin_keys(session, plugin_id)
     return [PluginKeyOut.model_validate(r, from_attributes=True) for r in rows]
 
 
 @router.delete("/plugins/v2/{plugin_id}/keys/{key_id}", status_code=204)
 async def revoke_key(plugin_id: str, key_id: str, _: AdminToken, session: SessionDep) -> None:
     """Revoke one API key: the plugin's next report with it gets 401."""
-    if not await credentials.revoke_plugin_key(session, plugin_id=plugin_id, key_id=key_id):
+    if not await external_auth.revoke_plugin_key(session, plugin_id=plugin_id, key_id=key_id):
         raise ApiError(404, f"plugin {plugin_id!r} has no live key {key_id!r}")

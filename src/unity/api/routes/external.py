@@ -15,13 +15,13 @@ from unity.api.deps import ManagerDep, PluginKey, SettingsDep
 from unity.api.errors import ApiError
 from unity.auth.ratelimit import TooManyFailuresError
 from unity.plugins import external
-from unity_sdk import MetadataError
-from unity_sdk.wire import (
+from unity_sdk import (
     MAX_BATCH_SAMPLES,
     MAX_HEALTH_REPORT_BYTES,
     BatchAccepted,
     HealthAccepted,
     HealthReport,
+    MetadataError,
     MetricBatch,
     RegisterRequest,
     RegisterResponse,

@@ -42,8 +42,7 @@ from unity.storage import metrics as metric_store
 from unity.storage import registry
 from unity.storage import series as series_store
 from unity.storage.models import Plugin
-from unity_sdk import MetricDisplay, MetricField, PluginMetadata
-from unity_sdk.wire import PluginConfig
+from unity_sdk import MetricDisplay, MetricField, PluginConfig, PluginMetadata
 
 __all__ = ["router"]
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
     CollectionError,
+    CommandResult,
     DependencyMissingError,
     HealthStatus,
     MetricField,
@@ -27,7 +28,6 @@ from unity_sdk import (
     PluginNotReadyError,
     Requirements,
 )
-from unity_sdk.runner import CommandResult
 
 __all__ = ["Fail2banConfig", "Fail2banPlugin"]
 

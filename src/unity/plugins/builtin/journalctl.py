@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
     CollectionError,
+    CommandResult,
     DependencyMissingError,
     HealthStatus,
     MetricField,
@@ -31,7 +32,6 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
-from unity_sdk.runner import CommandResult
 
 __all__ = ["JournalctlConfig", "JournalctlPlugin"]
 

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
+    CommandResult,
     DependencyMissingError,
     HealthStatus,
     MetricField,
@@ -35,7 +36,6 @@ from unity_sdk import (
     PluginNotReadyError,
     Requirements,
 )
-from unity_sdk.runner import CommandResult
 
 __all__ = ["SystemctlConfig", "SystemctlPlugin"]
 

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
+    CommandResult,
     DependencyMissingError,
     HealthStatus,
     MetricField,
@@ -28,7 +29,6 @@ from unity_sdk import (
     PluginNotReadyError,
     Requirements,
 )
-from unity_sdk.runner import CommandResult
 
 __all__ = ["VirshConfig", "VirshPlugin"]
 

@@ -3,7 +3,7 @@
 One function, :func:`prometheus_series`, turns a plugin id and a declared
 :class:`~unity_sdk.MetricField` into the Prometheus family the hub exports. The
 hub's exposition, the collision check (:func:`prometheus_collisions`, applied
-by the hub's loader, by external registration and by ``unity plugin check``)
+by the hub's loader, by external registration and by ``unity author check``)
 and the author tooling all call it, so they cannot disagree.
 
 The rule, following the Prometheus naming conventions
@@ -427,7 +427,7 @@ _UNIT_PREFIXES += ("peta", "pebi")
 def prometheus_advice(series: PrometheusSeries) -> list[str]:
     """What ``promtool check metrics`` would warn about in ``series``'s name.
 
-    The hub exports such a family all the same; ``unity plugin check`` shows
+    The hub exports such a family all the same; ``unity author check`` shows
     this as advice so the author can pick a better metric name or unit.
     """
     tokens = series.name.split("_")[1:]

@@ -10,10 +10,16 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from unity_sdk import ExternalPluginBase, HealthState, HealthStatus, PluginMetadata
+from unity_sdk import (
+    MAX_HEALTH_DETAILS_BYTES,
+    ExternalPluginBase,
+    HealthReport,
+    HealthState,
+    HealthStatus,
+    PluginMetadata,
+)
 from unity_sdk.metadata import MAX_METRICS, duplicate_names
 from unity_sdk.testing import FakeHub
-from unity_sdk.wire import MAX_HEALTH_DETAILS_BYTES, HealthReport
 
 
 def _metadata(names: list[str]) -> PluginMetadata:

@@ -13,8 +13,8 @@ import uuid
 from collections import deque
 from typing import Any
 
+from unity_sdk._wire import MAX_BATCH_SAMPLES, Sample
 from unity_sdk.errors import HubRequestError
-from unity_sdk.wire import MAX_BATCH_SAMPLES, Sample
 
 __all__ = ["SampleBuffer"]
 

@@ -10,9 +10,9 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from unity_sdk._numbers import number_problems
 from unity_sdk.errors import DocumentTooLargeError
 from unity_sdk.metadata import MetricField, PluginMetadata
-from unity_sdk.numbers import number_problems
 
 __all__ = [
     "DEFAULT_MAX_DOCUMENT_BYTES",
@@ -90,7 +90,7 @@ def check_document(
 
     Numeric kinds (gauge, counter) must be finite numbers; with
     ``require_all`` every declared path without ``*`` must be present. Any
-    number, declared or not, must be storable (:mod:`unity_sdk.numbers`).
+    number, declared or not, must be storable (:mod:`unity_sdk._numbers`).
     """
     if not isinstance(document, Mapping):
         return [f"collect_data returned {type(document).__name__}, expected a dict"]

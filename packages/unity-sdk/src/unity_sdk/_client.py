@@ -1,6 +1,6 @@
 """``HubClient``: an external plugin's async client for the hub's plugin API.
 
-It talks to the four endpoints of :mod:`unity_sdk.wire` with the wire models
+It talks to the four endpoints of :mod:`unity_sdk._wire` with the wire models
 the hub itself uses. Transient failures (connection errors, 5xx, 429) are
 retried with full-jitter exponential backoff, honouring ``Retry-After``; any
 other 4xx is final at once. Failures surface as :class:`unity_sdk.HubError`
@@ -30,15 +30,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from unity_sdk.errors import (
-    HubAuthError,
-    HubError,
-    HubRequestError,
-    HubUnavailableError,
-    error_details,
-)
-from unity_sdk.metadata import PluginMetadata
-from unity_sdk.wire import (
+from unity_sdk._wire import (
     KEY_SECRET_PATTERN,
     BatchAccepted,
     HealthAccepted,
@@ -50,12 +42,20 @@ from unity_sdk.wire import (
     Sample,
     new_key_secret,
 )
+from unity_sdk.errors import (
+    HubAuthError,
+    HubError,
+    HubRequestError,
+    HubUnavailableError,
+    error_details,
+)
+from unity_sdk.metadata import PluginMetadata
 
 __all__ = ["API_PATH", "HubClient"]
 
 API_PATH = "/api/plugins/v2"
 
-logger = logging.getLogger("unity_sdk.client")
+logger = logging.getLogger("unity_sdk._client")
 
 _Model = TypeVar("_Model", bound=BaseModel)
 

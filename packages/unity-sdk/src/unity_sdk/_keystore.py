@@ -21,8 +21,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from unity_sdk._wire import KEY_SECRET_PATTERN, new_key_secret
 from unity_sdk.errors import UnityError
-from unity_sdk.wire import KEY_SECRET_PATTERN, new_key_secret
 
 __all__ = ["KeyStore", "PendingRegistration", "SavedKey", "default_state_dir"]
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from tests.support.promtool import promtool_lint
 
-from unity.authoring.catalogue import builtin_metadata
-from unity_sdk import MetricField, MetricKind, PluginMetadata
-from unity_sdk.prometheus import prometheus_advice, prometheus_collisions, prometheus_series
+from unity_sdk import (
+    MetricField,
+    MetricKind,
+    PluginMetadata,
+    prometheus_collisions,
+    prometheus_series,
+)
 
 GAUGE, COUNTER, INFO = MetricKind.GAUGE, MetricKind.COUNTER, MetricKind.INFO
 
@@ -163,40 +166,3 @@ def test_types_never_share_a_name() -> None:
         "unity_clash_y_info",
         "unity_clash_y_info_value",
     ]
-
-
-def test_no_builtin_has_a_collision() -> None:
-    # http-check declared endpoints_up and endpoints.*.up, both once named
-    # unity_http_check_endpoints_up.
-    problems = {m.id: prometheus_collisions(m) for m in builtin_metadata()}
-    assert {plugin: found for plugin, found in problems.items() if found} == {}
-    http = next(m for m in builtin_metadata() if m.id == "http-check")
-    names = {f.name: prometheus_series(http.id, f).name for f in http.metrics}
-    assert names["endpoints_up"] == "unity_http_check_endpoints_up"
-    assert names["endpoints.*.up"] == "unity_http_check_endpoint_up"
-
-
-@pytest.mark.parametrize(
-    ("path", "unit", "kind"),
-    [
-        ("queue_gauge", "count", GAUGE),
-        ("wait_minutes", "count", GAUGE),
-        ("x.kb_free", "", GAUGE),
-        ("megabits.rx", "", GAUGE),
-        ("cpu_time", "ms", COUNTER),
-        ("events", "count", COUNTER),
-        ("summary.lines", "", INFO),
-        ("uptime_ms", "ms", GAUGE),
-    ],
-)
-def test_advice_agrees_with_promtool(path: str, unit: str, kind: MetricKind) -> None:
-    series = prometheus_series(
-        "jobs", MetricField(name=path, unit=unit, kind=kind, description="d")
-    )
-    kind_written = "counter" if kind is COUNTER else "gauge"
-    page = f"# HELP {series.name} d\n# TYPE {series.name} {kind_written}\n"
-    page += f'{series.name}{{host="nas"}} 1\n'
-    code, output = promtool_lint(page)
-    problems = prometheus_advice(series)
-    assert (code != 0) == bool(problems), (output, problems)
-    assert len(output.splitlines()) == len(problems), (output, problems)

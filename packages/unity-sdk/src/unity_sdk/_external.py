@@ -10,7 +10,7 @@ the rest::
     if __name__ == "__main__":
         raise SystemExit(Ups().run_forever("http://hub:8000", enrollment_token="unitye_..."))
 
-The loop: register once (the key is saved, see :mod:`unity_sdk.keystore`; a
+The loop: register once (the key is saved, see :mod:`unity_sdk._keystore`; a
 registration whose answer was lost is repeated with the same proposed key and
 does not spend the enrollment token again) or reuse the saved key; fetch the
 config; then every interval collect one sample into a bounded buffer, send
@@ -33,8 +33,16 @@ from typing import Any
 
 import httpx
 
-from unity_sdk.buffer import SampleBuffer
-from unity_sdk.client import HubClient
+from unity_sdk._buffer import SampleBuffer
+from unity_sdk._client import HubClient
+from unity_sdk._keystore import KeyStore, SavedKey
+from unity_sdk._wire import (
+    MAX_HEALTH_DETAILS_BYTES,
+    HealthReport,
+    PluginConfig,
+    Sample,
+    json_size,
+)
 from unity_sdk.errors import (
     CollectionError,
     HubAuthError,
@@ -43,16 +51,8 @@ from unity_sdk.errors import (
     PluginError,
     UnityError,
 )
-from unity_sdk.keystore import KeyStore, SavedKey
 from unity_sdk.metadata import HealthState, HealthStatus, PluginMetadata
 from unity_sdk.plugin import PluginBase
-from unity_sdk.wire import (
-    MAX_HEALTH_DETAILS_BYTES,
-    HealthReport,
-    PluginConfig,
-    Sample,
-    json_size,
-)
 
 __all__ = ["ExternalPluginBase"]
 

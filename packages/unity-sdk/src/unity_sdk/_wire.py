@@ -26,9 +26,9 @@ from pydantic import (
 )
 from pydantic_core import to_json
 
+from unity_sdk._numbers import INT_MAX, require_storable_numbers
 from unity_sdk.errors import error_details
 from unity_sdk.metadata import HealthState
-from unity_sdk.numbers import INT_MAX, require_storable_numbers
 
 __all__ = [
     "API_KEY_PREFIX",
@@ -127,7 +127,7 @@ class Sample(_Wire):
 
     The timestamp must be a UTC moment of years 1-9999 and not later than the
     receiver's clock plus ``max_future_skew``; every number in ``data`` must be
-    storable (:mod:`unity_sdk.numbers`).
+    storable (:mod:`unity_sdk._numbers`).
     """
 
     host: str = Field(min_length=1, max_length=MAX_HOST_LENGTH)

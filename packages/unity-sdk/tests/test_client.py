@@ -16,6 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from unity_sdk import (
+    MAX_BATCH_SAMPLES,
     HealthReport,
     HealthState,
     HubAuthError,
@@ -25,10 +26,11 @@ from unity_sdk import (
     HubUnavailableError,
     MetricField,
     PluginMetadata,
+    RegisterRequest,
     Sample,
+    new_key_secret,
 )
 from unity_sdk.testing import FakeHub
-from unity_sdk.wire import MAX_BATCH_SAMPLES, RegisterRequest, new_key_secret
 
 ACCEPTED = {"stored": 1, "duplicate": False}
 

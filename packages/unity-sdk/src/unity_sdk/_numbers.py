@@ -6,7 +6,7 @@ either: every number is read back as a double (charts, ``/metrics``) and
 PostgreSQL compares and casts integers as BIGINT. So a number crossing the
 wire must be a finite double or an integer of at most 64 bits (signed).
 
-The wire models (:mod:`unity_sdk.wire`) apply this rule to sample data,
+The wire models (:mod:`unity_sdk._wire`) apply this rule to sample data,
 health details and registration metadata, :func:`unity_sdk.check_document`
 to collected documents, and the hub runs the same models -- one rule on
 both sides, refused with 422 naming the sample and the field.

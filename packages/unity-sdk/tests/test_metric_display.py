@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from unity.plugins.builtin.postgres import PostgresPlugin
-from unity.plugins.builtin.system_info import SystemInfoPlugin
 from unity_sdk import MetricDisplay, MetricField, MetricKind
 
 
@@ -35,14 +33,3 @@ def test_metadata_stored_before_display_existed_still_reads() -> None:
     assert field.display is None
     assert field.shown_as is MetricDisplay.CHART
     assert MetricField.model_validate(field.model_dump()) == field
-
-
-def test_builtins_declare_their_constants_and_states() -> None:
-    system = {m.name: m.shown_as for m in SystemInfoPlugin().get_metadata().metrics}
-    for name in ("cpu.count.*", "memory.total", "swap.total", "boot_time"):
-        assert system[name] is MetricDisplay.FACT, name
-    assert system["cpu.percent"] is MetricDisplay.CHART
-    postgres = {m.name: m.shown_as for m in PostgresPlugin().get_metadata().metrics}
-    assert postgres["version_num"] is MetricDisplay.FACT
-    assert postgres["in_recovery"] is MetricDisplay.STATE
-    assert postgres["reachable"] is MetricDisplay.STATE

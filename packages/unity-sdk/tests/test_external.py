@@ -30,7 +30,7 @@ from unity_sdk import (
     PluginMetadata,
     Sample,
 )
-from unity_sdk.buffer import SampleBuffer
+from unity_sdk._buffer import SampleBuffer
 from unity_sdk.testing import FakeHub
 
 HUB = "http://hub.test"
