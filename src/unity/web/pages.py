@@ -11,14 +11,14 @@ from fastapi.responses import HTMLResponse
 
 from unity.api.deps import ManagerDep, SessionDep, SettingsDep
 from unity.api.routes import enrollment as enrollment_api
-from unity.api.routes import plugins as plugins_api
 from unity.auth import external as external_auth
 from unity.credentials import CredentialError, Inventory
 from unity.plugins.manager import PluginNotFoundError
 from unity.storage import metrics as metric_store
-from unity.web.common import WebDep, may, principal_of, render
+from unity.views import build_overview, every_plugin, executions, load_failures, plugin_detail
+from unity.views.overview import lookup
+from unity.web.common import WebDep, may, render
 from unity.web.forms import config_form
-from unity.web.overview import all_plugins, build_overview, lookup
 from unity.web.templating import format_fact
 from unity_sdk import MetricDisplay, MetricField, PluginCategory
 
@@ -72,7 +72,7 @@ def range_choices(retention_days: int) -> list[tuple[int, str]]:
 async def overview(
     request: Request, web: WebDep, session: SessionDep, manager: ManagerDep
 ) -> HTMLResponse:
-    data = await build_overview(principal_of(web), session, manager)
+    data = await build_overview(session, manager)
     return render(request, "overview.html", web, nav="overview", data=data)
 
 
@@ -80,7 +80,7 @@ async def overview(
 async def overview_live(
     request: Request, web: WebDep, session: SessionDep, manager: ManagerDep
 ) -> HTMLResponse:
-    data = await build_overview(principal_of(web), session, manager)
+    data = await build_overview(session, manager)
     return render(request, "_overview_live.html", web, data=data)
 
 
@@ -93,7 +93,7 @@ async def catalogue(
     category: str = "",
     q: str = "",
 ) -> HTMLResponse:
-    plugins, failures = await all_plugins(principal_of(web), session, manager)
+    plugins = await every_plugin(session, manager)
     needle = q.strip().lower()
     shown = [
         p
@@ -101,7 +101,6 @@ async def catalogue(
         if (not category or p.category == category)
         and (not needle or needle in f"{p.id} {p.name} {p.description}".lower())
     ]
-    tags = {pid: m.metadata.tags for pid, m in manager.plugins.items()}
     return render(
         request,
         "plugins.html",
@@ -109,11 +108,10 @@ async def catalogue(
         nav="plugins",
         plugins=shown,
         total=len(plugins),
-        failures=failures,
+        failures=load_failures(manager),
         categories=[c.value for c in PluginCategory],
         category=category,
         q=q,
-        tags=tags,
     )
 
 
@@ -129,15 +127,12 @@ async def _names(manager: ManagerDep) -> tuple[list[tuple[str, str]], list[str]]
 
 
 async def _plugin_context(
-    plugin_id: str, web: WebDep, session: SessionDep, manager: ManagerDep, settings: SettingsDep
+    plugin_id: str, session: SessionDep, manager: ManagerDep
 ) -> dict[str, Any]:
-    principal = principal_of(web)
-    detail = await plugins_api.get_plugin(plugin_id, principal, session, manager)
-    executions = await plugins_api.get_executions(
-        plugin_id, principal, session, settings, limit=HISTORY
-    )
+    detail = await plugin_detail(session, manager, plugin_id)
+    runs, _ = await executions(session, plugin_id, limit=HISTORY)
     latest = await metric_store.latest_documents(session, plugin_ids=[plugin_id])
-    return {"detail": detail, "executions": executions.items, "latest": latest}
+    return {"detail": detail, "executions": runs, "latest": latest}
 
 
 @router.get("/plugins/{plugin_id}", response_class=HTMLResponse)
@@ -150,7 +145,7 @@ async def plugin_page(
     settings: SettingsDep,
 ) -> HTMLResponse:
     try:
-        context = await _plugin_context(plugin_id, web, session, manager, settings)
+        context = await _plugin_context(plugin_id, session, manager)
     except PluginNotFoundError:
         return render(
             request,
@@ -207,7 +202,7 @@ async def plugin_live(
     manager: ManagerDep,
     settings: SettingsDep,
 ) -> HTMLResponse:
-    context = await _plugin_context(plugin_id, web, session, manager, settings)
+    context = await _plugin_context(plugin_id, session, manager)
     return render(request, "_plugin_live.html", web, **context)
 
 
@@ -220,5 +215,5 @@ async def plugin_history(
     manager: ManagerDep,
     settings: SettingsDep,
 ) -> HTMLResponse:
-    context = await _plugin_context(plugin_id, web, session, manager, settings)
+    context = await _plugin_context(plugin_id, session, manager)
     return render(request, "_plugin_history.html", web, **context)
