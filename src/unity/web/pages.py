@@ -155,9 +155,19 @@ async def plugin_page(
             nav="plugins",
             message=f"No plugin {plugin_id!r}.",
         )
-    metadata = await manager.metadata_for(plugin_id)
-    credentials, servers = await _names(manager)
     detail = context["detail"]
+    metadata = detail.declared
+    if metadata is None:
+        return render(
+            request,
+            "error.html",
+            web,
+            status_code=500,
+            nav="plugins",
+            message=f"The stored metadata of plugin {plugin_id!r} is not valid; "
+            "re-register or reinstall it.",
+        )
+    credentials, servers = await _names(manager)
     fields = config_form(
         metadata, detail.config, retention_days=settings.retention_days, servers=servers
     )
