@@ -15,6 +15,7 @@ ask about plugins, so they cannot disagree:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_unreadable: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,11 @@ def plugin_metadata(manager: PluginManager, row: Plugin) -> PluginMetadata | Non
         return managed.metadata
     try:
         return PluginMetadata.model_validate(row.plugin_metadata)
-    except ValidationError:
-        log.warning("plugin %s: its stored metadata is not valid", row.id)
+    except ValidationError as exc:
+        if row.id not in _unreadable:
+            # Once per plugin: every list, page and scrape reads the catalogue.
+            _unreadable.add(row.id)
+            log.warning("plugin %s: its stored metadata is not valid: %s", row.id, exc)
         return None
 
 
@@ -173,33 +178,30 @@ def state_of(
     )
 
 
-def _fields(manager: PluginManager, row: Plugin, now: datetime) -> dict[str, Any]:
+def plugin_view(manager: PluginManager, row: Plugin, *, now: datetime | None = None) -> PluginView:
+    """The plugin of ``row`` as every list shows it."""
     managed = manager.plugins.get(row.id)
     metadata = plugin_metadata(manager, row)
-    return {
-        "id": row.id,
-        "name": row.name,
-        "version": row.version,
-        "description": row.description,
-        "category": row.category,
-        "enabled": row.enabled,
-        "external": row.external,
-        "loaded": managed is not None,
-        "state": state_of(manager, row, metadata, now=now),
-        "health": HealthView(
+    return PluginView(
+        id=row.id,
+        name=row.name,
+        version=row.version,
+        description=row.description,
+        category=row.category,
+        enabled=row.enabled,
+        external=row.external,
+        loaded=managed is not None,
+        state=state_of(manager, row, metadata, now=now),
+        health=HealthView(
             HealthState(row.health_status), row.health_message, row.health_checked_at
         ),
-        "interval": managed.interval if managed else (row.config or {}).get("interval"),
-        "run_count": row.run_count,
-        "last_run_at": row.last_run_at,
-        "last_success_at": row.last_success_at,
-        "last_error": row.last_error,
-        "declared": metadata,
-    }
-
-
-def plugin_view(manager: PluginManager, row: Plugin, *, now: datetime | None = None) -> PluginView:
-    return PluginView(**_fields(manager, row, now or utcnow()))
+        interval=managed.interval if managed else (row.config or {}).get("interval"),
+        run_count=row.run_count,
+        last_run_at=row.last_run_at,
+        last_success_at=row.last_success_at,
+        last_error=row.last_error,
+        declared=metadata,
+    )
 
 
 def _masked(metadata: PluginMetadata | None, config: dict[str, Any]) -> dict[str, Any]:
@@ -213,13 +215,13 @@ def detail_of(
     manager: PluginManager, row: Plugin, *, now: datetime | None = None
 ) -> PluginDetailView:
     """The detail of the plugin of ``row`` (as just read or written)."""
-    fields = _fields(manager, row, now or utcnow())
+    view = plugin_view(manager, row, now=now)
     managed = manager.plugins.get(row.id)
     return PluginDetailView(
-        **fields,
+        **{f.name: getattr(view, f.name) for f in dataclasses.fields(PluginView)},
         author=row.author,
         metadata=row.plugin_metadata,
-        config=_masked(fields["declared"], row.config or {}),
+        config=_masked(view.declared, row.config or {}),
         consecutive_failures=row.consecutive_failures,
         reload_error=managed.reload_error if managed else None,
         last_seen_at=row.last_seen_at,
