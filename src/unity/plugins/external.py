@@ -14,7 +14,7 @@ same token, id and secret get the same key back, spending no further use.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,13 +28,7 @@ from unity.storage import metrics as metric_store
 from unity.storage import registry
 from unity.storage.models import BatchReceipt, EnrollmentToken, Plugin
 from unity.storage.types import utcnow
-from unity_sdk import (
-    MetadataError,
-    PluginMetadata,
-    PluginState,
-    RunStatus,
-    check_prometheus_names,
-)
+from unity_sdk import MetadataError, PluginMetadata, check_prometheus_names
 from unity_sdk.wire import (
     BatchAccepted,
     HealthReport,
@@ -47,6 +41,7 @@ __all__ = [
     "EnrollmentRefusedError",
     "EnrollmentScopeError",
     "RegistrationConflictError",
+    "is_stale",
     "record_health",
     "register",
     "store_batch",
@@ -253,7 +248,7 @@ async def store_batch(manager: PluginManager, plugin_id: str, batch: MetricBatch
                 plugin_id=plugin_id,
                 started_at=now,
                 completed_at=now,
-                status=RunStatus.SUCCESS.value,
+                status="success",
                 duration_ms=0.0,
                 metrics_count=len(batch.samples),
                 trigger="push",
@@ -262,12 +257,12 @@ async def store_batch(manager: PluginManager, plugin_id: str, batch: MetricBatch
             row.last_run_at = max(s.timestamp for s in batch.samples)
             row.last_success_at = now
             row.run_count += 1
-            row.state = PluginState.HEALTHY.value
+            row.state = "healthy"
             row.consecutive_failures = 0
     except IntegrityError:
         # The receipt's primary key exists: this batch id was stored before.
         return BatchAccepted(stored=0, duplicate=True)
-    manager.stats.runs.labels(plugin_id, RunStatus.SUCCESS.value).inc()
+    manager.stats.runs.labels(plugin_id, "success").inc()
     return BatchAccepted(stored=len(batch.samples), duplicate=False)
 
 
@@ -285,3 +280,11 @@ async def record_health(manager: PluginManager, plugin_id: str, report: HealthRe
         row.health_checked_at = now
         row.last_seen_at = now
     return now
+
+
+def is_stale(row: Plugin, *, missed: int, now: datetime | None = None) -> bool:
+    """An enabled external plugin that has not reported for ``missed`` intervals."""
+    if not (row.external and row.enabled) or row.last_seen_at is None:
+        return False
+    interval = (row.config or {}).get("interval") or row.plugin_metadata.get("default_interval", 60)
+    return (now or utcnow()) - row.last_seen_at > timedelta(seconds=float(interval) * missed)

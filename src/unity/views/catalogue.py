@@ -26,12 +26,14 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.plugins import config as plugin_config
+from unity.plugins import external as ingest
 from unity.plugins.loader import LoadFailure
 from unity.plugins.manager import PluginManager, PluginNotFoundError
 from unity.storage import registry
 from unity.storage.models import Plugin
 from unity.storage.types import utcnow
 from unity_sdk import HealthState, PluginMetadata, PluginState, plugin_state
+from unity_sdk.state import RUN_STATES
 
 __all__ = [
     "HealthView",
@@ -136,21 +138,19 @@ def is_stale(
     """Whether an enabled plugin stopped reporting.
 
     An external plugin is stale when it has not been heard from (batch or
-    health report) for ``missed`` intervals. An in-hub plugin is stale when its
-    last run started more than ``missed`` intervals (plus one run's
-    ``timeout``) ago while its runs succeed: after failures the hub spaces runs
-    out on purpose (backoff), and the failures already show as degraded or
-    failing. A plugin that never ran is not stale but unknown.
+    health report) for ``missed`` of its intervals: the rule of
+    :func:`unity.plugins.external.is_stale`, which its state events use too.
+    An in-hub plugin is stale when its last run started more than ``missed``
+    intervals (plus one run's ``timeout``) ago while its runs succeed: after
+    failures the hub spaces runs out on purpose (backoff), and the failures
+    already show as degraded or failing. A plugin that never ran is not stale
+    but unknown.
     """
-    if not row.enabled:
-        return False
     if row.external:
-        last, limit = row.last_seen_at, interval * missed
-    elif row.consecutive_failures:
+        return ingest.is_stale(row, missed=missed, now=now)
+    if not row.enabled or row.consecutive_failures or row.last_run_at is None:
         return False
-    else:
-        last, limit = row.last_run_at, interval * missed + timeout
-    return last is not None and now - last > timedelta(seconds=limit)
+    return now - row.last_run_at > timedelta(seconds=interval * missed + timeout)
 
 
 def state_of(
@@ -172,7 +172,8 @@ def state_of(
     return plugin_state(
         loaded=row.external or row.id in manager.plugins,
         enabled=row.enabled,
-        runs=row.state,
+        # Only the states runs give are stored; anything else is treated as no run yet.
+        runs=row.state if row.state in RUN_STATES else PluginState.UNKNOWN,
         health=row.health_status,
         stale=stale,
     )
