@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -157,20 +158,17 @@ async def test_error_answers_match_the_declared_envelope(client: httpx.AsyncClie
 
 
 async def test_states_and_outcomes_are_documented_as_their_enums(anon: httpx.AsyncClient) -> None:
-    schemas = (await anon.get("/openapi.json")).json()["components"]["schemas"]
-    for enum in (PluginState, HealthState, RunStatus):
-        assert schemas[enum.__name__]["enum"] == [member.value for member in enum]
-    reference = "#/components/schemas/{}"
-    fields = [
+    document = (await anon.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    fields: list[tuple[str, str, type[StrEnum]]] = [
         ("PluginSummary", "state", PluginState),
         ("HealthOut", "status", HealthState),
         ("ExecutionOut", "status", RunStatus),
         ("RunResultOut", "status", RunStatus),
     ]
     for model, name, enum in fields:
-        assert schemas[model]["properties"][name]["$ref"] == reference.format(enum.__name__)
-    history = (await anon.get("/openapi.json")).json()["paths"][
-        "/api/plugins/v2/{plugin_id}/executions"
-    ]["get"]["parameters"]
+        assert schemas[enum.__name__]["enum"] == [member.value for member in enum]
+        assert schemas[model]["properties"][name]["$ref"] == f"#/components/schemas/{enum.__name__}"
+    history = document["paths"]["/api/plugins/v2/{plugin_id}/executions"]["get"]["parameters"]
     status = next(p for p in history if p["name"] == "status")
     assert all(outcome in status["description"] for outcome in RunStatus)

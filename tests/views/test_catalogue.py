@@ -9,7 +9,8 @@ import pytest
 from fastapi import FastAPI
 
 from tests.support.sample_plugins import CounterPlugin, FailingPlugin
-from unity.plugins.manager import PluginManager, PluginNotFoundError
+from unity.plugins.manager import PluginManager
+from unity.plugins.runtime import PluginNotFoundError
 from unity.storage import registry
 from unity.storage.models import Plugin
 from unity.storage.types import utcnow

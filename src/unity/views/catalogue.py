@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from unity.plugins import config as plugin_config
 from unity.plugins import external as ingest
 from unity.plugins.loader import LoadFailure
-from unity.plugins.manager import PluginManager, PluginNotFoundError
+from unity.plugins.manager import PluginManager
+from unity.plugins.runtime import PluginNotFoundError
 from unity.storage import registry
 from unity.storage.models import Plugin
 from unity.storage.types import utcnow

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unity.plugins.manager import PluginNotFoundError
+from unity.plugins.runtime import PluginNotFoundError
 from unity.storage import metrics as metric_store
 from unity.storage import registry
 from unity.storage.models import Plugin, PluginExecution, PluginMetric

@@ -13,7 +13,7 @@ from unity.api.deps import ManagerDep, SessionDep, SettingsDep
 from unity.api.routes import enrollment as enrollment_api
 from unity.auth import external as external_auth
 from unity.credentials import CredentialError, Inventory
-from unity.plugins.manager import PluginNotFoundError
+from unity.plugins.runtime import PluginNotFoundError
 from unity.storage import metrics as metric_store
 from unity.views import build_overview, every_plugin, executions, load_failures, plugin_detail
 from unity.views.overview import lookup
