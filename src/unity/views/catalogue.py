@@ -15,6 +15,7 @@ ask about plugins, so they cannot disagree:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -54,7 +55,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_unreadable: set[str] = set()
+# The last stored metadata document read per plugin id, and what it parsed to.
+_parsed: dict[str, tuple[dict[str, Any], PluginMetadata | None]] = {}
 
 
 @dataclass(frozen=True)
@@ -110,14 +112,21 @@ def plugin_metadata(manager: PluginManager, row: Plugin) -> PluginMetadata | Non
     managed = manager.plugins.get(row.id)
     if managed is not None:
         return managed.metadata
+    document = row.plugin_metadata
+    parsed = _parsed.get(row.id)
+    if parsed is not None and parsed[0] == document:
+        # Every list, page and scrape reads the catalogue: comparing the stored
+        # document is much cheaper than validating it again.
+        return parsed[1]
     try:
-        return PluginMetadata.model_validate(row.plugin_metadata)
+        metadata = PluginMetadata.model_validate(document)
     except ValidationError as exc:
-        if row.id not in _unreadable:
-            # Once per plugin: every list, page and scrape reads the catalogue.
-            _unreadable.add(row.id)
-            log.warning("plugin %s: its stored metadata is not valid: %s", row.id, exc)
-        return None
+        # Logged once per stored document, like it is parsed once.
+        log.warning("plugin %s: its stored metadata is not valid: %s", row.id, exc)
+        metadata = None
+    # A copy: the row's own dict may be changed in place later.
+    _parsed[row.id] = (copy.deepcopy(document), metadata)
+    return metadata
 
 
 def expected_interval(
