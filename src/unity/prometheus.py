@@ -5,8 +5,10 @@ Each declared metric becomes one family, named, labelled and scaled by
 and in docs/plugins/contract.md). Values come from the latest document per
 plugin and host, so a scrape reads one small table, never the history.
 
-A plugin's metadata comes from its loaded class (in-hub plugins) or from its
-registry row (external plugins, which the hub never loads). A family whose
+A plugin's metadata comes from the catalogue (:mod:`unity.views.catalogue`):
+its loaded class for in-hub plugins, its registry row for external plugins
+(which the hub never loads); a plugin whose code is no longer installed is
+left out. A family whose
 name is already on the page -- the hub's own counters, or another plugin's
 family (plugin ids ``a`` and ``a-b`` can meet) -- is left out and logged, so
 the page always parses.
@@ -27,14 +29,13 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.plugins.manager import PluginManager
 from unity.storage import metrics as metric_store
-from unity.storage.models import LatestMetric, Plugin
-from unity_sdk import MetricField, MetricKind, PluginMetadata, iter_metric_values, prometheus_series
+from unity.storage.models import LatestMetric
+from unity.views import every_plugin
+from unity_sdk import MetricField, MetricKind, iter_metric_values, prometheus_series
 
 __all__ = ["metric_families", "render_exposition"]
 
@@ -108,25 +109,14 @@ class _Snapshot(Collector):
 
 
 async def _declared_metrics(
-    session: AsyncSession, manager: PluginManager, plugin_ids: Iterable[str]
+    session: AsyncSession, manager: PluginManager
 ) -> dict[str, Sequence[MetricField]]:
-    """The declared metrics of each plugin: loaded class first, else the registry row."""
-    declared: dict[str, Sequence[MetricField]] = {}
-    others = []
-    for plugin_id in plugin_ids:
-        managed = manager.plugins.get(plugin_id)
-        if managed is not None:
-            declared[plugin_id] = managed.metadata.metrics
-        else:
-            others.append(plugin_id)
-    if others:
-        stmt = select(Plugin).where(Plugin.id.in_(others), Plugin.external.is_(True))
-        for row in await session.scalars(stmt):
-            try:
-                declared[row.id] = PluginMetadata.model_validate(row.plugin_metadata).metrics
-            except ValidationError:
-                log.warning("plugin %s: stored metadata is not valid; not on /metrics", row.id)
-    return declared
+    """The declared metrics of every plugin that runs: in the hub, or external."""
+    return {
+        plugin.id: plugin.declared.metrics
+        for plugin in await every_plugin(session, manager)
+        if plugin.declared is not None and (plugin.loaded or plugin.external)
+    }
 
 
 def _names_on(page: bytes) -> set[str]:
@@ -152,9 +142,7 @@ async def render_exposition(
     by_plugin: dict[str, list[LatestMetric]] = {}
     for row in latest:
         by_plugin.setdefault(row.plugin_id, []).append(row)
-    declared: Mapping[str, Sequence[MetricField]] = await _declared_metrics(
-        session, manager, by_plugin
-    )
+    declared: Mapping[str, Sequence[MetricField]] = await _declared_metrics(session, manager)
     own = generate_latest(manager.stats.registry) + b"".join(
         generate_latest(registry) for registry in extra
     )

@@ -163,7 +163,10 @@ class Settings(BaseSettings):
         default=False, description="Watch plugin source files and hot-reload them (serve --reload)."
     )
     stale_after_missed: int = Field(
-        default=3, ge=1, description="Missed intervals after which an external plugin is stale."
+        default=3,
+        ge=1,
+        description="Missed intervals after which an enabled plugin that stopped "
+        "reporting (or running) is stale.",
     )
     max_batch_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest metric batch body accepted (bytes)."

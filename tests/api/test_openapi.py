@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ from fastapi.routing import APIRoute
 from openapi_spec_validator import validate
 
 from unity.api.routes import plugins
+from unity_sdk import HealthState, PluginState, RunStatus
 
 # SPEC section 8, as far as routes/plugins.py implements it.
 SPEC_ROUTES = {
@@ -153,3 +155,20 @@ async def test_error_answers_match_the_declared_envelope(client: httpx.AsyncClie
     ):
         assert response.status_code in {400, 404, 422}
         jsonschema.validate(response.json(), envelope)
+
+
+async def test_states_and_outcomes_are_documented_as_their_enums(anon: httpx.AsyncClient) -> None:
+    document = (await anon.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    fields: list[tuple[str, str, type[StrEnum]]] = [
+        ("PluginSummary", "state", PluginState),
+        ("HealthOut", "status", HealthState),
+        ("ExecutionOut", "status", RunStatus),
+        ("RunResultOut", "status", RunStatus),
+    ]
+    for model, name, enum in fields:
+        assert schemas[enum.__name__]["enum"] == [member.value for member in enum]
+        assert schemas[model]["properties"][name]["$ref"] == f"#/components/schemas/{enum.__name__}"
+    history = document["paths"]["/api/plugins/v2/{plugin_id}/executions"]["get"]["parameters"]
+    status = next(p for p in history if p["name"] == "status")
+    assert all(outcome in status["description"] for outcome in RunStatus)

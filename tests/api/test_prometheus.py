@@ -15,6 +15,7 @@ from tests.api.helpers import API, client_for, insert_documents, issue_token, ru
 from tests.support.promtool import promtool_check
 from unity.auth.tokens import Scope
 from unity.settings import Settings
+from unity.storage import registry
 from unity_sdk import MetricField, MetricKind, PluginBase, PluginMetadata
 
 
@@ -170,3 +171,23 @@ async def test_a_family_already_on_the_page_is_left_out(
         for m in clashes
     )
     promtool_check(page)
+
+
+async def test_external_plugins_stay_and_uninstalled_ones_leave(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Metadata comes from the catalogue: a registry row serves an external
+    plugin, but not an in-hub plugin whose code is gone (its values are old)."""
+    metric = MetricField(name="temperature", unit="°C")
+    async with app.state.db.session() as session:
+        for plugin_id, external in (("remote-ups", True), ("removed", False)):
+            metadata = PluginMetadata(
+                id=plugin_id, name=plugin_id, version="1.0.0", metrics=[metric]
+            )
+            await registry.sync_plugin(session, metadata=metadata, external=external)
+    now = datetime.now(UTC)
+    for plugin_id in ("remote-ups", "removed"):
+        await insert_documents(app, plugin_id, [("nas", now, {"temperature": 40.5})])
+    samples = await scrape(client)
+    assert value(samples, "unity_remote_ups_temperature_celsius", host="nas") == 40.5
+    assert "unity_removed_temperature_celsius" not in samples

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from tests.api.helpers import insert_documents
 from tests.web.conftest import login
-from unity.web.overview import SPARK_HEIGHT, sparkline
+from unity.views.overview import SPARK_HEIGHT, sparkline
 from unity.web.pages import range_choices
 from unity_sdk import (
     MetricDisplay,

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+import unity.web
+from tests.api.helpers import issue_token, running_app
 from tests.support.sample_plugins import CounterPlugin, FailingPlugin
 from tests.web.conftest import login
-from unity_sdk import MetricField, PluginBase, PluginCategory, PluginMetadata
+from unity.auth.tokens import Scope
+from unity.settings import Settings
+from unity_sdk import (
+    HealthState,
+    HealthStatus,
+    MetricField,
+    PluginBase,
+    PluginCategory,
+    PluginMetadata,
+    PluginState,
+)
 
 
 class HostVitalsPlugin(PluginBase):
@@ -104,3 +117,58 @@ async def test_host_cards_carry_last_hour_sparklines(
     assert re.findall(r'data-spark="(\w+)"', sparks) == ["cpu", "memory", "disk"]
     assert sparks.count("<polyline points=") == 3, "one run of samples each, no gap yet"
     assert 'aria-label="CPU, last hour: 12.5% to 12.5%"' in sparks
+
+
+class NothingHerePlugin(PluginBase):
+    """Runs fine, but has nothing to watch on this host."""
+
+    def get_metadata(self) -> PluginMetadata:
+        return PluginMetadata(id="nothing-here", name="Nothing here", version="1.0.0")
+
+    async def collect_data(self) -> dict[str, Any]:
+        return {}
+
+    async def health_check(self) -> HealthStatus:
+        return HealthStatus(status=HealthState.NOT_APPLICABLE, message="no md arrays")
+
+
+def tiles(fragment: str) -> dict[str, int]:
+    found = re.findall(r'data-live="count-(\w+)">\s*<span class="tile-number">(\d+)<', fragment)
+    return {state: int(count) for state, count in found}
+
+
+async def test_an_uninstalled_plugin_is_counted_not_loaded(settings: Settings) -> None:
+    async with running_app(settings, [CounterPlugin, NothingHerePlugin]) as first:
+        for plugin_id in ("counter", "nothing-here"):
+            await first.state.manager.enable(plugin_id)
+            assert (await first.state.manager.execute(plugin_id)).status == "success"
+        await first.state.manager.check_health("nothing-here")
+    # The counter package is removed; its registry row (enabled, healthy) stays.
+    async with running_app(settings, [NothingHerePlugin]) as second:
+        token = await issue_token(second, Scope.ADMIN)
+        transport = httpx.ASGITransport(app=second)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            await login(client, token.value)
+            fragment = (await client.get("/live/overview")).text
+    counts = tiles(fragment)
+    assert list(counts) == [state.value for state in PluginState]
+    assert counts["not_loaded"] == 1
+    assert counts["not_applicable"] == 1
+    assert counts["healthy"] == 0, "a plugin whose code is gone is not healthy"
+    row = fragment[fragment.index('data-key="plugin-counter"') :]
+    assert 'data-state="not_loaded"' in row[: row.index("</tr>")]
+    assert '<span class="badge state-not_applicable">not applicable</span>' in fragment
+
+
+def test_every_state_has_a_badge_and_a_tile_style() -> None:
+    css = (Path(unity.web.__file__).parent / "static" / "app.css").read_text()
+    rules = {
+        frozenset(s.strip() for s in selectors.split(",")): body
+        for selectors, body in re.findall(r"^([^{}\n]+)\{([^}]*)\}", css, re.MULTILINE)
+    }
+    for state in PluginState:
+        assert any(f".state-{state}" in selectors for selectors in rules), state
+        assert any(f".state-tile-{state}" in selectors for selectors in rules), state
+    neutral = next(body for s, body in rules.items() if ".state-not_applicable" in s)
+    grey = next(body for s, body in rules.items() if ".state-disabled" in s)
+    assert neutral == grey, "not applicable is no error: it looks like disabled"

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from unity.plugins.runtime import PluginNotFoundError, PluginStateError
 from unity.storage.db import Database, DatabaseUnavailableError, is_unavailable
 from unity.storage.pagination import InvalidCursorError
+from unity.views import QueryError
 from unity_sdk import ConfigError, error_details
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConfigError)
     async def _config_error(_: Request, exc: ConfigError) -> JSONResponse:
         return error_response(422, str(exc), exc.errors)
+
+    @app.exception_handler(QueryError)
+    async def _bad_query(_: Request, exc: QueryError) -> JSONResponse:
+        return error_response(422, str(exc))
 
     @app.exception_handler(PluginNotFoundError)
     async def _not_found(_: Request, exc: PluginNotFoundError) -> JSONResponse:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from unity_sdk import HealthState, PluginState, RunStatus
 
 __all__ = [
     "ExecutionList",
@@ -25,13 +27,21 @@ __all__ = [
 ]
 
 
-class HealthOut(BaseModel):
-    status: str = Field(description="healthy, degraded, unhealthy or unknown")
+class _Out(BaseModel):
+    # Built from the read model's records (unity.views) by attribute.
+    model_config = ConfigDict(from_attributes=True)
+
+
+class HealthOut(_Out):
+    status: HealthState = Field(
+        description="What the plugin's health check (or report) said; not_applicable "
+        "means there is nothing to monitor on that host"
+    )
     message: str = ""
     checked_at: datetime | None = None
 
 
-class PluginSummary(BaseModel):
+class PluginSummary(_Out):
     id: str
     name: str
     version: str
@@ -40,7 +50,10 @@ class PluginSummary(BaseModel):
     enabled: bool
     external: bool
     loaded: bool = Field(description="False when the plugin's code is not available now")
-    state: str = Field(description="disabled, unknown, healthy, degraded, failing or stale")
+    state: PluginState = Field(
+        description="The one state of the plugin, from whether it is loaded and enabled, "
+        "still reports, its recent runs and its health"
+    )
     health: HealthOut
     interval: float | None = Field(description="Seconds between scheduled runs")
     run_count: int
@@ -61,14 +74,14 @@ class PluginDetail(PluginSummary):
     health_details: dict[str, Any] | None = None
 
 
-class LoadFailureOut(BaseModel):
+class LoadFailureOut(_Out):
     name: str
     source: str
     error: str
     distribution: str | None = None
 
 
-class PluginList(BaseModel):
+class PluginList(_Out):
     items: list[PluginSummary]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
     load_failures: list[LoadFailureOut] = Field(
@@ -76,16 +89,16 @@ class PluginList(BaseModel):
     )
 
 
-class RescanOut(BaseModel):
+class RescanOut(_Out):
     added: list[str] = Field(description="Ids of the plugins loaded by this rescan (disabled)")
     load_failures: list[LoadFailureOut] = Field(
         description="New entry points that failed to import or validate"
     )
 
 
-class RunResultOut(BaseModel):
+class RunResultOut(_Out):
     plugin_id: str
-    status: str
+    status: RunStatus
     started_at: datetime
     duration_ms: float
     error: str | None
@@ -93,20 +106,20 @@ class RunResultOut(BaseModel):
     data: dict[str, Any] | None
 
 
-class MetricOut(BaseModel):
+class MetricOut(_Out):
     id: int
     host: str
     timestamp: datetime
     data: dict[str, Any]
 
 
-class MetricList(BaseModel):
+class MetricList(_Out):
     plugin_id: str
     items: list[MetricOut]
     next_cursor: str | None
 
 
-class SeriesPointOut(BaseModel):
+class SeriesPointOut(_Out):
     t: datetime
     avg: float | None
     min: float | None
@@ -114,12 +127,12 @@ class SeriesPointOut(BaseModel):
     count: int
 
 
-class ItemSeriesOut(BaseModel):
+class ItemSeriesOut(_Out):
     item: str = Field(description="What the metric's wildcards matched, joined by dots")
     points: list[SeriesPointOut]
 
 
-class SeriesOut(BaseModel):
+class SeriesOut(_Out):
     plugin_id: str
     field: str
     unit: str
@@ -138,18 +151,18 @@ class SeriesOut(BaseModel):
     items_omitted: int = Field(default=0, description="Items left out past the item limit")
 
 
-class ExecutionOut(BaseModel):
+class ExecutionOut(_Out):
     id: int
     started_at: datetime
     completed_at: datetime | None
-    status: str
+    status: RunStatus
     duration_ms: float | None
     error: str | None
     metrics_count: int
     trigger: str
 
 
-class ExecutionList(BaseModel):
+class ExecutionList(_Out):
     plugin_id: str
     items: list[ExecutionOut]
     next_cursor: str | None

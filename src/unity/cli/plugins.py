@@ -26,6 +26,7 @@ from unity.cli.output import (
     relative_time,
     warn,
 )
+from unity_sdk import HealthState, PluginState, RunStatus
 
 __all__ = ["app"]
 
@@ -41,17 +42,25 @@ app.add_typer(config_app, name="config")
 
 PluginId = Annotated[str, typer.Argument(metavar="ID", help="The plugin id, e.g. system-info.")]
 
-_STYLES = {
-    "healthy": "green",
-    "degraded": "yellow",
-    "failing": "red",
-    "unhealthy": "red",
-    "failed": "red",
-    "timed_out": "red",
-    "success": "green",
-    "skipped": "yellow",
-    "disabled": "dim",
+# Plugin states, health answers and run outcomes share their words
+# ("healthy", "degraded"...), and each word one colour.
+_STYLES: dict[str, str] = {
+    PluginState.HEALTHY: "green",
+    PluginState.DEGRADED: "yellow",
+    PluginState.UNHEALTHY: "red",
+    PluginState.FAILING: "red",
+    PluginState.STALE: "magenta",
+    PluginState.UNKNOWN: "dim",
+    PluginState.NOT_APPLICABLE: "dim",
+    PluginState.DISABLED: "dim",
+    PluginState.NOT_LOADED: "dim",
+    RunStatus.SUCCESS: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.TIMED_OUT: "red",
+    RunStatus.SKIPPED: "yellow",
 }
+# Health answers that need no attention: `unity plugins health` exits 0 on them.
+_FINE = {HealthState.HEALTHY, HealthState.NOT_APPLICABLE}
 
 
 def _styled(word: str) -> str:
@@ -218,7 +227,7 @@ def run(ctx: typer.Context, plugin_id: PluginId, as_json: JsonOption = False) ->
         )
         if result["data"] is not None:
             out.print_json(data=result["data"])
-    if result["status"] != "success":
+    if result["status"] != RunStatus.SUCCESS:
         fail(f"the run of {plugin_id} {result['status']}: {result['error'] or 'no error message'}")
 
 
@@ -253,7 +262,7 @@ def health(
 ) -> None:
     """Run the plugin's health check now and show the answer.
 
-    Exits 1 unless the plugin is healthy.
+    Exits 1 unless the plugin is healthy (or has nothing to monitor here).
     """
     with connect(ctx) as hub:
         answer = hub.get(f"{API}/{plugin_id}/health", params={"cached": cached} if cached else None)
@@ -264,7 +273,7 @@ def health(
         console().print(
             f"{escape(plugin_id)}: {_styled(answer['status'])}{message}", soft_wrap=True
         )
-    if answer["status"] != "healthy":
+    if answer["status"] not in _FINE:
         raise typer.Exit(1)
 
 

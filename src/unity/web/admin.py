@@ -17,7 +17,6 @@ from fastapi.responses import HTMLResponse
 from unity.api.deps import ManagerDep, SessionDep
 from unity.api.routes import credentials as credentials_api
 from unity.api.routes import enrollment as enrollment_api
-from unity.api.routes import plugins as plugins_api
 from unity.api.routes.credentials import credential_out
 from unity.api.routes.servers import server_out
 from unity.auth import external as external_auth
@@ -26,8 +25,8 @@ from unity.credentials.audit import AuditAction
 from unity.credentials.inventory import LOGIN_KINDS
 from unity.storage.models import EnrollmentToken
 from unity.storage.types import utcnow
-from unity.web.common import WebDep, may, principal_of, render
-from unity.web.overview import all_plugins
+from unity.views import external_plugins
+from unity.web.common import WebDep, may, render
 
 __all__ = ["router"]
 
@@ -66,13 +65,7 @@ def _enrollment_status(row: EnrollmentToken, now: datetime) -> str:
 async def external_page(
     request: Request, web: WebDep, session: SessionDep, manager: ManagerDep
 ) -> HTMLResponse:
-    principal = principal_of(web)
-    plugins, _ = await all_plugins(principal, session, manager)
-    agents = [
-        await plugins_api.get_plugin(p.id, principal, session, manager)
-        for p in plugins
-        if p.external
-    ]
+    agents = await external_plugins(session, manager)
     keys = (
         {a.id: await external_auth.list_plugin_keys(session, a.id) for a in agents}
         if may(web, enrollment_api.list_keys)

@@ -11,15 +11,15 @@ from fastapi.responses import HTMLResponse
 
 from unity.api.deps import ManagerDep, SessionDep, SettingsDep
 from unity.api.routes import enrollment as enrollment_api
-from unity.api.routes import plugins as plugins_api
 from unity.auth import external as external_auth
 from unity.credentials import CredentialError, Inventory
 from unity.plugins.runtime import PluginNotFoundError
 from unity.storage import metrics as metric_store
 from unity.storage import series as series_store
-from unity.web.common import WebDep, may, principal_of, render
+from unity.views import build_overview, every_plugin, executions, load_failures, plugin_detail
+from unity.views.overview import lookup
+from unity.web.common import WebDep, may, render
 from unity.web.forms import config_form
-from unity.web.overview import all_plugins, build_overview, lookup
 from unity.web.templating import format_fact
 from unity_sdk import MetricDisplay, MetricField, PluginCategory
 
@@ -73,7 +73,7 @@ def range_choices(retention_days: int) -> list[tuple[int, str]]:
 async def overview(
     request: Request, web: WebDep, session: SessionDep, manager: ManagerDep
 ) -> HTMLResponse:
-    data = await build_overview(principal_of(web), session, manager)
+    data = await build_overview(session, manager)
     return render(request, "overview.html", web, nav="overview", data=data)
 
 
@@ -81,7 +81,7 @@ async def overview(
 async def overview_live(
     request: Request, web: WebDep, session: SessionDep, manager: ManagerDep
 ) -> HTMLResponse:
-    data = await build_overview(principal_of(web), session, manager)
+    data = await build_overview(session, manager)
     return render(request, "_overview_live.html", web, data=data)
 
 
@@ -94,7 +94,7 @@ async def catalogue(
     category: str = "",
     q: str = "",
 ) -> HTMLResponse:
-    plugins, failures = await all_plugins(principal_of(web), session, manager)
+    plugins = await every_plugin(session, manager)
     needle = q.strip().lower()
     shown = [
         p
@@ -102,7 +102,6 @@ async def catalogue(
         if (not category or p.category == category)
         and (not needle or needle in f"{p.id} {p.name} {p.description}".lower())
     ]
-    tags = {pid: m.metadata.tags for pid, m in manager.plugins.items()}
     return render(
         request,
         "plugins.html",
@@ -110,11 +109,10 @@ async def catalogue(
         nav="plugins",
         plugins=shown,
         total=len(plugins),
-        failures=failures,
+        failures=load_failures(manager),
         categories=[c.value for c in PluginCategory],
         category=category,
         q=q,
-        tags=tags,
     )
 
 
@@ -130,15 +128,12 @@ async def _names(manager: ManagerDep) -> tuple[list[tuple[str, str]], list[str]]
 
 
 async def _plugin_context(
-    plugin_id: str, web: WebDep, session: SessionDep, manager: ManagerDep, settings: SettingsDep
+    plugin_id: str, session: SessionDep, manager: ManagerDep
 ) -> dict[str, Any]:
-    principal = principal_of(web)
-    detail = await plugins_api.get_plugin(plugin_id, principal, session, manager)
-    executions = await plugins_api.get_executions(
-        plugin_id, principal, session, settings, limit=HISTORY
-    )
+    detail = await plugin_detail(session, manager, plugin_id)
+    runs, _ = await executions(session, plugin_id, limit=HISTORY)
     latest = await metric_store.latest_documents(session, plugin_ids=[plugin_id])
-    return {"detail": detail, "executions": executions.items, "latest": latest}
+    return {"detail": detail, "executions": runs, "latest": latest}
 
 
 @router.get("/plugins/{plugin_id}", response_class=HTMLResponse)
@@ -151,7 +146,7 @@ async def plugin_page(
     settings: SettingsDep,
 ) -> HTMLResponse:
     try:
-        context = await _plugin_context(plugin_id, web, session, manager, settings)
+        context = await _plugin_context(plugin_id, session, manager)
     except PluginNotFoundError:
         return render(
             request,
@@ -161,9 +156,19 @@ async def plugin_page(
             nav="plugins",
             message=f"No plugin {plugin_id!r}.",
         )
-    metadata = await manager.metadata_for(plugin_id)
-    credentials, servers = await _names(manager)
     detail = context["detail"]
+    metadata = detail.declared
+    if metadata is None:
+        return render(
+            request,
+            "error.html",
+            web,
+            status_code=500,
+            nav="plugins",
+            message=f"The stored metadata of plugin {plugin_id!r} is not valid; "
+            "re-register or reinstall it.",
+        )
+    credentials, servers = await _names(manager)
     fields = config_form(
         metadata, detail.config, retention_days=settings.retention_days, servers=servers
     )
@@ -208,7 +213,7 @@ async def plugin_live(
     manager: ManagerDep,
     settings: SettingsDep,
 ) -> HTMLResponse:
-    context = await _plugin_context(plugin_id, web, session, manager, settings)
+    context = await _plugin_context(plugin_id, session, manager)
     return render(request, "_plugin_live.html", web, **context)
 
 
@@ -221,5 +226,5 @@ async def plugin_history(
     manager: ManagerDep,
     settings: SettingsDep,
 ) -> HTMLResponse:
-    context = await _plugin_context(plugin_id, web, session, manager, settings)
+    context = await _plugin_context(plugin_id, session, manager)
     return render(request, "_plugin_history.html", web, **context)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
@@ -22,7 +23,6 @@ from unity.api.schemas import (
     ExecutionList,
     ExecutionOut,
     HealthOut,
-    ItemSeriesOut,
     LoadFailureOut,
     MetricList,
     MetricOut,
@@ -32,87 +32,49 @@ from unity.api.schemas import (
     RescanOut,
     RunResultOut,
     SeriesOut,
-    SeriesPointOut,
 )
 from unity.plugins import config as plugin_config
-from unity.plugins.external import is_stale
+from unity.plugins.loader import LoadFailure
 from unity.plugins.manager import PluginManager
-from unity.plugins.runtime import PluginNotFoundError
-from unity.storage import metrics as metric_store
-from unity.storage import registry
-from unity.storage import series as series_store
-from unity.storage.models import Plugin
-from unity_sdk import MetricDisplay, MetricField, PluginConfig, PluginMetadata
+from unity.settings import Settings
+from unity.views import catalogue, history
+from unity_sdk import PluginConfig, RunStatus
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/plugins/v2", tags=["plugins"])
 
 PLUGIN_ID = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
-MAX_SERIES_POINTS = 10_000
-MAX_SERIES_ITEMS = 64
-MAX_ITEM_POINTS = 100_000
-EXECUTION_STATUSES = {"success", "failed", "timed_out", "skipped"}
 
 
-def _summary_fields(row: Plugin, manager: PluginManager) -> dict[str, Any]:
-    managed = manager.plugins.get(row.id)
-    return {
-        "id": row.id,
-        "name": row.name,
-        "version": row.version,
-        "description": row.description,
-        "category": row.category,
-        "enabled": row.enabled,
-        "external": row.external,
-        "loaded": managed is not None,
-        "state": _state(row, manager),
-        "health": HealthOut(
-            status=row.health_status, message=row.health_message, checked_at=row.health_checked_at
-        ),
-        "interval": managed.interval if managed else row.config.get("interval"),
-        "run_count": row.run_count,
-        "last_run_at": row.last_run_at,
-        "last_success_at": row.last_success_at,
-        "last_error": row.last_error,
-    }
+def _page_size(limit: int, settings: Settings) -> None:
+    if limit > settings.max_page_size:
+        raise ApiError(422, f"limit must be at most {settings.max_page_size}")
 
 
-def _state(row: Plugin, manager: PluginManager) -> str:
-    if not row.enabled:
-        return "disabled"
-    if is_stale(row, missed=manager.settings.stale_after_missed):
-        return "stale"
-    return row.state
+def _failures(failures: Iterable[LoadFailure]) -> list[LoadFailureOut]:
+    return [LoadFailureOut.model_validate(f) for f in failures]
 
 
-def _detail(row: Plugin, manager: PluginManager) -> PluginDetail:
-    managed = manager.plugins.get(row.id)
-    metadata = managed.metadata if managed else PluginMetadata.model_validate(row.plugin_metadata)
-    config = plugin_config.mask_secrets(metadata, row.config)
-    return PluginDetail(
-        **_summary_fields(row, manager),
-        author=row.author,
-        metadata=row.plugin_metadata,
-        config=config,
-        consecutive_failures=row.consecutive_failures,
-        reload_error=managed.reload_error if managed else None,
-        last_seen_at=row.last_seen_at,
-        health_details=row.health_details,
-    )
+_OUTCOMES = ", ".join(RunStatus)
 
 
-async def _row(session: SessionDep, plugin_id: str) -> Plugin:
-    row = await registry.get_plugin(session, plugin_id)
-    if row is None:
-        raise PluginNotFoundError(plugin_id)
-    return row
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
+def _outcome(status: str | None) -> RunStatus | None:
+    """The ``status`` filter of the run history; its own 422 lists the outcomes."""
+    if status is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return RunStatus(status)
+    except ValueError:
+        message = f"status must be one of {_OUTCOMES}"
+        raise ApiError(
+            422, message, details=[{"loc": ["query", "status"], "msg": message}]
+        ) from None
+
+
+async def _detail(manager: PluginManager, plugin_id: str) -> PluginDetail:
+    """The plugin as just changed through the manager (which commits its own session)."""
+    return PluginDetail.model_validate(catalogue.detail_of(manager, await manager.row(plugin_id)))
 
 
 @router.get("", response_model=PluginList)
@@ -128,24 +90,20 @@ async def list_plugins(
     cursor: Annotated[str | None, Query(pattern=PLUGIN_ID)] = None,
 ) -> PluginList:
     """List plugins, filtered by category, enabled and external; paginated by id."""
-    if limit > settings.max_page_size:
-        raise ApiError(422, f"limit must be at most {settings.max_page_size}")
-    rows = await registry.list_plugins(
+    _page_size(limit, settings)
+    views, next_cursor = await catalogue.plugin_page(
         session,
+        manager,
         category=category,
         enabled=enabled,
         external=external,
         after=cursor,
-        limit=limit + 1,
+        limit=limit,
     )
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return PluginList(
-        items=[PluginSummary(**_summary_fields(row, manager)) for row in rows[:limit]],
+        items=[PluginSummary.model_validate(v) for v in views],
         next_cursor=next_cursor,
-        load_failures=[
-            LoadFailureOut(name=f.name, source=f.source, error=f.error, distribution=f.distribution)
-            for f in manager.failures.values()
-        ],
+        load_failures=_failures(catalogue.load_failures(manager)),
     )
 
 
@@ -154,13 +112,7 @@ async def rescan(_: AdminToken, manager: ManagerDep) -> RescanOut:
     """Look for plugin packages installed since the hub started (new entry points of
     the ``unity.plugins`` group) and load them, disabled, without a restart."""
     added, failures = await manager.rescan()
-    return RescanOut(
-        added=added,
-        load_failures=[
-            LoadFailureOut(name=f.name, source=f.source, error=f.error, distribution=f.distribution)
-            for f in failures
-        ],
-    )
+    return RescanOut(added=added, load_failures=_failures(failures))
 
 
 @router.get("/{plugin_id}", response_model=PluginDetail)
@@ -168,36 +120,27 @@ async def get_plugin(
     plugin_id: str, _: ReadToken, session: SessionDep, manager: ManagerDep
 ) -> PluginDetail:
     """Everything about one plugin: metadata, config (secrets masked), health, state, last run."""
-    return _detail(await _row(session, plugin_id), manager)
+    return PluginDetail.model_validate(await catalogue.plugin_detail(session, manager, plugin_id))
 
 
 @router.post("/{plugin_id}/enable", response_model=PluginDetail)
 async def enable_plugin(plugin_id: str, _: AdminToken, manager: ManagerDep) -> PluginDetail:
     """Enable the plugin and schedule it at once. 422 when its config is incomplete."""
     await manager.enable(plugin_id)
-    return _detail(await manager.row(plugin_id), manager)
+    return await _detail(manager, plugin_id)
 
 
 @router.post("/{plugin_id}/disable", response_model=PluginDetail)
 async def disable_plugin(plugin_id: str, _: AdminToken, manager: ManagerDep) -> PluginDetail:
     """Disable the plugin: unschedule it and call its ``on_disable``."""
     await manager.disable(plugin_id)
-    return _detail(await manager.row(plugin_id), manager)
+    return await _detail(manager, plugin_id)
 
 
 @router.post("/{plugin_id}/execute", response_model=RunResultOut)
 async def execute_plugin(plugin_id: str, _: AdminToken, manager: ManagerDep) -> RunResultOut:
     """Run a collection now, record it like a scheduled run, and return the result."""
-    result = await manager.execute(plugin_id)
-    return RunResultOut(
-        plugin_id=result.plugin_id,
-        status=result.status,
-        started_at=result.started_at,
-        duration_ms=result.duration_ms,
-        error=result.error,
-        metrics_count=result.metrics_count,
-        data=result.data,
-    )
+    return RunResultOut.model_validate(await manager.execute(plugin_id))
 
 
 @router.get("/{plugin_id}/config", response_model=PluginConfig)
@@ -309,17 +252,11 @@ async def get_health(
     cached: bool = False,
 ) -> HealthOut:
     """Run the plugin's health check now and return it (``cached=true``: the last answer)."""
-    if cached or plugin_id not in manager.plugins:
-        row = await _row(session, plugin_id)
-        return HealthOut(
-            status=row.health_status, message=row.health_message, checked_at=row.health_checked_at
-        )
-    await _row(session, plugin_id)
-    status = await manager.check_health(plugin_id)
-    row = await manager.row(plugin_id)
-    return HealthOut(
-        status=status.status.value, message=status.message, checked_at=row.health_checked_at
-    )
+    row = await history.registered(session, plugin_id)
+    if not cached and plugin_id in manager.plugins:
+        await manager.check_health(plugin_id)
+        row = await manager.row(plugin_id)
+    return HealthOut.model_validate(catalogue.plugin_view(manager, row).health)
 
 
 @router.get("/{plugin_id}/metrics", response_model=MetricList | SeriesOut)
@@ -337,7 +274,9 @@ async def get_metrics(
     step: Annotated[int | None, Query(ge=1, le=86400 * 31)] = None,
     item: Annotated[
         list[str] | None,
-        Query(max_length=MAX_SERIES_ITEMS, description="Only these items of a per-item metric"),
+        Query(
+            max_length=history.MAX_SERIES_ITEMS, description="Only these items of a per-item metric"
+        ),
     ] = None,
 ) -> MetricList | SeriesOut:
     """Stored collections, newest first (time range, host, limit/cursor).
@@ -349,100 +288,20 @@ async def get_metrics(
     answers one series per item in ``items`` (``item`` picks some); a state
     metric counts ``true`` as 1 and ``false`` as 0.
     """
-    row = await _row(session, plugin_id)
-    try:
-        start, end = _utc(start), _utc(end)
-        default_end = end or datetime.now(UTC)
-        default_start = default_end - timedelta(hours=24)
-    except OverflowError as exc:
-        raise ApiError(422, "start and end must be ordinary dates") from exc
-    if start and end and start >= end:
-        raise ApiError(422, "start must be before end")
-    if field is None:
-        if limit > settings.max_page_size:
-            raise ApiError(422, f"limit must be at most {settings.max_page_size}")
-        rows, next_cursor = await metric_store.query_metrics(
-            session,
-            plugin_id=plugin_id,
-            start=start,
-            end=end,
-            host=host,
-            limit=limit,
-            cursor=cursor,
+    if field is not None:
+        series = await history.metric_series(
+            session, plugin_id, field, start=start, end=end, step=step, host=host, items=item
         )
-        return MetricList(
-            plugin_id=plugin_id,
-            items=[
-                MetricOut(id=r.id, host=r.host, timestamp=r.timestamp, data=r.data) for r in rows
-            ],
-            next_cursor=next_cursor,
-        )
-    declared = {m["name"]: m for m in row.plugin_metadata.get("metrics", [])}
-    if field not in declared:
-        raise ApiError(422, f"plugin {plugin_id!r} declares no metric {field!r}")
-    metric = MetricField.model_validate(declared[field])
-    state = metric.shown_as is MetricDisplay.STATE
-    if not (metric.numeric or state):
-        raise ApiError(422, f"metric {field!r} is not a numeric series")
-    per_item = "*" in metric.path
-    if item is not None and not per_item:
-        raise ApiError(422, f"metric {field!r} has no items to pick")
-    end = end or default_end
-    start = start or default_start
-    span = (end - start).total_seconds()
-    step = step or max(1, int(span // 300))
-    if span / step > MAX_SERIES_POINTS:
-        raise ApiError(422, f"range/step gives more than {MAX_SERIES_POINTS} points")
-    out = SeriesOut(
+        return SeriesOut.model_validate(series)
+    _page_size(limit, settings)
+    rows, next_cursor = await history.metric_documents(
+        session, plugin_id, start=start, end=end, host=host, limit=limit, cursor=cursor
+    )
+    return MetricList(
         plugin_id=plugin_id,
-        field=field,
-        unit=metric.unit,
-        kind=metric.kind.value,
-        display=metric.shown_as.value,
-        step=step,
-        start=start,
-        end=end,
-        host=host,
-        points=[],
+        items=[MetricOut.model_validate(r) for r in rows],
+        next_cursor=next_cursor,
     )
-    if per_item:
-        found = await series_store.item_series(
-            session,
-            plugin_id=plugin_id,
-            path=metric.path,
-            start=start,
-            end=end,
-            step=step,
-            host=host,
-            items=item,
-            booleans=state,
-        )
-        # Bounds the answer: a metric over thousands of items (processes,
-        # sockets) would otherwise send every one of them at full resolution.
-        room = max(1, min(MAX_SERIES_ITEMS, MAX_ITEM_POINTS * step // max(1, int(span))))
-        names = sorted(found)
-        out.items = [ItemSeriesOut(item=n, points=_points(found[n])) for n in names[:room]]
-        out.items_omitted = max(0, len(names) - room)
-        return out
-    out.points = _points(
-        await series_store.series(
-            session,
-            plugin_id=plugin_id,
-            path=metric.path,
-            start=start,
-            end=end,
-            step=step,
-            host=host,
-            booleans=state,
-        )
-    )
-    return out
-
-
-def _points(points: list[series_store.SeriesPoint]) -> list[SeriesPointOut]:
-    return [
-        SeriesPointOut(t=p.bucket, avg=p.avg, min=p.min, max=p.max, count=p.count) for p in points
-    ]
 
 
 @router.get("/{plugin_id}/executions", response_model=ExecutionList)
@@ -451,33 +310,17 @@ async def get_executions(
     _: ReadToken,
     session: SessionDep,
     settings: SettingsDep,
-    status: str | None = None,
+    status: Annotated[str | None, Query(description=f"Only runs that ended {_OUTCOMES}")] = None,
     limit: Annotated[int, Query(ge=1)] = 100,
     cursor: str | None = None,
 ) -> ExecutionList:
     """Run history, newest first: status, duration, error, metrics count."""
-    await _row(session, plugin_id)
-    if limit > settings.max_page_size:
-        raise ApiError(422, f"limit must be at most {settings.max_page_size}")
-    if status is not None and status not in EXECUTION_STATUSES:
-        raise ApiError(422, f"status must be one of {', '.join(sorted(EXECUTION_STATUSES))}")
-    rows, next_cursor = await metric_store.list_executions(
-        session, plugin_id=plugin_id, status=status, limit=limit, cursor=cursor
+    _page_size(limit, settings)
+    rows, next_cursor = await history.executions(
+        session, plugin_id, status=_outcome(status), limit=limit, cursor=cursor
     )
     return ExecutionList(
         plugin_id=plugin_id,
-        items=[
-            ExecutionOut(
-                id=r.id,
-                started_at=r.started_at,
-                completed_at=r.completed_at,
-                status=r.status,
-                duration_ms=r.duration_ms,
-                error=r.error,
-                metrics_count=r.metrics_count,
-                trigger=r.trigger,
-            )
-            for r in rows
-        ],
+        items=[ExecutionOut.model_validate(r) for r in rows],
         next_cursor=next_cursor,
     )

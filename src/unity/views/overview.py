@@ -16,22 +16,21 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unity.api.deps import Principal
-from unity.api.routes import plugins as plugins_api
-from unity.api.schemas import LoadFailureOut, PluginSummary
+from unity.plugins.loader import LoadFailure
 from unity.plugins.manager import PluginManager
 from unity.storage import metrics as metric_store
 from unity.storage import series as series_store
 from unity.storage.types import utcnow
-from unity_sdk import MetricField
+from unity.views.catalogue import PluginView, every_plugin, load_failures
+from unity_sdk import MetricField, PluginState
 
 __all__ = [
     "HostCard",
     "Overview",
     "Reading",
     "Sparkline",
-    "all_plugins",
     "build_overview",
+    "count_states",
     "lookup",
     "sparkline",
 ]
@@ -42,8 +41,6 @@ HEADLINES = {
     "max_used_percent": "disk",
     "disk.percent": "disk",
 }
-STATES = ("healthy", "degraded", "failing", "stale", "unknown", "disabled")
-STALE_AFTER_INTERVALS = 3
 SPARK_SPAN = timedelta(hours=1)
 SPARK_STEP = 60
 SPARK_WIDTH = 120
@@ -87,10 +84,10 @@ class HostCard:
 @dataclass
 class Overview:
     hosts: list[HostCard]
-    plugins: list[PluginSummary]
+    plugins: list[PluginView]  # the enabled ones
     disabled: int
-    load_failures: list[LoadFailureOut]
-    counts: dict[str, int]
+    load_failures: list[LoadFailure]
+    counts: dict[PluginState, int]  # every state, most of them 0
 
 
 def lookup(document: Mapping[str, Any], path: str) -> Any:
@@ -113,25 +110,16 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-async def all_plugins(
-    principal: Principal, session: AsyncSession, manager: PluginManager
-) -> tuple[list[PluginSummary], list[LoadFailureOut]]:
-    """Every plugin, through the API's own list function (all pages)."""
-    items: list[PluginSummary] = []
-    cursor: str | None = None
-    settings = manager.settings
-    while True:
-        page = await plugins_api.list_plugins(
-            principal, session, manager, settings, limit=settings.max_page_size, cursor=cursor
-        )
-        items += page.items
-        if page.next_cursor is None:
-            return items, page.load_failures
-        cursor = page.next_cursor
+def count_states(plugins: list[PluginView]) -> dict[PluginState, int]:
+    """How many plugins are in each state, every state present."""
+    counts = dict.fromkeys(PluginState, 0)
+    for plugin in plugins:
+        counts[plugin.state] += 1
+    return counts
 
 
 def _headlines(
-    card: HostCard, plugin: PluginSummary, metrics: list[MetricField], doc: Mapping[str, Any]
+    card: HostCard, plugin: PluginView, metrics: list[MetricField], doc: Mapping[str, Any]
 ) -> None:
     for metric in metrics:
         value = _number(lookup(doc, metric.name)) if "*" not in metric.name else None
@@ -194,10 +182,13 @@ async def _sparks(session: AsyncSession, card: HostCard, now: datetime) -> list[
     return sparks
 
 
-async def build_overview(
-    principal: Principal, session: AsyncSession, manager: PluginManager
-) -> Overview:
-    plugins, failures = await all_plugins(principal, session, manager)
+async def build_overview(session: AsyncSession, manager: PluginManager) -> Overview:
+    """Every host that reported, every enabled plugin, and how many plugins are in each state.
+
+    A host is stale when no plugin reported from it for ``stale_after_missed``
+    of the shortest interval among its plugins (at least 30 seconds).
+    """
+    plugins = await every_plugin(session, manager)
     by_id = {p.id: p for p in plugins}
     now = utcnow()
     hosts: dict[str, HostCard] = {}
@@ -210,22 +201,21 @@ async def build_overview(
         card = hosts.setdefault(latest.host, HostCard(latest.host, stamp))
         card.updated_at = max(card.updated_at, stamp)
         card.plugins.append(plugin.id)
-        interval = plugin.interval or 60.0
+        declared = plugin.declared
+        interval = plugin.interval or (declared.default_interval if declared else 60.0)
         intervals[latest.host] = min(intervals.get(latest.host, interval), interval)
-        metadata = await manager.metadata_for(plugin.id)
-        _headlines(card, plugin, metadata.metrics, latest.data)
+        if declared is not None:
+            _headlines(card, plugin, declared.metrics, latest.data)
+    missed = manager.settings.stale_after_missed
     for card in hosts.values():
-        limit = timedelta(seconds=intervals[card.name] * STALE_AFTER_INTERVALS)
+        limit = timedelta(seconds=intervals[card.name] * missed)
         card.stale = now - card.updated_at > max(limit, timedelta(seconds=30))
         card.sparks = await _sparks(session, card, now)
     enabled = [p for p in plugins if p.enabled]
-    counts = dict.fromkeys(STATES, 0)
-    for plugin in plugins:
-        counts[plugin.state] = counts.get(plugin.state, 0) + 1
     return Overview(
         hosts=sorted(hosts.values(), key=lambda c: c.name),
         plugins=enabled,
         disabled=len(plugins) - len(enabled),
-        load_failures=failures,
-        counts=counts,
+        load_failures=list(load_failures(manager)),
+        counts=count_states(plugins),
     )
