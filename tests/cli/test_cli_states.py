@@ -46,3 +46,20 @@ def test_list_shows_the_one_state_of_each_plugin(cli: Invoke, hub: Hub) -> None:
     assert states == {"counter": "healthy", "failing": "degraded", "nothing-here": "not_applicable"}
     text = cli(*as_admin(hub, "plugins", "list")).stdout
     assert "not_applicable" in text
+
+
+def test_events_show_each_state_change_with_its_cause(cli: Invoke, hub: Hub) -> None:
+    assert cli(*as_admin(hub, "plugins", "enable", "failing")).exit_code == 0
+    for _ in range(3):
+        cli(*as_admin(hub, "plugins", "run", "failing"))
+    answer = json_out(cli, *as_admin(hub, "plugins", "events", "failing"))
+    changes = [(e["previous"], e["current"]) for e in answer["items"]]
+    # Newest first. Enabling starts a first scheduled run at once, which may fail
+    # before the enabling itself is recorded: then the first change is disabled → degraded.
+    assert changes[-1] in {("disabled", "unknown"), ("disabled", "degraded")}
+    assert changes[0] == ("degraded", "failing")
+    assert "CollectionError" in answer["items"][0]["message"]
+    text = cli(*as_admin(hub, "plugins", "events", "failing")).stdout
+    assert "failing" in text and "CollectionError" in text
+    missing = cli(*as_admin(hub, "plugins", "events", "no-such-plugin"))
+    assert missing.exit_code != 0

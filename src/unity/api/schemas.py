@@ -162,6 +162,20 @@ class ExecutionOut(_Out):
     trigger: str
 
 
+class EventOut(_Out):
+    """A change of the plugin's state, with what caused it."""
+
+    at: datetime
+    previous: PluginState
+    current: PluginState
+    message: str
+
+
+class EventList(_Out):
+    plugin_id: str
+    items: list[EventOut]
+
+
 class ExecutionList(_Out):
     plugin_id: str
     items: list[ExecutionOut]

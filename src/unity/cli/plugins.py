@@ -278,6 +278,30 @@ def health(
 
 
 @app.command()
+def events(
+    ctx: typer.Context,
+    plugin_id: PluginId,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the plugin's state changes, newest first, with what caused each."""
+    with connect(ctx) as hub:
+        answer = hub.get(f"{API}/{plugin_id}/events", params={"limit": limit})
+    if as_json:
+        print_json(answer)
+        return
+    table = new_table("WHEN", "FROM", "TO", "WHY")
+    for event in answer["items"]:
+        table.add_row(
+            relative_time(event["at"]),
+            _styled(event["previous"]),
+            _styled(event["current"]),
+            escape(event["message"]),
+        )
+    console().print(table)
+
+
+@app.command()
 def keys(ctx: typer.Context, plugin_id: PluginId, as_json: JsonOption = False) -> None:
     """List the API keys issued to an external plugin (never their secrets)."""
     with connect(ctx) as hub:

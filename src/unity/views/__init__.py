@@ -39,6 +39,7 @@ from unity.views.history import (
     metric_documents,
     metric_series,
     registered,
+    state_events,
 )
 from unity.views.overview import HostCard, Overview, build_overview, count_states
 
@@ -68,5 +69,6 @@ __all__ = [
     "plugin_page",
     "plugin_view",
     "registered",
+    "state_events",
     "state_of",
 ]

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.plugins.runtime import PluginNotFoundError
+from unity.storage import events, registry
 from unity.storage import metrics as metric_store
-from unity.storage import registry
 from unity.storage import series as series_store
-from unity.storage.models import Plugin, PluginExecution, PluginMetric
+from unity.storage.models import Plugin, PluginEvent, PluginExecution, PluginMetric
 from unity_sdk import MetricDisplay, MetricField, RunStatus
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "metric_documents",
     "metric_series",
     "registered",
+    "state_events",
 ]
 
 MAX_SERIES_POINTS = 10_000
@@ -126,6 +127,14 @@ async def executions(
         limit=limit,
         cursor=cursor,
     )
+
+
+async def state_events(
+    session: AsyncSession, plugin_id: str, *, limit: int = 100
+) -> list[PluginEvent]:
+    """The plugin's state changes, newest first."""
+    await registered(session, plugin_id)
+    return await events.list_events(session, plugin_id=plugin_id, limit=limit)
 
 
 async def metric_documents(

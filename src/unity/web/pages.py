@@ -16,7 +16,14 @@ from unity.credentials import CredentialError, Inventory
 from unity.plugins.runtime import PluginNotFoundError
 from unity.storage import metrics as metric_store
 from unity.storage import series as series_store
-from unity.views import build_overview, every_plugin, executions, load_failures, plugin_detail
+from unity.views import (
+    build_overview,
+    every_plugin,
+    executions,
+    load_failures,
+    plugin_detail,
+    state_events,
+)
 from unity.views.overview import lookup
 from unity.web.common import WebDep, may, render
 from unity.web.forms import config_form
@@ -132,8 +139,9 @@ async def _plugin_context(
 ) -> dict[str, Any]:
     detail = await plugin_detail(session, manager, plugin_id)
     runs, _ = await executions(session, plugin_id, limit=HISTORY)
+    changes = await state_events(session, plugin_id, limit=HISTORY)
     latest = await metric_store.latest_documents(session, plugin_ids=[plugin_id])
-    return {"detail": detail, "executions": runs, "latest": latest}
+    return {"detail": detail, "executions": runs, "events": changes, "latest": latest}
 
 
 @router.get("/plugins/{plugin_id}", response_class=HTMLResponse)

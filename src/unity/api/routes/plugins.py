@@ -20,6 +20,8 @@ from unity.api.deps import (
 from unity.api.errors import ApiError
 from unity.api.routes.credentials import credential_errors
 from unity.api.schemas import (
+    EventList,
+    EventOut,
     ExecutionList,
     ExecutionOut,
     HealthOut,
@@ -302,6 +304,20 @@ async def get_metrics(
         items=[MetricOut.model_validate(r) for r in rows],
         next_cursor=next_cursor,
     )
+
+
+@router.get("/{plugin_id}/events", response_model=EventList)
+async def get_events(
+    plugin_id: str,
+    _: ReadToken,
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1)] = 100,
+) -> EventList:
+    """State changes, newest first: from which state to which, when, and why."""
+    _page_size(limit, settings)
+    rows = await history.state_events(session, plugin_id, limit=limit)
+    return EventList(plugin_id=plugin_id, items=[EventOut.model_validate(r) for r in rows])
 
 
 @router.get("/{plugin_id}/executions", response_model=ExecutionList)
