@@ -10,7 +10,25 @@ helpers live in :mod:`unity_sdk.testing`, not imported here.
 """
 
 from unity_sdk.client import HubClient
+from unity_sdk.config import (
+    CREDENTIAL_REF,
+    HUB_KEYS,
+    INTERVAL_KEY,
+    LOCAL_TARGET,
+    MASK,
+    RESERVED_KEYS,
+    RETENTION_KEY,
+    TARGETS_KEY,
+    HubKey,
+    ValidatedConfig,
+    credential_reference,
+    mask_secrets,
+    plugin_view,
+    secret_fields,
+    validate_config,
+)
 from unity_sdk.errors import (
+    BatchRefusedError,
     CollectionError,
     ConfigError,
     DependencyMissingError,
@@ -46,12 +64,19 @@ from unity_sdk.metrics import (
     undeclared_numbers,
 )
 from unity_sdk.numbers import number_problems
-from unity_sdk.plugin import PluginBase
+from unity_sdk.plugin import ConfigT, PluginBase
 from unity_sdk.prometheus import (
     PrometheusSeries,
     check_prometheus_names,
     prometheus_collisions,
     prometheus_series,
+)
+from unity_sdk.rules import (
+    PLUGIN_HOOKS,
+    accept_batch,
+    check_metadata,
+    check_plugin_class,
+    parse_metadata,
 )
 from unity_sdk.state import PluginState, RunStatus, plugin_state, run_state
 from unity_sdk.wire import (
@@ -68,10 +93,21 @@ from unity_sdk.wire import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CREDENTIAL_REF",
     "DEFAULT_MAX_DOCUMENT_BYTES",
+    "HUB_KEYS",
+    "INTERVAL_KEY",
+    "LOCAL_TARGET",
+    "MASK",
+    "PLUGIN_HOOKS",
+    "RESERVED_KEYS",
+    "RETENTION_KEY",
+    "TARGETS_KEY",
     "BatchAccepted",
+    "BatchRefusedError",
     "CollectionError",
     "ConfigError",
+    "ConfigT",
     "DependencyMissingError",
     "DocumentTooLargeError",
     "ExternalPluginBase",
@@ -82,6 +118,7 @@ __all__ = [
     "HubAuthError",
     "HubClient",
     "HubError",
+    "HubKey",
     "HubRequestError",
     "HubUnavailableError",
     "Isolation",
@@ -105,16 +142,26 @@ __all__ = [
     "RunStatus",
     "Sample",
     "UnityError",
+    "ValidatedConfig",
     "__version__",
+    "accept_batch",
     "check_document",
+    "check_metadata",
+    "check_plugin_class",
     "check_prometheus_names",
+    "credential_reference",
     "encode_document",
     "error_details",
     "iter_metric_values",
+    "mask_secrets",
     "number_problems",
+    "parse_metadata",
     "plugin_state",
+    "plugin_view",
     "prometheus_collisions",
     "prometheus_series",
     "run_state",
+    "secret_fields",
     "undeclared_numbers",
+    "validate_config",
 ]

@@ -40,7 +40,14 @@ from unity.plugins.manager import PluginManager, PluginNotFoundError
 from unity.storage import metrics as metric_store
 from unity.storage import registry
 from unity.storage.models import Plugin
-from unity_sdk import MetricDisplay, MetricField, PluginMetadata
+from unity_sdk import (
+    MetricDisplay,
+    MetricField,
+    PluginMetadata,
+    ValidatedConfig,
+    mask_secrets,
+    plugin_view,
+)
 from unity_sdk.wire import PluginConfig
 
 __all__ = ["router"]
@@ -88,7 +95,7 @@ def _state(row: Plugin, manager: PluginManager) -> str:
 def _detail(row: Plugin, manager: PluginManager) -> PluginDetail:
     managed = manager.plugins.get(row.id)
     metadata = managed.metadata if managed else PluginMetadata.model_validate(row.plugin_metadata)
-    config = plugin_config.mask_secrets(metadata, row.config)
+    config = mask_secrets(metadata, row.config)
     return PluginDetail(
         **_summary_fields(row, manager),
         author=row.author,
@@ -222,9 +229,9 @@ async def get_config(
         if row.external:
             config = await plugin_config.plugin_view_foreign(metadata, stored, timeout=timeout)
         else:
-            config = plugin_config.plugin_view(metadata, stored)
+            config = plugin_view(metadata, stored)
     else:
-        config = plugin_config.mask_secrets(metadata, row.config)
+        config = mask_secrets(metadata, row.config)
     return PluginConfig(
         plugin_id=plugin_id,
         config=config,
@@ -253,14 +260,14 @@ async def put_config(
 
 
 async def _saved(
-    manager: PluginManager, plugin_id: str, validated: plugin_config.ValidatedConfig
+    manager: PluginManager, plugin_id: str, validated: ValidatedConfig
 ) -> PluginConfig:
     """The answer to a config change: what was stored, secrets masked."""
     metadata = await manager.metadata_for(plugin_id)
     row = await manager.row(plugin_id)
     return PluginConfig(
         plugin_id=plugin_id,
-        config=plugin_config.mask_secrets(metadata, validated.stored),
+        config=mask_secrets(metadata, validated.stored),
         interval=validated.interval or metadata.default_interval,
         enabled=row.enabled,
         config_schema=metadata.config_json_schema(),

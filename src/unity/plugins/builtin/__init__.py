@@ -5,6 +5,8 @@
 Each built-in uses only the public ``unity_sdk``, as a third-party plugin would.
 """
 
+from typing import Any
+
 from unity.plugins.builtin.catalogue_applications import APPLICATIONS_PLUGINS
 from unity.plugins.builtin.catalogue_hardware import HARDWARE_PLUGINS
 from unity.plugins.builtin.catalogue_services import SERVICES_PLUGINS
@@ -22,7 +24,7 @@ __all__ = [
     "SystemInfoPlugin",
 ]
 
-BUILTIN_PLUGINS: list[type[PluginBase]] = [
+BUILTIN_PLUGINS: list[type[PluginBase[Any]]] = [
     SystemInfoPlugin,
     ProcessMonitorPlugin,
     DiskMonitorPlugin,

@@ -3,6 +3,8 @@
 This module lists the group's plugin classes; each plugin lives in its own module.
 """
 
+from typing import Any
+
 from unity_sdk import PluginBase
 
 from .dns_check import DnsCheckPlugin
@@ -15,7 +17,7 @@ from .tls_certificate import TlsCertificatePlugin
 
 __all__ = ["APPLICATIONS_PLUGINS"]
 
-APPLICATIONS_PLUGINS: list[type[PluginBase]] = [
+APPLICATIONS_PLUGINS: list[type[PluginBase[Any]]] = [
     HttpCheckPlugin,
     TlsCertificatePlugin,
     DnsCheckPlugin,

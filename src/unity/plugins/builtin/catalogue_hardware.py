@@ -3,6 +3,8 @@
 This module lists the group's plugin classes; each plugin lives in its own module.
 """
 
+from typing import Any
+
 from unity_sdk import PluginBase
 
 from .gpu import GpuPlugin
@@ -18,7 +20,7 @@ from .zpool_status import ZpoolStatusPlugin
 
 __all__ = ["HARDWARE_PLUGINS"]
 
-HARDWARE_PLUGINS: list[type[PluginBase]] = [
+HARDWARE_PLUGINS: list[type[PluginBase[Any]]] = [
     LmSensorsPlugin,
     IpmitoolPlugin,
     SmartctlPlugin,

@@ -3,6 +3,8 @@
 This module lists the group's plugin classes; each plugin lives in its own module.
 """
 
+from typing import Any
+
 from unity_sdk import PluginBase
 
 from .docker import DockerPlugin
@@ -18,7 +20,7 @@ from .virsh import VirshPlugin
 
 __all__ = ["SERVICES_PLUGINS"]
 
-SERVICES_PLUGINS: list[type[PluginBase]] = [
+SERVICES_PLUGINS: list[type[PluginBase[Any]]] = [
     DockerStatsPlugin,
     DockerPlugin,
     LxcListPlugin,
