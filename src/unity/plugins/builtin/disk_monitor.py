@@ -143,7 +143,7 @@ class DiskMonitorConfig(BaseModel):
     )
 
 
-class DiskMonitorPlugin(PluginBase):
+class DiskMonitorPlugin(PluginBase[DiskMonitorConfig]):
     """Reports how full the filesystems are and how much the disks read and write."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -163,7 +163,7 @@ class DiskMonitorPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = DiskMonitorConfig.model_validate(self.config)
+        cfg = self.config
         partitions = _partitions(cfg, self.logger)
         document: dict[str, Any] = {
             "partitions": partitions,
@@ -181,7 +181,7 @@ class DiskMonitorPlugin(PluginBase):
         return document
 
     async def health_check(self) -> HealthStatus:
-        cfg = DiskMonitorConfig.model_validate(self.config)
+        cfg = self.config
         full = {
             mountpoint: usage["percent"]
             for mountpoint, usage in _partitions(cfg, self.logger).items()

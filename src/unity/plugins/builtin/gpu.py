@@ -82,7 +82,7 @@ class GpuConfig(BaseModel):
     )
 
 
-class GpuPlugin(PluginBase):
+class GpuPlugin(PluginBase[GpuConfig]):
     """Watches the GPUs that run local models."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -104,7 +104,7 @@ class GpuPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = GpuConfig.model_validate(self.config)
+        cfg = self.config
         wanted = set(cfg.gpus)
         gpus: dict[str, dict[str, Any]] = {}
         for gpu in await query_gpus(self, _TIMEOUT):
@@ -122,7 +122,7 @@ class GpuPlugin(PluginBase):
         }
 
     async def health_check(self) -> HealthStatus:
-        cfg = GpuConfig.model_validate(self.config)
+        cfg = self.config
         try:
             document = await self.collect_data()
         except PluginError as exc:

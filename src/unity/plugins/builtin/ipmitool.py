@@ -134,7 +134,7 @@ class IpmitoolConfig(BaseModel):
     )
 
 
-class IpmitoolPlugin(PluginBase):
+class IpmitoolPlugin(PluginBase[IpmitoolConfig]):
     """Reads the baseboard management controller through the host's IPMI device."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -156,7 +156,7 @@ class IpmitoolPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = IpmitoolConfig.model_validate(self.config)
+        cfg = self.config
         document = _sensors(await self._ipmitool("sensor", "list"))
         document["chassis"] = _chassis(await self._ipmitool("chassis", "status"))
         document["sel"] = _events(await self._ipmitool("sel", "elist"), cfg.recent_events)

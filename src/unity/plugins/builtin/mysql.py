@@ -168,7 +168,7 @@ class MysqlConfig(BaseModel):
     )
 
 
-class MysqlPlugin(PluginBase):
+class MysqlPlugin(PluginBase[MysqlConfig]):
     """Watches a MariaDB/MySQL server: threads, queries, connections, InnoDB, replication."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -189,7 +189,7 @@ class MysqlPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = MysqlConfig.model_validate(self.config)
+        cfg = self.config
         where = f"MySQL at {cfg.host}:{cfg.port}"
         try:
             async with asyncio.timeout(cfg.connect_timeout):
@@ -213,7 +213,7 @@ class MysqlPlugin(PluginBase):
             await connection.ensure_closed()
 
     async def health_check(self) -> HealthStatus:
-        cfg = MysqlConfig.model_validate(self.config)
+        cfg = self.config
         try:
             document = await self.collect_data()
         except PluginError as exc:

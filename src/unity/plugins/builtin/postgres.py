@@ -199,7 +199,7 @@ class PostgresConfig(BaseModel):
     )
 
 
-class PostgresPlugin(PluginBase):
+class PostgresPlugin(PluginBase[PostgresConfig]):
     """Watches a PostgreSQL server: connections, databases, transactions, replication."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -220,7 +220,7 @@ class PostgresPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = PostgresConfig.model_validate(self.config)
+        cfg = self.config
         connection = await _connect(cfg)
         try:
             return await _collect(connection)
@@ -232,7 +232,7 @@ class PostgresPlugin(PluginBase):
             await connection.close(timeout=cfg.connect_timeout)
 
     async def health_check(self) -> HealthStatus:
-        cfg = PostgresConfig.model_validate(self.config)
+        cfg = self.config
         try:
             document = await self.collect_data()
         except PluginError as exc:

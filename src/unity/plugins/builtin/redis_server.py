@@ -148,7 +148,7 @@ class RedisConfig(BaseModel):
     )
 
 
-class RedisPlugin(PluginBase):
+class RedisPlugin(PluginBase[RedisConfig]):
     """Watches a Redis server: memory, clients, throughput, hit ratio, keys, replication."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -169,7 +169,7 @@ class RedisPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = RedisConfig.model_validate(self.config)
+        cfg = self.config
         where = f"Redis at {cfg.host}:{cfg.port}"
         client = Redis(
             host=cfg.host,
@@ -206,7 +206,7 @@ class RedisPlugin(PluginBase):
         return _document(info)
 
     async def health_check(self) -> HealthStatus:
-        cfg = RedisConfig.model_validate(self.config)
+        cfg = self.config
         try:
             document = await self.collect_data()
         except PluginError as exc:

@@ -168,7 +168,7 @@ class SmartctlConfig(BaseModel):
     )
 
 
-class SmartctlPlugin(PluginBase):
+class SmartctlPlugin(PluginBase[SmartctlConfig]):
     """Asks every disk for its SMART data through smartctl."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -205,7 +205,7 @@ class SmartctlPlugin(PluginBase):
         return HealthStatus.healthy()
 
     async def _examine(self) -> tuple[dict[str, Any], list[str]]:
-        cfg = SmartctlConfig.model_validate(self.config)
+        cfg = self.config
         targets: list[tuple[str, str | None]] = [(path, None) for path in cfg.devices]
         targets = targets or await self._scan()
         keys = _keys(targets)

@@ -108,7 +108,7 @@ class ZpoolStatusConfig(BaseModel):
     )
 
 
-class ZpoolStatusPlugin(PluginBase):
+class ZpoolStatusPlugin(PluginBase[ZpoolStatusConfig]):
     """Reports every imported ZFS pool of the host."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -148,7 +148,7 @@ class ZpoolStatusPlugin(PluginBase):
         return HealthStatus.healthy()
 
     async def _examine(self) -> tuple[dict[str, Any], list[str]]:
-        cfg = ZpoolStatusConfig.model_validate(self.config)
+        cfg = self.config
         pools = _list(await self._zpool(_LIST))
         if pools:
             for name, status in _status(await self._zpool(_STATUS)).items():
