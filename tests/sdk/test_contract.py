@@ -12,7 +12,6 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 import unity_sdk
-from unity.plugins.loader import validate_class
 from unity_sdk import (
     HealthState,
     HealthStatus,
@@ -21,6 +20,7 @@ from unity_sdk import (
     PluginError,
     PluginMetadata,
     check_document,
+    check_plugin_class,
     error_details,
     iter_metric_values,
     undeclared_numbers,
@@ -51,7 +51,7 @@ async def test_seed_example_runs_with_only_its_import_changed() -> None:
     namespace: dict[str, Any] = {}
     exec(compile(SEED_EXAMPLE, "seed_example.py", "exec"), namespace)
     cls = namespace["MyPlugin"]
-    metadata = validate_class(cls)
+    metadata = check_plugin_class(cls)
     assert metadata.id == "my-plugin"
     assert metadata.category.value == "system"
     plugin = cls()
@@ -70,7 +70,7 @@ def test_readme_first_plugin_is_valid() -> None:
         if inspect.isclass(v) and issubclass(v, PluginBase) and v is not PluginBase
     ]
     assert len(plugins) == 1
-    assert validate_class(plugins[0]).metrics
+    assert check_plugin_class(plugins[0]).metrics
 
 
 @pytest.mark.parametrize(

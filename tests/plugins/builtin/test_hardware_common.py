@@ -23,12 +23,12 @@ from pydantic import BaseModel, ValidationError
 from tests.support.plugin_checks import collect_checked as collect_checked
 
 from unity.plugins.builtin.catalogue_hardware import HARDWARE_PLUGINS
-from unity.plugins.loader import validate_class
 from unity_sdk import (
     HealthState,
     HealthStatus,
     MetricKind,
     PluginBase,
+    check_plugin_class,
 )
 from unity_sdk.runner import CommandResult
 
@@ -140,7 +140,7 @@ def test_group_list_is_explicit_and_ordered() -> None:
 
 @pytest.mark.parametrize("cls", HARDWARE_PLUGINS)
 def test_loader_accepts(cls: type[PluginBase]) -> None:
-    metadata = validate_class(cls)
+    metadata = check_plugin_class(cls)
     assert metadata.version == "1.0.0"
     assert metadata.author == "Unity developers"
     assert metadata.description
