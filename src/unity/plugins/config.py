@@ -15,9 +15,9 @@ from typing import Any
 
 from unity.plugins.schemas import run_bounded
 from unity_sdk import (
+    RESERVED_KEYS,
     ConfigError,
     MetadataError,
-    RESERVED_KEYS,
     PluginMetadata,
     ValidatedConfig,
     plugin_view,

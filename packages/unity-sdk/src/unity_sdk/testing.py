@@ -353,7 +353,7 @@ def _parse(model: type[_Model], content: bytes) -> _Model:
     try:
         return model.model_validate(_json(content))
     except ValidationError as exc:
-        raise _Reply(422, "request is not valid", error_details(exc)) from None
+        raise _Reply(422, "request body is not valid", error_details(exc)) from None
 
 
 # -- running a plugin once ------------------------------------------------
@@ -377,8 +377,13 @@ async def collect_once(
         instance = plugin
         given = instance.config if config is None else config
         if isinstance(given, BaseModel):
-            given = given.model_dump()
-        instance.config = validate_config(instance.get_metadata(), given).plugin
+            # Already a config model (secrets and all): checked against that model.
+            try:
+                instance.config = type(given).model_validate(given.model_dump())
+            except ValidationError as exc:
+                raise ConfigError("config is not valid", error_details(exc)) from None
+        else:
+            instance.config = validate_config(instance.get_metadata(), given).plugin
     await instance.on_enable()
     try:
         document = await instance.collect_data()
