@@ -72,7 +72,6 @@ from unity_sdk.prometheus import (
     prometheus_series,
 )
 from unity_sdk.rules import (
-    PLUGIN_HOOKS,
     accept_batch,
     check_metadata,
     check_plugin_class,
@@ -99,7 +98,6 @@ __all__ = [
     "INTERVAL_KEY",
     "LOCAL_TARGET",
     "MASK",
-    "PLUGIN_HOOKS",
     "RESERVED_KEYS",
     "RETENTION_KEY",
     "TARGETS_KEY",

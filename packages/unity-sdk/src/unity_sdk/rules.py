@@ -42,7 +42,6 @@ from unity_sdk.schemas import reference_problems
 from unity_sdk.wire import DEFAULT_MAX_FUTURE_SKEW, MAX_BATCH_SAMPLES, MetricBatch, batch_problems
 
 __all__ = [
-    "PLUGIN_HOOKS",
     "accept_batch",
     "check_metadata",
     "check_plugin_class",
@@ -50,7 +49,7 @@ __all__ = [
 ]
 
 # The hooks the hub awaits: each must be an ``async def``.
-PLUGIN_HOOKS = (
+_HOOKS = (
     "collect_data",
     "health_check",
     "on_enable",
@@ -141,7 +140,7 @@ def check_plugin_class(obj: object, *, expected_id: str | None = None) -> Plugin
     if inspect.isabstract(obj):
         missing = ", ".join(sorted(obj.__abstractmethods__))
         raise MetadataError(f"{obj.__name__} does not implement: {missing}")
-    for name in PLUGIN_HOOKS:
+    for name in _HOOKS:
         if not inspect.iscoroutinefunction(getattr(obj, name)):
             raise MetadataError(f"{obj.__name__}.{name} must be an async method")
     metadata = obj().get_metadata()
