@@ -5,8 +5,11 @@ Everything a plugin author needs is importable from here::
     from unity_sdk import PluginBase, PluginMetadata, PluginCategory
 
 An external plugin (its own process, reporting over HTTP) subclasses
-``ExternalPluginBase``; ``HubClient`` is the HTTP client underneath. Test
-helpers live in :mod:`unity_sdk.testing`, not imported here.
+``ExternalPluginBase``; ``HubClient`` is the HTTP client underneath. What
+the hub accepts (plugin classes, metadata, configs, metric batches) is the
+rulebook here too (``check_plugin_class``, ``parse_metadata``,
+``validate_config``, ``accept_batch``): the hub calls these very functions.
+Test helpers live in :mod:`unity_sdk.testing`, not imported here.
 """
 
 from unity_sdk.client import HubClient
