@@ -22,6 +22,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from unity_sdk import RETENTION_KEY
+
 __all__ = ["Settings", "default_data_dir", "get_settings"]
 
 DEFAULT_AUTOENABLE = ["system-info", "disk-monitor", "network-monitor", "process-monitor"]
@@ -73,7 +75,11 @@ class Settings(BaseSettings):
         description="Plugin ids the loader skips entirely (JSON list).",
     )
     retention_days: int = Field(
-        default=30, ge=1, description="Days of metrics and executions kept per plugin by default."
+        default=30,
+        ge=RETENTION_KEY.minimum,
+        le=RETENTION_KEY.maximum,
+        description="Days of metrics and executions kept per plugin by default "
+        "(a plugin's config may set its own, within the same bounds).",
     )
     audit_retention_days: int = Field(
         default=365,

@@ -24,12 +24,11 @@ from sqlalchemy import func, select
 from unity.app import create_app
 from unity.auth.tokens import IssuedToken, Scope, create_token
 from unity.credentials import sealing
-from unity.plugins.config import secret_fields
 from unity.plugins.loader import PluginLoader
 from unity.settings import Settings
 from unity.storage import metrics as metric_store
 from unity.storage.models import Plugin, PluginExecution, PluginMetric
-from unity_sdk import PluginBase, PluginMetadata
+from unity_sdk import PluginBase, PluginMetadata, secret_fields
 
 API = "/api/plugins/v2"
 NO_ENTRY_POINTS = "unity.plugins.none-in-tests"

@@ -97,7 +97,7 @@ async def test_an_invalid_config_lists_every_field_and_saves_nothing(
     assert "configured" in response.json()["error"]["message"]
     assert (await client.get(f"{API}/configured/config")).json()["config"] == old
     assert (await plugin_row(app, "configured")).config == old
-    assert app.state.manager.plugins["configured"].instance.config["port"] == 8443
+    assert app.state.manager.plugins["configured"].instance.config.port == 8443
 
 
 async def test_a_missing_required_field_is_reported(client: httpx.AsyncClient) -> None:
@@ -150,7 +150,7 @@ async def test_put_replaces_the_whole_config(app: FastAPI, client: httpx.AsyncCl
     await client.put(f"{API}/configured/config", json={"url": "http://b"})
     assert (await plugin_row(app, "configured")).config == {"url": "http://b"}
     instance = app.state.manager.plugins["configured"].instance
-    assert instance.config["mode"] == "fast"
+    assert instance.config.mode == "fast"
     assert (await client.post(f"{API}/configured/execute")).json()["data"] == {
         "url": "http://b",
         "port": 8080,

@@ -133,7 +133,7 @@ async def test_bodies_that_cannot_be_parsed_are_4xx(
 # NaN/Infinity into null, and stores a lone surrogate that no JSON answer can encode,
 # so the plugin's config and detail answer 500 from then on.
 UNSTORABLE_CONFIG_BUG = (
-    "plugins/config.py validate() accepts any JSON value for plugins without a schema "
+    "unity_sdk.validate_config accepts any JSON value for plugins without a schema "
     "(and strings in any schema); it should refuse values the hub cannot store and "
     "serve the same on both databases (json.dumps(allow_nan=False) and a strict UTF-8 "
     "encode, no NUL) with a 422"

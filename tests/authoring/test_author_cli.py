@@ -158,6 +158,40 @@ def test_installed_package_is_found_and_its_own_tests_pass(package: Path, tmp_pa
     assert "warning" not in tests.stdout.lower(), "the scaffold's own test runs warning-free"
 
 
+def test_check_refuses_what_the_hub_loader_refuses(tmp_path: Path) -> None:
+    """The same rule as the hub's loader: a config field named like a hub key, and a
+    ``PluginBase[Model]`` whose model is not the declared config schema."""
+    source = tmp_path / "claims.py"
+    source.write_text(
+        "from pydantic import BaseModel\n"
+        "from unity_sdk import PluginBase, PluginMetadata\n"
+        "class Config(BaseModel):\n"
+        "    targets: list[str] = []\n"
+        "class Other(BaseModel):\n"
+        "    url: str = ''\n"
+        "class Claims(PluginBase[Config]):\n"
+        "    def get_metadata(self):\n"
+        "        return PluginMetadata(id='claims', name='C', version='1.0.0',\n"
+        "                              config_schema=Config)\n"
+        "    async def collect_data(self):\n"
+        "        return {}\n"
+    )
+    code, out, _ = _unity("plugin", "check", str(source), "--json")
+    assert code == 1
+    [report] = json.loads(out)
+    assert report["problems"] == [
+        "MetadataError: metadata of plugin 'claims' is not valid: config schema of 'claims' "
+        "declares targets: those keys belong to the hub (rename the plugin's field)"
+    ]
+    source.write_text(source.read_text().replace("config_schema=Config", "config_schema=Other"))
+    code, out, _ = _unity("plugin", "check", str(source), "--json")
+    [report] = json.loads(out)
+    assert report["problems"] == [
+        "MetadataError: Claims subclasses PluginBase[Config] but its config_schema is Other: "
+        "they must name the same model"
+    ]
+
+
 def test_check_reports_two_metrics_with_one_prometheus_name(tmp_path: Path) -> None:
     source = tmp_path / "clash.py"
     source.write_text(
@@ -174,8 +208,9 @@ def test_check_reports_two_metrics_with_one_prometheus_name(tmp_path: Path) -> N
     assert code == 1
     [report] = json.loads(out)
     assert report["problems"] == [
-        "MetadataError: plugin 'clash': metrics 'disk_used' (gauge) and 'disks.*.used' (gauge) "
-        "map to the same Prometheus name 'unity_clash_disk_used_bytes'; rename one of them"
+        "MetadataError: metadata of plugin 'clash' is not valid: metrics 'disk_used' (gauge) "
+        "and 'disks.*.used' (gauge) map to the same Prometheus name "
+        "'unity_clash_disk_used_bytes'; rename one of them"
     ]
 
 

@@ -60,6 +60,7 @@ def test_events_show_each_state_change_with_its_cause(cli: Invoke, hub: Hub) -> 
     assert changes[0] == ("degraded", "failing")
     assert "CollectionError" in answer["items"][0]["message"]
     text = cli(*as_admin(hub, "plugins", "events", "failing")).stdout
-    assert "failing" in text and "CollectionError" in text
+    assert "failing" in text
+    assert "CollectionError" in text
     missing = cli(*as_admin(hub, "plugins", "events", "no-such-plugin"))
     assert missing.exit_code != 0

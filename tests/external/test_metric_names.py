@@ -25,10 +25,12 @@ async def test_registration_refuses_two_metrics_with_one_prometheus_name(
         "/api/plugins/v2/register", json={"metadata": CLASHING, "hostname": "nas"}, headers=headers
     )
     error = error_of(refused, 422)
-    assert error["message"] == (
-        "plugin 'nas-clash': metrics 'endpoint_up' (gauge) and 'endpoints.*.up' (gauge) map to "
+    problem = (
+        "metrics 'endpoint_up' (gauge) and 'endpoints.*.up' (gauge) map to "
         "the same Prometheus name 'unity_nas_clash_endpoint_up'; rename one of them"
     )
+    assert error["message"] == f"metadata of plugin 'nas-clash' is not valid: {problem}"
+    assert error["details"] == [{"loc": ["metadata", "metrics"], "msg": problem}]
     assert (await client.get("/api/plugins/v2/nas-clash")).status_code == 404
     # Nothing was used up: the single-use token still registers the fixed metadata.
     fixed = {**CLASHING, "metrics": CLASHING["metrics"][1:]}

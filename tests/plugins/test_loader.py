@@ -198,6 +198,7 @@ def test_a_plugin_whose_metrics_share_a_prometheus_name_is_refused() -> None:
     [failure] = failures
     assert failure.name == "ClashingNames"
     assert failure.error == (
-        "MetadataError: plugin 'clashing': metrics 'latency' (gauge) and 'latency_ms' (gauge) "
+        "MetadataError: metadata of plugin 'clashing' is not valid: metrics 'latency' (gauge) "
+        "and 'latency_ms' (gauge) "
         "map to the same Prometheus name 'unity_clashing_latency_seconds'; rename one of them"
     )

@@ -7,8 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from unity.plugins.loader import validate_class
-from unity_sdk import HealthState, PluginBase
+from unity_sdk import HealthState, PluginBase, check_plugin_class
 
 # The example from the original design summary, with only its import line changed.
 SEED_EXAMPLE = """
@@ -34,7 +33,7 @@ async def test_seed_example_runs_with_only_its_import_changed() -> None:
     namespace: dict[str, Any] = {}
     exec(compile(SEED_EXAMPLE, "seed_example.py", "exec"), namespace)
     cls = namespace["MyPlugin"]
-    metadata = validate_class(cls)
+    metadata = check_plugin_class(cls)
     assert metadata.id == "my-plugin"
     assert metadata.category.value == "system"
     plugin = cls()
@@ -53,4 +52,4 @@ def test_readme_first_plugin_is_valid() -> None:
         if inspect.isclass(v) and issubclass(v, PluginBase) and v is not PluginBase
     ]
     assert len(plugins) == 1
-    assert validate_class(plugins[0]).metrics
+    assert check_plugin_class(plugins[0]).metrics

@@ -98,7 +98,26 @@ async def test_invalid_config_changes_nothing(settings: Settings) -> None:
         locs = sorted(tuple(e["loc"]) for e in caught.value.errors)
         assert locs == [("extra",), ("interval",), ("port",), ("url",)]
         assert (await manager.row("configured")).config == {"url": "http://a", "port": 1}
-        assert manager.get("configured").instance.config["port"] == 1
+        assert manager.get("configured").instance.config.port == 1
+    finally:
+        await _close(manager)
+
+
+async def test_a_typed_plugin_gets_its_validated_model(settings: Settings) -> None:
+    """``PluginBase[ServerConfig]``: the hub hands over the model instance, defaults
+    filled in, to the live instance and to ``on_config_change``; the plugin never
+    validates it again."""
+    manager = await _start(settings, sample_plugins.ALL)
+    try:
+        await manager.set_config("configured", {"url": "http://a", "interval": 30})
+        plugin = manager.get("configured").instance
+        assert isinstance(plugin, sample_plugins.ConfiguredPlugin)
+        assert isinstance(plugin.config, sample_plugins.ServerConfig)
+        assert plugin.config == sample_plugins.ServerConfig(url="http://a")
+        assert plugin.changes == [plugin.config]
+        result = await manager.execute("configured")
+        assert result.data == {"url": "http://a", "port": 8080}
+        assert (await manager.row("configured")).config == {"url": "http://a", "interval": 30}
     finally:
         await _close(manager)
 

@@ -132,18 +132,24 @@ class ServerConfig(BaseModel):
     mode: str = Field(default="fast", pattern="^(fast|slow)$")
 
 
-class ConfiguredPlugin(PluginBase):
-    """Needs a url; has a secret password field."""
+class ConfiguredPlugin(PluginBase[ServerConfig]):
+    """Needs a url; has a secret password field; keeps each config it is told of."""
+
+    def __init__(self, config: ServerConfig | dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self.changes: list[ServerConfig] = []
 
     def get_metadata(self) -> PluginMetadata:
         return _meta("configured", config_schema=ServerConfig)
 
     async def collect_data(self) -> dict[str, Any]:
-        config = ServerConfig.model_validate(self.config)
-        return {"url": config.url, "port": config.port}
+        return {"url": self.config.url, "port": self.config.port}
+
+    async def on_config_change(self, new: ServerConfig) -> None:
+        self.changes.append(new)
 
     async def health_check(self) -> HealthStatus:
-        if self.config.get("mode") == "slow":
+        if self.config.mode == "slow":
             return HealthStatus.degraded("running in slow mode")
         return HealthStatus.healthy("ok")
 

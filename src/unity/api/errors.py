@@ -25,7 +25,7 @@ from unity.plugins.runtime import PluginNotFoundError, PluginStateError
 from unity.storage.db import Database, DatabaseUnavailableError, is_unavailable
 from unity.storage.pagination import InvalidCursorError
 from unity.views import QueryError
-from unity_sdk import ConfigError, error_details
+from unity_sdk import ERROR_CODES, BatchRefusedError, ConfigError, MetadataError, error_details
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +40,6 @@ __all__ = [
     "error_response",
     "install_error_handlers",
 ]
-
-_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
-    409: "conflict",
-    413: "payload_too_large",
-    422: "invalid",
-    429: "too_many_requests",
-    500: "internal_error",
-    503: "unavailable",
-}
 
 
 class ApiError(Exception):
@@ -78,7 +63,7 @@ class ApiError(Exception):
 def error_response(
     status: int, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    body: dict[str, Any] = {"code": _CODES.get(status, "error"), "message": message}
+    body: dict[str, Any] = {"code": ERROR_CODES.get(status, "error"), "message": message}
     if details is not None:
         body["details"] = details
     return JSONResponse({"error": body}, status_code=status, headers=headers)
@@ -133,6 +118,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QueryError)
     async def _bad_query(_: Request, exc: QueryError) -> JSONResponse:
         return error_response(422, str(exc))
+
+    @app.exception_handler(MetadataError)
+    async def _metadata_error(_: Request, exc: MetadataError) -> JSONResponse:
+        return error_response(422, str(exc), exc.errors or None)
+
+    @app.exception_handler(BatchRefusedError)
+    async def _batch_refused(_: Request, exc: BatchRefusedError) -> JSONResponse:
+        return error_response(exc.status, str(exc), exc.errors or None)
 
     @app.exception_handler(PluginNotFoundError)
     async def _not_found(_: Request, exc: PluginNotFoundError) -> JSONResponse:

@@ -1,11 +1,13 @@
 """Checking a plugin as the hub would, and running it once, for authors.
 
-``check`` applies the loader's validation (including the Prometheus name
-collision check), lists the Prometheus family of each declared metric and adds
-advice (metrics without units, config fields without descriptions).
-``run_once`` validates a config, collects once with the plugin's timeout,
-checks the document against the declared metrics and warns about numbers no
-metric declares (they are stored but never charted or exported).
+``check`` applies the hub's own rule for plugin classes
+(:func:`unity_sdk.check_plugin_class`: hooks, metadata, config schema, the
+hub's reserved config keys, Prometheus name collisions), lists the Prometheus
+family of each declared metric and adds advice (metrics without units, config
+fields without descriptions). ``run_once`` validates a config by the hub's
+rule (:func:`unity_sdk.validate_config`), collects once with the plugin's
+timeout, checks the document against the declared metrics and warns about
+numbers no metric declares (they are stored but never charted or exported).
 """
 
 from __future__ import annotations
@@ -16,17 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from unity.authoring.source import Candidate
-from unity.plugins import config as plugin_config
-from unity.plugins.loader import validate_class
 from unity_sdk import (
     ConfigError,
     PluginBase,
     PluginMetadata,
     check_document,
+    check_plugin_class,
     error_lines,
     prometheus_advice,
     prometheus_series,
     undeclared_numbers,
+    validate_config,
 )
 
 __all__ = ["CheckReport", "RunReport", "check", "run_once"]
@@ -61,7 +63,7 @@ class RunReport:
 def check(candidate: Candidate) -> CheckReport:
     report = CheckReport(candidate.entry_point or candidate.cls.__name__)
     try:
-        metadata = validate_class(candidate.cls, expected_id=candidate.entry_point)
+        metadata = check_plugin_class(candidate.cls, expected_id=candidate.entry_point)
     except Exception as exc:
         report.problems.append(f"{type(exc).__name__}: {exc}")
         return report
@@ -93,12 +95,12 @@ def check(candidate: Candidate) -> CheckReport:
     return report
 
 
-async def run_once(cls: type[PluginBase], config: dict[str, Any]) -> RunReport:
+async def run_once(cls: type[PluginBase[Any]], config: dict[str, Any]) -> RunReport:
     """Validate ``config``, collect once and check the document."""
     report = RunReport()
-    metadata = validate_class(cls)
+    metadata = check_plugin_class(cls)
     try:
-        validated = plugin_config.validate(metadata, config)
+        validated = validate_config(metadata, config)
     except ConfigError as exc:
         report.problems.extend(f"config {line}" for line in error_lines(exc.errors))
         return report

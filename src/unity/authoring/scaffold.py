@@ -62,7 +62,9 @@ class {cls}Config(BaseModel):
     scale: float = Field(default=1.0, gt=0, description="Multiplier applied to the load average")
 
 
-class {cls}(PluginBase):
+class {cls}(PluginBase[{cls}Config]):
+    """``self.config`` is the validated {cls}Config: the hub checks every config."""
+
     def get_metadata(self) -> PluginMetadata:
         return PluginMetadata(
             id="{plugin_id}",
@@ -80,9 +82,9 @@ class {cls}(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        config = {cls}Config.model_validate(self.config)
         one, five, _ = os.getloadavg()
-        return {{"load": {{"one": one * config.scale, "five": five * config.scale}}}}
+        scale = self.config.scale
+        return {{"load": {{"one": one * scale, "five": five * scale}}}}
 '''
 
 TEST = '''\

@@ -16,6 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from unity.plugins.loader import ENTRY_POINT_GROUP
 from unity_sdk import PluginBase
@@ -31,7 +32,7 @@ class SourceError(Exception):
 class Candidate:
     """A plugin class found at the path, and the entry-point name it is published under."""
 
-    cls: type[PluginBase]
+    cls: type[PluginBase[Any]]
     entry_point: str | None
 
 
@@ -50,7 +51,7 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
-def _classes_in(module: ModuleType) -> list[type[PluginBase]]:
+def _classes_in(module: ModuleType) -> list[type[PluginBase[Any]]]:
     return [
         obj
         for obj in vars(module).values()

@@ -2,8 +2,11 @@
 
 External plugins run on other hosts and push over HTTP; the hub keeps their
 registry row, config, metrics and health like any other plugin but never runs
-their code. A batch is stored whole or not at all, and a batch id is stored
-once (a retry after a lost response is answered ``duplicate``).
+their code. What a registration and a batch must satisfy is the SDK's rulebook
+(:func:`unity_sdk.parse_metadata`, :func:`unity_sdk.accept_batch`), which the
+SDK's ``FakeHub`` applies too. A batch is stored whole or not at all, and a
+batch id is stored once (a retry after a lost response is answered
+``duplicate``).
 
 An id belongs to the enrollment token of its first registration: another
 token registering it is refused (409) unless an admin made that token to take
@@ -22,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from unity.auth import external as external_auth
 from unity.auth.external import IssuedSecret
-from unity.plugins.config import RESERVED_KEYS, check_off_loop, check_schema, secret_fields
+from unity.plugins.config import check_off_loop
 from unity.plugins.manager import PluginManager
 from unity.plugins.observe import RunObserved, StateChanged
 from unity.plugins.runtime import PluginNotFoundError, PluginStateError
@@ -31,26 +34,28 @@ from unity.storage import metrics as metric_store
 from unity.storage.models import BatchReceipt, EnrollmentToken, Plugin
 from unity.storage.types import utcnow
 from unity_sdk import (
+    RESERVED_KEYS,
     RUN_STATES,
     BatchAccepted,
     HealthReport,
     HealthState,
-    MetadataError,
     MetricBatch,
     PluginMetadata,
     PluginState,
     RegisterRequest,
     RegisterResponse,
     RunStatus,
-    check_prometheus_names,
-    error_lines,
+    accept_batch,
+    parse_metadata,
     plugin_state,
+    secret_fields,
 )
 
 __all__ = [
     "EnrollmentRefusedError",
     "EnrollmentScopeError",
     "RegistrationConflictError",
+    "accept",
     "is_stale",
     "record_health",
     "register",
@@ -71,18 +76,6 @@ class EnrollmentScopeError(PermissionError):
 
 class RegistrationConflictError(PluginStateError):
     """The plugin id belongs to another registration (or to an in-hub plugin)."""
-
-
-def parse_metadata(document: dict[str, Any]) -> PluginMetadata:
-    """Validate the metadata an external plugin sent; ``MetadataError`` if unusable."""
-    try:
-        metadata = PluginMetadata.model_validate(document)
-    except ValidationError as exc:
-        problems = "; ".join(error_lines(exc))
-        raise MetadataError(f"metadata is invalid: {problems}") from exc
-    check_schema(metadata)
-    check_prometheus_names(metadata)
-    return metadata
 
 
 async def register(
@@ -227,6 +220,19 @@ async def _external_row(session: Any, plugin_id: str) -> Plugin:
     if not row.external:
         raise PluginStateError(f"plugin {plugin_id!r} is not an external plugin")
     return row
+
+
+async def accept(
+    manager: PluginManager, plugin_id: str, raw: Any, *, max_future_skew: timedelta
+) -> MetricBatch:
+    """The batch in ``raw`` if the rulebook accepts it for the plugin's declared
+    metrics; ``BatchRefusedError`` (413/422, naming sample and field) otherwise."""
+    async with manager.db.session() as session:
+        row = await _external_row(session, plugin_id)
+        document = row.plugin_metadata
+    return accept_batch(
+        PluginMetadata.model_validate(document), raw, max_future_skew=max_future_skew
+    )
 
 
 async def store_batch(manager: PluginManager, plugin_id: str, batch: MetricBatch) -> BatchAccepted:

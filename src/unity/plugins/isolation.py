@@ -27,13 +27,13 @@ import sys
 from typing import Any
 
 import unity_sdk.errors as sdk_errors
-from unity.plugins.config import validate
 from unity_sdk import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     HealthStatus,
     PluginBase,
     PluginError,
     encode_document,
+    validate_config,
 )
 
 __all__ = ["run_isolated"]
@@ -85,7 +85,7 @@ async def _exchange(
 
 
 async def run_isolated(
-    cls: type[PluginBase],
+    cls: type[PluginBase[Any]],
     action: str,
     stored_config: dict[str, Any],
     *,
@@ -146,7 +146,7 @@ async def _child(request: dict[str, Any]) -> str:
     assert isinstance(cls, type)
     assert issubclass(cls, PluginBase)
     metadata = cls().get_metadata()
-    plugin = cls(config=validate(metadata, request["config"]).plugin)
+    plugin = cls(config=validate_config(metadata, request["config"]).plugin)
     await plugin.on_enable()
     try:
         if request["action"] == "health":

@@ -8,17 +8,27 @@ own plugin instance with an SSH runner, kept until the plugin is disabled.
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
 from unity.credentials import CredentialError, CredentialStore, Inventory, runner_for
-from unity.plugins import config as plugin_config
 from unity.plugins.runtime import HOOK_TIMEOUT, ManagedPlugin, as_document
 from unity.plugins.targets import TargetsFailedError, collect_each
 from unity.plugins.vault import ConfigVault
 from unity.settings import Settings
 from unity.storage.db import Database
-from unity_sdk import ConfigError, PluginAuthError, PluginBase, PluginMetadata
+from unity_sdk import (
+    LOCAL_TARGET,
+    ConfigError,
+    PluginAuthError,
+    PluginBase,
+    PluginMetadata,
+    ValidatedConfig,
+    credential_reference,
+    secret_fields,
+    validate_config,
+)
 
 __all__ = ["ConfigLinks"]
 
@@ -39,10 +49,10 @@ class ConfigLinks:
     async def collect_targets(
         self, managed: ManagedPlugin, timeout: float
     ) -> list[tuple[str, dict[str, Any]]]:
-        instances: list[tuple[str, PluginBase]] = []
+        instances: list[tuple[str, PluginBase[Any]]] = []
         failures: dict[str, BaseException] = {}
         for target in managed.config.targets:
-            if target == plugin_config.LOCAL_TARGET:
+            if target == LOCAL_TARGET:
                 instances.append((self.settings.hostname, managed.instance))
                 continue
             try:
@@ -81,7 +91,9 @@ class ConfigLinks:
             )
         except CredentialError as exc:
             raise PluginAuthError(str(exc)) from None
-        instance = managed.loaded.cls(config=dict(managed.instance.config), runner=runner)
+        # Its own copy: a plugin may change its config object without touching the others'.
+        config = copy.deepcopy(managed.instance.config)
+        instance = managed.loaded.cls(config=config, runner=runner)
         await managed.worker.call(instance.on_enable, timeout=HOOK_TIMEOUT)
         managed.remotes[server] = (instance, runner)
         return instance
@@ -95,9 +107,7 @@ class ConfigLinks:
                 log.warning("plugin %s on %s: on_disable raised %s", managed.id, server, exc)
             await runner.close()
 
-    async def check(
-        self, metadata: PluginMetadata, validated: plugin_config.ValidatedConfig
-    ) -> None:
+    async def check(self, metadata: PluginMetadata, validated: ValidatedConfig) -> None:
         """``ConfigError`` when a referenced credential or a target server does not exist."""
         if not validated.references and not validated.targets:
             return
@@ -128,9 +138,9 @@ class ConfigLinks:
         """``stored`` with each credential reference in a secret field replaced by the
         secret; every resolution is audited as a ``use`` by ``actor``."""
         resolved = dict(stored)
-        secrets = plugin_config.secret_fields(metadata)
+        secrets = secret_fields(metadata)
         for key, value in stored.items():
-            name = plugin_config.credential_reference(value)
+            name = credential_reference(value)
             if name is not None and key in secrets:
                 credential = await self._store().resolve(
                     name,
@@ -158,7 +168,7 @@ class ConfigLinks:
             return
         resolved = await self.credentials_for(managed, managed.config.stored)
         try:
-            config = plugin_config.validate(managed.metadata, resolved).plugin
+            config = validate_config(managed.metadata, resolved).plugin
         except ConfigError as exc:
             # The messages may quote the value: name the fields only.
             fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors)
@@ -167,4 +177,4 @@ class ConfigLinks:
             ) from None
         managed.instance.config = config
         for instance, _ in managed.remotes.values():
-            instance.config = dict(config)
+            instance.config = copy.deepcopy(config)

@@ -2,8 +2,10 @@
 
 There are exactly two sources, both explicit: ``BUILTIN_PLUGINS`` in
 ``unity.plugins.builtin`` and the entry-point group ``unity.plugins`` (the
-entry-point name is the plugin id). Every plugin is validated here; one that
-fails to import or validate becomes a :class:`LoadFailure` and is skipped.
+entry-point name is the plugin id). Every plugin is validated here by the
+SDK's rule (:func:`unity_sdk.check_plugin_class`, the one ``unity plugin check``
+and ``check_plugin`` apply too); one that fails to import or validate becomes
+a :class:`LoadFailure` and is skipped.
 
 Loading runs third-party code (the import, ``__init__``, ``get_metadata()``),
 so each plugin loads on its own daemon thread and all of them share one time
@@ -14,7 +16,6 @@ its thread abandoned, and start-up goes on without it.
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 import os
 import site
@@ -26,21 +27,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
+from typing import Any
 
-from unity.plugins.config import check_schema
-from unity_sdk import MetadataError, PluginBase, PluginMetadata, check_prometheus_names
+from unity_sdk import PluginBase, PluginMetadata, check_plugin_class
 
 __all__ = ["ENTRY_POINT_GROUP", "LoadFailure", "LoadedPlugin", "PluginLoader"]
 
 ENTRY_POINT_GROUP = "unity.plugins"
-_ASYNC_METHODS = (
-    "collect_data",
-    "health_check",
-    "on_enable",
-    "on_disable",
-    "on_error",
-    "on_config_change",
-)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +42,7 @@ log = logging.getLogger(__name__)
 class LoadedPlugin:
     """A plugin class that passed validation, with its metadata."""
 
-    cls: type[PluginBase]
+    cls: type[PluginBase[Any]]
     metadata: PluginMetadata
     source: str  # "builtin" or "entry_point"
     distribution: str | None = None
@@ -73,28 +66,6 @@ class LoadFailure:
     source: str
     error: str
     distribution: str | None = field(default=None)
-
-
-def validate_class(obj: object, *, expected_id: str | None = None) -> PluginMetadata:
-    """Check that ``obj`` is a usable plugin class and return its metadata."""
-    if not (inspect.isclass(obj) and issubclass(obj, PluginBase)):
-        raise MetadataError(f"{obj!r} is not a subclass of unity_sdk.PluginBase")
-    if inspect.isabstract(obj):
-        missing = ", ".join(sorted(obj.__abstractmethods__))
-        raise MetadataError(f"{obj.__name__} does not implement: {missing}")
-    for name in _ASYNC_METHODS:
-        if not inspect.iscoroutinefunction(getattr(obj, name)):
-            raise MetadataError(f"{obj.__name__}.{name} must be an async method")
-    metadata = obj().get_metadata()
-    if not isinstance(metadata, PluginMetadata):
-        raise MetadataError(f"{obj.__name__}.get_metadata() must return PluginMetadata")
-    if expected_id is not None and metadata.id != expected_id:
-        raise MetadataError(
-            f"entry point {expected_id!r} loads plugin id {metadata.id!r}; they must be equal"
-        )
-    check_schema(metadata)
-    check_prometheus_names(metadata)
-    return metadata
 
 
 def _describe(exc: BaseException) -> str:
@@ -193,7 +164,7 @@ class PluginLoader:
 
     def __init__(
         self,
-        builtins: Sequence[type[PluginBase]] | None = None,
+        builtins: Sequence[type[PluginBase[Any]]] | None = None,
         *,
         group: str = ENTRY_POINT_GROUP,
         skip: Iterable[str] = (),
@@ -266,7 +237,7 @@ class PluginLoader:
     ) -> LoadedPlugin | LoadFailure:
         name = expected_id or str(getattr(cls, "__name__", repr(cls)))
         try:
-            metadata = validate_class(cls, expected_id=expected_id)
+            metadata = check_plugin_class(cls, expected_id=expected_id)
         except Exception as exc:
             return LoadFailure(name, source, _describe(exc), distribution)
         assert isinstance(cls, type)

@@ -269,13 +269,13 @@ class PluginManager:
         old_interval = managed.interval
         managed.config = validated
         await self.links.close_remotes(managed)
-        managed.instance.config = dict(validated.plugin)
+        managed.instance.config = validated.plugin
         try:
             await self.links.apply_credentials(managed)
         except PluginError as exc:
             log.warning("plugin %s: %s", plugin_id, exc)
         supervisor = self.supervisors[plugin_id]
-        await supervisor.hook("on_config_change", dict(managed.instance.config))
+        await supervisor.hook("on_config_change", managed.instance.config)
         if managed.enabled and managed.active and managed.interval != old_interval:
             supervisor.schedule()
         return validated

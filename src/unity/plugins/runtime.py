@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from unity.credentials import SSHRunner
-from unity.plugins import config as plugin_config
 from unity.plugins.loader import LoadedPlugin
 from unity.plugins.worker import PluginWorker
 from unity_sdk import (
@@ -26,6 +25,7 @@ from unity_sdk import (
     PluginMetadata,
     PluginState,
     RunStatus,
+    ValidatedConfig,
     encode_document,
     require_storable_numbers,
 )
@@ -63,15 +63,15 @@ class ManagedPlugin:
     """A loaded plugin and everything the manager tracks about it."""
 
     loaded: LoadedPlugin
-    instance: PluginBase
+    instance: PluginBase[Any]
     worker: PluginWorker
-    config: plugin_config.ValidatedConfig
+    config: ValidatedConfig
     enabled: bool = False
     active: bool = False
     consecutive_failures: int = 0
     reload_error: str | None = None
     run_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    remotes: dict[str, tuple[PluginBase, SSHRunner]] = field(default_factory=dict)
+    remotes: dict[str, tuple[PluginBase[Any], SSHRunner]] = field(default_factory=dict)
     # Set by the admin (UNITY_PROCESS_ISOLATION, UNITY_ISOLATE_ENTRY_POINTS).
     force_process: bool = False
     # CPU seconds of the worker thread at the end of the last run, and the delay

@@ -41,7 +41,7 @@ def _describe(exc: BaseException) -> str:
 
 
 async def collect_each(
-    instances: Sequence[tuple[str, PluginBase]], timeout: float
+    instances: Sequence[tuple[str, PluginBase[Any]]], timeout: float
 ) -> list[tuple[str, Any]]:
     """``(host, result or exception)`` per target, each collected under ``timeout``."""
 

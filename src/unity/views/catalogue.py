@@ -26,7 +26,6 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unity.plugins import config as plugin_config
 from unity.plugins import external as ingest
 from unity.plugins.loader import LoadFailure
 from unity.plugins.manager import PluginManager
@@ -34,7 +33,7 @@ from unity.plugins.runtime import PluginNotFoundError
 from unity.storage import registry
 from unity.storage.models import Plugin
 from unity.storage.types import utcnow
-from unity_sdk import HealthState, PluginMetadata, PluginState, plugin_state
+from unity_sdk import MASK, HealthState, PluginMetadata, PluginState, mask_secrets, plugin_state
 from unity_sdk.state import RUN_STATES
 
 __all__ = [
@@ -218,8 +217,8 @@ def plugin_view(manager: PluginManager, row: Plugin, *, now: datetime | None = N
 def _masked(metadata: PluginMetadata | None, config: dict[str, Any]) -> dict[str, Any]:
     if metadata is None:
         # Without a schema no field is known not to be secret.
-        return dict.fromkeys(config, plugin_config.MASK)
-    return plugin_config.mask_secrets(metadata, config)
+        return dict.fromkeys(config, MASK)
+    return mask_secrets(metadata, config)
 
 
 def detail_of(

@@ -3,10 +3,10 @@
 Each top-level property becomes one field with a widget chosen from its
 type: text, number, whole number, checkbox, select (enums), secret (password
 input or a stored credential), list (one item per line) or JSON (anything
-nested). The hub's own keys (``interval``, ``retention_days``, ``targets``)
-come first. The browser sends the values back as one JSON object to
-``PUT /api/plugins/v2/{id}/config``, which validates them; its 422 details
-are shown next to the fields they name.
+nested). The hub's own keys come first, with the bounds the SDK declares
+for them (:data:`unity_sdk.HUB_KEYS`, ``targets``). The browser sends the
+values back as one JSON object to ``PUT /api/plugins/v2/{id}/config``, which
+validates them; its 422 details are shown next to the fields they name.
 """
 
 from __future__ import annotations
@@ -16,8 +16,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from unity.plugins import config as plugin_config
-from unity_sdk import PluginMetadata
+from unity_sdk import (
+    HUB_KEYS,
+    LOCAL_TARGET,
+    MASK,
+    TARGETS_KEY,
+    HubKey,
+    PluginMetadata,
+    credential_reference,
+    secret_fields,
+)
 
 __all__ = ["FormField", "config_form"]
 
@@ -138,7 +146,7 @@ def _field(
     present = name in config
     current = config.get(name)
     default = prop.get("default")
-    credential = plugin_config.credential_reference(current) if secret else None
+    credential = credential_reference(current) if secret else None
     return FormField(
         name=name,
         label=str(prop.get("title") or name.replace("_", " ").capitalize()),
@@ -154,8 +162,22 @@ def _field(
         maximum=prop.get("maximum"),
         item_type=item_type,
         credential=credential,
-        stored_secret=secret and credential is None and current == plugin_config.MASK,
+        stored_secret=secret and credential is None and current == MASK,
         example=_example(schema, prop) if widget == "json" else "",
+    )
+
+
+def _hub_field(key: HubKey, current: Any, default: float) -> FormField:
+    return FormField(
+        name=key.name,
+        label=key.label,
+        widget="integer" if key.whole else "number",
+        description=f"{key.description} ({key.minimum} to {key.maximum}).",
+        default=default,
+        value="" if current is None else f"{current:g}",
+        minimum=key.minimum,
+        maximum=key.maximum,
+        hub_key=True,
     )
 
 
@@ -166,42 +188,21 @@ def _hub_fields(
     retention_days: int,
     servers: list[str],
 ) -> list[FormField]:
-    interval = config.get("interval")
-    retention = config.get("retention_days")
-    fields = [
-        FormField(
-            name="interval",
-            label="Interval",
-            widget="number",
-            description="Seconds between scheduled runs (1 to 86400).",
-            default=metadata.default_interval,
-            value="" if interval is None else f"{interval:g}",
-            minimum=1,
-            maximum=86400,
-            hub_key=True,
-        ),
-        FormField(
-            name="retention_days",
-            label="Retention",
-            widget="integer",
-            description="Days of metrics and run history kept (1 to 3650).",
-            default=retention_days,
-            value="" if retention is None else str(retention),
-            minimum=1,
-            maximum=3650,
-            hub_key=True,
-        ),
-    ]
+    defaults: dict[str, float] = {
+        "interval": metadata.default_interval,
+        "retention_days": retention_days,
+    }
+    fields = [_hub_field(key, config.get(key.name), defaults[key.name]) for key in HUB_KEYS]
     if metadata.supports_remote:
         fields.append(
             FormField(
-                name="targets",
+                name=TARGETS_KEY,
                 label="Targets",
                 widget="targets",
                 description="Where to collect: the hub itself and servers of the inventory "
                 "(none chosen: the hub only).",
-                options=[plugin_config.LOCAL_TARGET, *servers],
-                chosen=[str(t) for t in config.get("targets") or []],
+                options=[LOCAL_TARGET, *servers],
+                chosen=[str(t) for t in config.get(TARGETS_KEY) or []],
                 hub_key=True,
             )
         )
@@ -218,7 +219,7 @@ def config_form(
     """The form fields for a plugin's config; ``config`` as the API returns it (masked)."""
     schema = metadata.config_json_schema()
     required = set(schema.get("required", []))
-    secrets = plugin_config.secret_fields(metadata)
+    secrets = secret_fields(metadata)
     fields = _hub_fields(metadata, config, retention_days=retention_days, servers=servers)
     taken = {f.name for f in fields}
     for name, raw in schema.get("properties", {}).items():

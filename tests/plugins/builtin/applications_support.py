@@ -23,9 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import BaseModel
 from tests.support.plugin_checks import collect_checked as collect_checked
 
-from unity.plugins.config import mask_secrets, secret_fields
-from unity.plugins.loader import validate_class
-from unity_sdk import PluginBase, PluginMetadata
+from unity_sdk import PluginBase, PluginMetadata, check_plugin_class, mask_secrets, secret_fields
 
 P = TypeVar("P", bound=PluginBase)
 
@@ -49,7 +47,7 @@ def check_metadata(
     cls: type[PluginBase], plugin_id: str, category: str, *, secrets: set[str] = frozenset()
 ) -> PluginMetadata:
     """The checks every application monitor passes: loader, metadata, schema, secrets."""
-    metadata = validate_class(cls, expected_id=plugin_id)
+    metadata = check_plugin_class(cls, expected_id=plugin_id)
     assert metadata.id == plugin_id
     assert metadata.category == category
     assert metadata.version == "1.0.0"

@@ -29,13 +29,13 @@ import uvicorn
 from pydantic import BaseModel
 from starlette.types import ASGIApp
 
-from unity.plugins.loader import validate_class
 from unity_sdk import (
     CommandResult,
     LocalRunner,
     PluginBase,
     PluginMetadata,
     check_document,
+    check_plugin_class,
     undeclared_numbers,
 )
 from unity_sdk.testing import check_plugin
@@ -69,7 +69,7 @@ async def collect_checked(plugin: PluginBase) -> dict[str, Any]:
 
 def check_class(cls: type[PluginBase], plugin_id: str, category: str) -> PluginMetadata:
     """The checks every plugin of the group passes: loader validation and house rules."""
-    metadata = validate_class(cls)
+    metadata = check_plugin_class(cls)
     assert metadata.id == plugin_id
     assert metadata.category == category
     assert metadata.version == "1.0.0"

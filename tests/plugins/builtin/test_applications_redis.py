@@ -292,7 +292,7 @@ async def test_closed_port_is_not_ready() -> None:
         await plugin.collect_data()
     health = await plugin.health_check()
     assert health.status is HealthState.UNHEALTHY
-    assert health.message.startswith(f"Redis at 127.0.0.1:{plugin.config['port']} is not")
+    assert health.message.startswith(f"Redis at 127.0.0.1:{plugin.config.port} is not")
 
 
 @pytest.mark.parametrize("config", [{"port": 0}, {"db": -1}, {"url": "redis://x"}])

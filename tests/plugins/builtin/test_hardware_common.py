@@ -23,7 +23,6 @@ from pydantic import BaseModel, ValidationError
 from tests.support.plugin_checks import collect_checked as collect_checked
 
 from unity.plugins.builtin import BUILTIN_PLUGINS
-from unity.plugins.loader import validate_class
 from unity_sdk import (
     CommandResult,
     HealthState,
@@ -31,6 +30,7 @@ from unity_sdk import (
     MetricKind,
     PluginBase,
     check_document,
+    check_plugin_class,
     undeclared_numbers,
 )
 
@@ -159,7 +159,7 @@ def test_every_plugin_of_the_group_is_a_builtin() -> None:
 
 @pytest.mark.parametrize("cls", HARDWARE_PLUGINS)
 def test_loader_accepts(cls: type[PluginBase]) -> None:
-    metadata = validate_class(cls)
+    metadata = check_plugin_class(cls)
     assert metadata.version == "1.0.0"
     assert metadata.author == "Unity developers"
     assert metadata.description

@@ -193,7 +193,7 @@ async def test_disk_monitor_reports_root() -> None:
     root = document["partitions"]["/"]
     assert 0 <= root["percent"] <= 100
     assert root["total"] == psutil.disk_usage("/").total
-    excluded = set(make(DiskMonitorPlugin).config["exclude_fstypes"])
+    excluded = set(make(DiskMonitorPlugin).config.exclude_fstypes)
     assert not {p["fstype"] for p in document["partitions"].values()} & excluded
     assert document["max_used_percent"] == max(
         p["percent"] for p in document["partitions"].values()

@@ -112,7 +112,7 @@ def test_metadata() -> None:
         metadata = check_class(cls, plugin_id, "container")
         assert not metadata.supports_remote
         assert metadata.requires.packages == ["httpx"]
-        assert make(cls).config["socket"] == "/var/run/docker.sock"
+        assert make(cls).config.socket == "/var/run/docker.sock"
 
 
 async def test_docker_stats_reports_running_containers(engine: tuple[str, list[str]]) -> None:

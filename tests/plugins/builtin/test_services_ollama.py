@@ -62,7 +62,7 @@ async def ollama() -> AsyncIterator[Server]:
 def test_metadata() -> None:
     metadata = check_class(OllamaPlugin, "ollama", "ai_ml")
     assert not metadata.supports_remote
-    assert make(OllamaPlugin).config["url"] == "http://127.0.0.1:11434"
+    assert make(OllamaPlugin).config.url == "http://127.0.0.1:11434"
     with pytest.raises(ValidationError):
         make(OllamaPlugin, url="127.0.0.1:11434")
 

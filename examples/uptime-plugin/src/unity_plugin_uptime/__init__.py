@@ -24,7 +24,7 @@ class UptimeConfig(BaseModel):
     proc: str = Field(default="/proc", description="Where procfs is mounted")
 
 
-class UptimePlugin(PluginBase):
+class UptimePlugin(PluginBase[UptimeConfig]):
     def get_metadata(self) -> PluginMetadata:
         return PluginMetadata(
             id="uptime",
@@ -45,7 +45,7 @@ class UptimePlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        proc = Path(UptimeConfig.model_validate(self.config).proc)
+        proc = Path(self.config.proc)
         try:
             uptime, idle = (proc / "uptime").read_text().split()[:2]
             entropy = (proc / "sys/kernel/random/entropy_avail").read_text().strip()

@@ -15,9 +15,30 @@ Public modules: this package, the contract modules it re-exports whole
 :mod:`unity_sdk.run` (``python -m unity_sdk.run``). Modules whose names start
 with an underscore are implementation details: the hub, like any other
 consumer, imports only the names listed in ``__all__`` below.
+
+What the hub accepts (plugin classes, metadata, configs, metric batches) is
+the rulebook here too (``check_plugin_class``, ``parse_metadata``,
+``validate_config``, ``accept_batch``): the hub calls these very functions.
 """
 
 from unity_sdk._client import HubClient
+from unity_sdk._config import (
+    CREDENTIAL_REF,
+    HUB_KEYS,
+    INTERVAL_KEY,
+    LOCAL_TARGET,
+    MASK,
+    RESERVED_KEYS,
+    RETENTION_KEY,
+    TARGETS_KEY,
+    HubKey,
+    ValidatedConfig,
+    credential_reference,
+    mask_secrets,
+    plugin_view,
+    secret_fields,
+    validate_config,
+)
 from unity_sdk._external import ExternalPluginBase
 from unity_sdk._metrics import (
     DEFAULT_MAX_DOCUMENT_BYTES,
@@ -34,10 +55,17 @@ from unity_sdk._prometheus import (
     prometheus_collisions,
     prometheus_series,
 )
+from unity_sdk._rules import (
+    accept_batch,
+    check_metadata,
+    check_plugin_class,
+    parse_metadata,
+)
 from unity_sdk._runner import CommandResult, LocalRunner, Runner
 from unity_sdk._wire import (
     API_KEY_PREFIX,
     ENROLLMENT_PREFIX,
+    ERROR_CODES,
     MAX_BATCH_SAMPLES,
     MAX_HEALTH_DETAILS_BYTES,
     MAX_HEALTH_REPORT_BYTES,
@@ -53,6 +81,7 @@ from unity_sdk._wire import (
     new_key_secret,
 )
 from unity_sdk.errors import (
+    BatchRefusedError,
     CollectionError,
     ConfigError,
     DependencyMissingError,
@@ -83,25 +112,36 @@ from unity_sdk.metadata import (
     Requirements,
     duplicate_names,
 )
-from unity_sdk.plugin import PluginBase
+from unity_sdk.plugin import ConfigT, PluginBase
 from unity_sdk.state import RUN_STATES, PluginState, RunStatus, plugin_state, run_state
 
 __version__ = "0.1.0"
 
 __all__ = [
     "API_KEY_PREFIX",
+    "CREDENTIAL_REF",
     "DEFAULT_MAX_DOCUMENT_BYTES",
     "ENROLLMENT_PREFIX",
+    "ERROR_CODES",
+    "HUB_KEYS",
+    "INTERVAL_KEY",
+    "LOCAL_TARGET",
+    "MASK",
     "MAX_BATCH_SAMPLES",
     "MAX_HEALTH_DETAILS_BYTES",
     "MAX_HEALTH_REPORT_BYTES",
     "MAX_METRICS",
     "PLUGIN_ID_PATTERN",
+    "RESERVED_KEYS",
+    "RETENTION_KEY",
     "RUN_STATES",
+    "TARGETS_KEY",
     "BatchAccepted",
+    "BatchRefusedError",
     "CollectionError",
     "CommandResult",
     "ConfigError",
+    "ConfigT",
     "DependencyMissingError",
     "DocumentTooLargeError",
     "ExternalPluginBase",
@@ -112,6 +152,7 @@ __all__ = [
     "HubAuthError",
     "HubClient",
     "HubError",
+    "HubKey",
     "HubRequestError",
     "HubUnavailableError",
     "Isolation",
@@ -137,22 +178,32 @@ __all__ = [
     "Runner",
     "Sample",
     "UnityError",
+    "ValidatedConfig",
     "__version__",
+    "accept_batch",
     "batch_problems",
     "check_document",
+    "check_metadata",
+    "check_plugin_class",
     "check_prometheus_names",
+    "credential_reference",
     "duplicate_names",
     "encode_document",
     "error_details",
     "error_lines",
     "iter_metric_values",
+    "mask_secrets",
     "new_key_secret",
     "number_problems",
+    "parse_metadata",
     "plugin_state",
+    "plugin_view",
     "prometheus_advice",
     "prometheus_collisions",
     "prometheus_series",
     "require_storable_numbers",
     "run_state",
+    "secret_fields",
     "undeclared_numbers",
+    "validate_config",
 ]

@@ -268,7 +268,7 @@ def _singular(name: str) -> str:
     """The last word of ``name`` in the singular: ``failed_units`` -> ``failed_unit``.
 
     Regular English plurals only, which is what item keys are in practice; the
-    SDK stays free of dependencies beyond pydantic and httpx.
+    SDK stays free of a dependency for English grammar.
     """
     head, _, word = name.rpartition("_")
     # Three letters or fewer are mostly acronyms ("ups", "dns"), not plurals.

@@ -34,6 +34,7 @@ __all__ = [
     "API_KEY_PREFIX",
     "DEFAULT_MAX_FUTURE_SKEW",
     "ENROLLMENT_PREFIX",
+    "ERROR_CODES",
     "KEY_SECRET_PATTERN",
     "MAX_BATCH_SAMPLES",
     "MAX_HEALTH_DETAILS_BYTES",
@@ -60,6 +61,24 @@ MAX_HOST_LENGTH = 255
 MAX_HEALTH_DETAILS_BYTES = 64 * 1024
 # The whole report body; room for the message and for \u escapes of non-ASCII text.
 MAX_HEALTH_REPORT_BYTES = 4 * MAX_HEALTH_DETAILS_BYTES
+
+
+# Every error answers ``{"error": {"code", "message", "details"}}``; ``code``
+# follows from the status (``"error"`` for any other).
+ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "invalid",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
 
 
 def json_size(value: Any) -> int:

@@ -10,6 +10,7 @@ Exception hierarchy::
     UnityError
     ├── MetadataError              metadata or config schema is not valid
     ├── ConfigError                a config does not match the plugin's schema
+    ├── BatchRefusedError          a metric batch breaks the acceptance rules
     ├── PluginError                raised from collect_data / health_check
     │   ├── PluginNotReadyError    transient: service starting, try again later
     │   ├── PluginAuthError        credentials refused; needs an operator
@@ -21,6 +22,8 @@ Exception hierarchy::
         ├── HubAuthError           401/403: key revoked, unknown or another plugin's
         └── HubRequestError        any other 4xx (409, 413, 422...); never retried
 
+``MetadataError.errors``, ``ConfigError.errors`` and ``BatchRefusedError.errors``
+hold one ``{"loc", "msg"}`` entry per problem: the hub's 422 details.
 ``PluginError.recoverable`` says whether retrying without operator action can
 help; the hub backs off on every failure but marks unrecoverable ones as
 failing at once. ``HubError.status`` is the HTTP status (``None`` when no
@@ -36,6 +39,7 @@ from typing import Any
 from pydantic import ValidationError
 
 __all__ = [
+    "BatchRefusedError",
     "CollectionError",
     "ConfigError",
     "DependencyMissingError",
@@ -57,7 +61,14 @@ class UnityError(Exception):
 
 
 class MetadataError(UnityError):
-    """A plugin's metadata, declared metrics or config schema is invalid."""
+    """A plugin's metadata, declared metrics or config schema is invalid.
+
+    ``errors`` holds one entry per problem: ``{"loc": [...], "msg": "..."}``.
+    """
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors: list[dict[str, Any]] = errors or []
 
 
 class ConfigError(UnityError):
@@ -68,6 +79,21 @@ class ConfigError(UnityError):
 
     def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
+        self.errors: list[dict[str, Any]] = errors or []
+
+
+class BatchRefusedError(UnityError):
+    """A metric batch from an external plugin was refused; nothing of it is stored.
+
+    ``status`` is the HTTP status the hub answers (413 for too many samples,
+    422 for an invalid one); ``errors`` names each sample and field at fault.
+    """
+
+    def __init__(
+        self, status: int, message: str, errors: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
         self.errors: list[dict[str, Any]] = errors or []
 
 

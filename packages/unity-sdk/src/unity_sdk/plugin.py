@@ -20,6 +20,34 @@ Example::
             with open("/proc/uptime") as f:
                 return {"uptime": float(f.read().split()[0])}
 
+A plugin with settings declares them as a pydantic model, names it as the
+metadata's ``config_schema`` and subclasses ``PluginBase[ThatModel]``:
+``self.config`` is then the validated model instance (the hub validates every
+config before the plugin sees it; the plugin never re-validates)::
+
+    class PingConfig(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        url: str = Field(description="What to ping")
+        timeout: float = Field(5, gt=0, description="Seconds to wait")
+        token: SecretStr | None = Field(None, description="Masked, never logged")
+
+    class Ping(PluginBase[PingConfig]):
+        def get_metadata(self) -> PluginMetadata:
+            return PluginMetadata(id="ping", name="Ping", version="1.0.0",
+                                  config_schema=PingConfig)
+
+        async def collect_data(self) -> dict[str, Any]:
+            async with httpx.AsyncClient(timeout=self.config.timeout) as client:
+                ...
+
+The JSON Schema of the model feeds the API and the dashboard's config form;
+``SecretStr`` fields are secret (masked, sealed at rest, may reference a stored
+credential). ``PluginBase[Model]`` and ``config_schema`` must name the same
+model (the hub refuses the plugin otherwise). A plugin whose ``config_schema``
+is a JSON Schema dict, or that has none, subclasses plain ``PluginBase`` and
+receives a dict with the schema's defaults filled in.
+
 Where the code runs (``PluginMetadata.isolation``):
 
 - ``Isolation.THREAD`` (default): a worker thread of the hub's own process.
@@ -47,30 +75,68 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar, Generic, cast, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from typing_extensions import TypeVar
 
 from unity_sdk._runner import LocalRunner, Runner
+from unity_sdk.errors import ConfigError, error_details
 from unity_sdk.metadata import HealthStatus, PluginMetadata
 
-__all__ = ["PluginBase"]
+__all__ = ["ConfigT", "PluginBase"]
+
+# What ``self.config`` holds: the plugin's config model, by default a dict.
+ConfigT = TypeVar("ConfigT", bound=BaseModel | dict[str, Any], default=dict[str, Any])
 
 
-class PluginBase(ABC):
+class PluginBase(ABC, Generic[ConfigT]):
     """Base class of every Unity plugin.
 
     The hub creates one instance per plugin (and per remote target) and keeps
     it for as long as the plugin is loaded. ``self.config`` holds the validated
-    config (defaults filled in); ``self.runner`` runs commands on the target
-    host (see :mod:`unity_sdk._runner`); ``self.logger`` is a logger named
+    config: an instance of ``config_model`` for a ``PluginBase[Model]``, else a
+    dict with defaults filled in. ``self.runner`` runs commands on the target
+    host (a ``Runner``); ``self.logger`` is a logger named
     after the plugin.
+
+    ``config_model`` is the model named by ``PluginBase[Model]`` (None for a
+    plain ``PluginBase``). A config given as a mapping (``Plugin(config={...})``
+    in a test) is validated against it, ``ConfigError`` when it does not fit;
+    none or an empty one holds the model's defaults, unvalidated when the
+    model has required fields (such an instance only describes the plugin: the
+    hub runs a plugin only with a config that validated).
     """
 
+    config_model: ClassVar[type[BaseModel] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            origin = get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, PluginBase):
+                model = next(iter(get_args(base)), None)
+                if isinstance(model, type) and issubclass(model, BaseModel):
+                    cls.config_model = model
+
     def __init__(
-        self, config: Mapping[str, Any] | None = None, *, runner: Runner | None = None
+        self,
+        config: ConfigT | Mapping[str, Any] | None = None,
+        *,
+        runner: Runner | None = None,
     ) -> None:
-        self.config: dict[str, Any] = dict(config or {})
+        self.config = config
         self.runner: Runner = runner or LocalRunner()
         self.logger = logging.getLogger(f"unity.plugin.{type(self).__name__}")
+
+    @property
+    def config(self) -> ConfigT:
+        """The validated config (see the class docstring)."""
+        return self._config
+
+    @config.setter
+    def config(self, value: ConfigT | Mapping[str, Any] | None) -> None:
+        self._config = cast(ConfigT, _adopt(type(self).config_model, value))
 
     @abstractmethod
     def get_metadata(self) -> PluginMetadata:
@@ -155,11 +221,29 @@ class PluginBase(ABC):
                 self.connection = None  # reconnect on the next run
         """
 
-    async def on_config_change(self, new: dict[str, Any]) -> None:
+    async def on_config_change(self, new: ConfigT) -> None:
         """Called after a new, validated config was stored and set as ``self.config``.
 
         Example::
 
-            async def on_config_change(self, new: dict[str, Any]) -> None:
-                self.client.base_url = new["url"]
+            async def on_config_change(self, new: PingConfig) -> None:
+                self.client.base_url = new.url
         """
+
+
+def _adopt(model: type[BaseModel] | None, value: Any) -> BaseModel | dict[str, Any]:
+    """``value`` in the shape ``self.config`` holds for a class whose model is ``model``."""
+    if model is None:
+        # A plain PluginBase with a model as config_schema gets the values as a dict.
+        return value.model_dump() if isinstance(value, BaseModel) else dict(value or {})
+    if isinstance(value, model):
+        return value
+    data = value.model_dump() if isinstance(value, BaseModel) else dict(value or {})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        if not data:
+            # Not configured yet: only the defaults, for describing the plugin.
+            return model.model_construct()
+        problems = error_details(exc)
+        raise ConfigError(f"config is not a valid {model.__name__}", problems) from None

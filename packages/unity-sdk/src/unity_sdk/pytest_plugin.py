@@ -24,7 +24,9 @@ class Collector(Protocol):
     """The type of the ``collect`` and ``unity_plugin_check`` fixtures."""
 
     async def __call__(
-        self, plugin: type[PluginBase] | PluginBase, config: Mapping[str, Any] | None = None
+        self,
+        plugin: type[PluginBase[Any]] | PluginBase[Any],
+        config: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]: ...
 
 

@@ -1,16 +1,20 @@
 """Test helpers for plugin authors: an in-memory hub and one-shot collection.
 
-``FakeHub`` answers the four external-plugin endpoints with the real wire
-models on an ``httpx.MockTransport``, so ``HubClient`` and
-``ExternalPluginBase.run`` are tested without a hub or a network::
+``FakeHub`` answers the four external-plugin endpoints (and ``PUT /{id}/config``
+for an admin) with the real wire models on an ``httpx.MockTransport``, so
+``HubClient`` and ``ExternalPluginBase.run`` are tested without a hub or a
+network. It accepts and refuses exactly what the hub does: both call the
+rulebook (:mod:`unity_sdk._rules`, :mod:`unity_sdk._config`)::
 
     hub = FakeHub()
     async with HubClient("http://hub", transport=hub.transport) as client:
         await client.register_plugin(metadata, enrollment_token=hub.enrollment_token)
 
-``collect_once`` runs a plugin once the way the hub would (config validated,
-``on_enable`` / ``collect_data`` / ``on_disable``); ``assert_valid_document``
-checks the result against the declared metrics. The pytest plugin
+``collect_once`` runs a plugin once the way the hub would (config validated
+by :func:`unity_sdk.validate_config`, ``on_enable`` / ``collect_data`` /
+``on_disable``); ``assert_valid_document`` checks the result against the
+declared metrics; ``check_plugin`` first checks the class as the hub's loader
+does (:func:`unity_sdk.check_plugin_class`). The pytest plugin
 (:mod:`unity_sdk.pytest_plugin`) offers all of them as fixtures.
 """
 
@@ -27,13 +31,14 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from unity_sdk._client import API_PATH
+from unity_sdk._config import mask_secrets, plugin_view, validate_config
 from unity_sdk._metrics import check_document, encode_document
-from unity_sdk._prometheus import prometheus_collisions
+from unity_sdk._rules import accept_batch, check_plugin_class, parse_metadata
 from unity_sdk._wire import (
     API_KEY_PREFIX,
     DEFAULT_MAX_FUTURE_SKEW,
     ENROLLMENT_PREFIX,
-    MAX_BATCH_SAMPLES,
+    ERROR_CODES,
     BatchAccepted,
     HealthAccepted,
     HealthReport,
@@ -42,9 +47,8 @@ from unity_sdk._wire import (
     RegisterRequest,
     RegisterResponse,
     Sample,
-    batch_problems,
 )
-from unity_sdk.errors import ConfigError, error_details
+from unity_sdk.errors import BatchRefusedError, ConfigError, MetadataError, error_details
 from unity_sdk.metadata import PluginMetadata
 from unity_sdk.plugin import PluginBase
 
@@ -54,11 +58,7 @@ __all__ = [
     "assert_valid_document",
     "check_plugin",
     "collect_once",
-    "validate_config",
 ]
-
-# Config keys owned by the hub (interval, retention), never seen by the plugin.
-_HUB_KEYS = frozenset({"interval", "retention_days"})
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -100,13 +100,13 @@ class FakeHub:
 
     ``down = True`` makes every request fail with ``httpx.ConnectError``;
     ``fail_next(n, status)`` answers the next ``n`` requests with an error.
-    ``requests`` lists ``(method, path)`` of every request received. A batch
-    is refused (422, ``loc`` = ``samples``, index, ``data``...) when a sample
-    gives a declared gauge or counter a value that is not a number, holds a
-    number the hub cannot store, or is dated more than ``max_future_skew``
-    ahead; a registration is refused (422, ``loc`` = ``metadata``,
-    ``metrics``) when two declared metrics share a Prometheus name -- the same
-    rules the hub applies.
+    ``requests`` lists ``(method, path)`` of every request received.
+    Registrations, batches and configs are accepted or refused by the hub's
+    own rules (:func:`~unity_sdk.parse_metadata`, :func:`~unity_sdk.accept_batch`,
+    :func:`~unity_sdk.validate_config`), with the same status, message and
+    details. ``admin_token`` stands for a person's token: it may
+    ``PUT /{id}/config`` and reads configs with secrets masked.
+    ``set_config`` sets a config without checking it.
     """
 
     def __init__(
@@ -131,6 +131,7 @@ class FakeHub:
         self._failures: list[_Failure] = []
         self._preset: dict[str, tuple[dict[str, Any], float | None, bool]] = {}
         self.enrollment_token = self.create_enrollment_token(uses=None)
+        self.admin_token = "unity_" + secrets.token_urlsafe(16)
 
     # -- what a test sets up ---------------------------------------------
 
@@ -196,7 +197,7 @@ class FakeHub:
         try:
             status, body = self._route(request)
         except _Reply as reply:
-            error = {"code": str(reply.status), "message": reply.message}
+            error = {"code": ERROR_CODES.get(reply.status, "error"), "message": reply.message}
             if reply.details is not None:
                 error["details"] = reply.details
             status, body = reply.status, {"error": error}
@@ -209,7 +210,8 @@ class FakeHub:
         headers = {}
         if failure.retry_after is not None:
             headers["Retry-After"] = str(failure.retry_after)
-        body = {"error": {"code": str(failure.status), "message": "fake hub failure"}}
+        code = ERROR_CODES.get(failure.status, "error")
+        body = {"error": {"code": code, "message": "fake hub failure"}}
         return httpx.Response(failure.status, json=body, headers=headers)
 
     def _route(self, request: httpx.Request) -> tuple[int, Any]:
@@ -221,9 +223,11 @@ class FakeHub:
         if len(path) != 2:
             raise _Reply(404, "not found")
         plugin_id, endpoint = path
+        if _bearer(request) == self.admin_token:
+            return self._admin(request, plugin_id, endpoint)
         plugin = self._authorize(request, plugin_id)
         if request.method == "GET" and endpoint == "config":
-            return 200, self._config(plugin_id, plugin)
+            return 200, self._config(plugin_id, plugin, plugin_view(plugin.metadata, plugin.config))
         if request.method == "POST" and endpoint == "metrics":
             return 200, self._metrics(request, plugin, self.max_future_skew)
         if request.method == "POST" and endpoint == "health":
@@ -243,15 +247,9 @@ class FakeHub:
             raise _Reply(401, "enrollment token is invalid, expired or used up")
         body = _parse(RegisterRequest, request.content)
         try:
-            metadata = PluginMetadata.model_validate(body.metadata)
-        except ValidationError as exc:
-            raise _Reply(
-                422, "plugin metadata is not valid", error_details(exc, "metadata")
-            ) from None
-        collisions = prometheus_collisions(metadata)
-        if collisions:
-            details = [{"loc": ["metadata", "metrics"], "msg": problem} for problem in collisions]
-            raise _Reply(422, "plugin metadata is not valid", details)
+            metadata = parse_metadata(body.metadata)
+        except MetadataError as exc:
+            raise _Reply(422, str(exc), exc.errors or None) from None
         if metadata.id in self.in_hub_plugins:
             raise _Reply(409, f"plugin id {metadata.id!r} belongs to an in-hub plugin")
         if self._owners.get(metadata.id, token) != token:
@@ -291,11 +289,29 @@ class FakeHub:
             raise _Reply(403, f"this key does not belong to plugin {plugin_id!r}")
         return self.plugins[plugin_id]
 
+    def _admin(self, request: httpx.Request, plugin_id: str, endpoint: str) -> tuple[int, Any]:
+        """What a person's token may do here: read and replace a config."""
+        plugin = self.plugins.get(plugin_id)
+        if plugin is None:
+            raise _Reply(404, f"no plugin with id {plugin_id!r}")
+        if request.method == "PUT" and endpoint == "config":
+            raw = _json(request.content)
+            if not isinstance(raw, dict):
+                raise _Reply(422, "the config must be a JSON object")
+            try:
+                validated = validate_config(plugin.metadata, raw, previous=plugin.config)
+            except ConfigError as exc:
+                raise _Reply(422, str(exc), exc.errors) from None
+            plugin.config, plugin.interval = validated.stored, validated.interval
+        elif not (request.method == "GET" and endpoint == "config"):
+            raise _Reply(404, "not found")
+        return 200, self._config(plugin_id, plugin, mask_secrets(plugin.metadata, plugin.config))
+
     @staticmethod
-    def _config(plugin_id: str, plugin: FakePlugin) -> dict[str, Any]:
+    def _config(plugin_id: str, plugin: FakePlugin, config: dict[str, Any]) -> dict[str, Any]:
         answer = PluginConfig(
             plugin_id=plugin_id,
-            config=plugin.config,
+            config=config,
             interval=plugin.interval or plugin.metadata.default_interval,
             enabled=plugin.enabled,
             config_schema=plugin.metadata.config_json_schema(),
@@ -306,20 +322,12 @@ class FakeHub:
     def _metrics(
         request: httpx.Request, plugin: FakePlugin, max_future_skew: timedelta
     ) -> dict[str, Any]:
-        raw = _json(request.content)
-        if isinstance(raw, dict) and len(raw.get("samples") or ()) > MAX_BATCH_SAMPLES:
-            raise _Reply(413, f"a batch holds at most {MAX_BATCH_SAMPLES} samples")
         try:
-            batch = MetricBatch.model_validate(raw, context={"max_future_skew": max_future_skew})
-        except ValidationError as exc:
-            raise _Reply(422, *batch_problems(exc)) from None
-        problems = [
-            {"loc": ["samples", index, "data"], "msg": problem}
-            for index, sample in enumerate(batch.samples)
-            for problem in check_document(plugin.metadata, sample.data, require_all=False)
-        ]
-        if problems:
-            raise _Reply(422, "samples do not match the declared metrics", problems)
+            batch = accept_batch(
+                plugin.metadata, _json(request.content), max_future_skew=max_future_skew
+            )
+        except BatchRefusedError as exc:
+            raise _Reply(exc.status, str(exc), exc.errors or None) from None
         if any(stored.batch_id == batch.batch_id for stored in plugin.batches):
             return BatchAccepted(stored=0, duplicate=True).model_dump(mode="json")
         plugin.batches.append(batch)
@@ -345,49 +353,37 @@ def _parse(model: type[_Model], content: bytes) -> _Model:
     try:
         return model.model_validate(_json(content))
     except ValidationError as exc:
-        raise _Reply(422, "request is not valid", error_details(exc)) from None
+        raise _Reply(422, "request body is not valid", error_details(exc)) from None
 
 
 # -- running a plugin once ------------------------------------------------
 
 
-def validate_config(metadata: PluginMetadata, config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` as the plugin sees it: validated by a pydantic schema, defaults filled."""
-    values = {k: v for k, v in config.items() if k not in _HUB_KEYS}
-    schema = metadata.config_schema
-    if isinstance(schema, type):
-        try:
-            return schema.model_validate(values).model_dump()
-        except ValidationError as exc:
-            problems = error_details(exc)
-            raise ConfigError(f"config of {metadata.id!r} is not valid", problems) from None
-    if isinstance(schema, dict):
-        defaults = {
-            name: prop["default"]
-            for name, prop in schema.get("properties", {}).items()
-            if isinstance(prop, dict) and "default" in prop
-        }
-        return {**defaults, **values}
-    return values
-
-
 async def collect_once(
-    plugin: type[PluginBase] | PluginBase, config: Mapping[str, Any] | None = None
+    plugin: type[PluginBase[Any]] | PluginBase[Any], config: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """Run a plugin once like the hub does and return its document.
 
-    The config is validated against a pydantic ``config_schema`` (``ConfigError``
-    when it does not fit); then ``on_enable``, ``collect_data``, ``on_disable``.
-    A document larger than the hub's default limit raises ``DocumentTooLargeError``.
+    The config is validated by :func:`unity_sdk.validate_config` (``ConfigError``
+    when it does not fit, as the hub would answer 422); then ``on_enable``,
+    ``collect_data``, ``on_disable``. A document larger than the hub's default
+    limit raises ``DocumentTooLargeError``.
     """
     if isinstance(plugin, type):
         # As the hub does: metadata from a bare instance, then one with the config.
         metadata = plugin().get_metadata()
-        instance = plugin(config=validate_config(metadata, config or {}))
+        instance = plugin(config=validate_config(metadata, config or {}).plugin)
     else:
         instance = plugin
         given = instance.config if config is None else config
-        instance.config = validate_config(instance.get_metadata(), given)
+        if isinstance(given, BaseModel):
+            # Already a config model (secrets and all): checked against that model.
+            try:
+                instance.config = type(given).model_validate(given.model_dump())
+            except ValidationError as exc:
+                raise ConfigError("config is not valid", error_details(exc)) from None
+        else:
+            instance.config = validate_config(instance.get_metadata(), given).plugin
     await instance.on_enable()
     try:
         document = await instance.collect_data()
@@ -409,18 +405,19 @@ def assert_valid_document(metadata: PluginMetadata, document: Any) -> None:
 
 
 async def check_plugin(
-    plugin: type[PluginBase] | PluginBase, config: Mapping[str, Any] | None = None
+    plugin: type[PluginBase[Any]] | PluginBase[Any], config: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """``collect_once`` then ``assert_valid_document``; returns the document.
 
-    Fails first when two declared metrics share a Prometheus name, which the
-    hub's loader and external registration refuse.
+    Fails first when the hub's loader would refuse the plugin
+    (:func:`unity_sdk.check_plugin_class`: a config field named like a hub
+    key, two metrics sharing a Prometheus name, a sync hook...).
     """
-    metadata = (plugin() if isinstance(plugin, type) else plugin).get_metadata()
-    collisions = prometheus_collisions(metadata)
-    if collisions:
-        listing = "\n".join(f"  - {problem}" for problem in collisions)
-        raise AssertionError(f"plugin {metadata.id!r} would be refused by the hub:\n{listing}")
+    try:
+        metadata = check_plugin_class(plugin if isinstance(plugin, type) else type(plugin))
+    except MetadataError as exc:
+        listing = "\n".join(f"  - {e['msg']}" for e in exc.errors) or f"  - {exc}"
+        raise AssertionError(f"the hub would refuse this plugin:\n{listing}") from None
     document = await collect_once(plugin, config)
     assert_valid_document(metadata, document)
     return document

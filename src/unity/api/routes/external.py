@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import ValidationError
 
 from unity.api.body import body_schema, parse_body, read_json
 from unity.api.clients import client_address, failure_limiter, too_many_failures
@@ -16,16 +15,13 @@ from unity.api.errors import ApiError
 from unity.auth.ratelimit import TooManyFailuresError
 from unity.plugins import external
 from unity_sdk import (
-    MAX_BATCH_SAMPLES,
     MAX_HEALTH_REPORT_BYTES,
     BatchAccepted,
     HealthAccepted,
     HealthReport,
-    MetadataError,
     MetricBatch,
     RegisterRequest,
     RegisterResponse,
-    batch_problems,
 )
 
 __all__ = ["router"]
@@ -70,8 +66,6 @@ async def register_plugin(
         raise too_many_failures(exc) from None
     except external.EnrollmentScopeError as exc:
         raise ApiError(403, str(exc)) from exc
-    except MetadataError as exc:
-        raise ApiError(422, str(exc)) from exc
     raise ApiError(401, str(refused), headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -91,17 +85,12 @@ async def report_metrics(
 
     A repeated ``batch_id`` is not stored again (``duplicate: true``). More than
     the sample limit, or a body over the size limit, is refused with 413; an
-    invalid sample refuses the whole batch with 422 naming its index."""
+    invalid sample (unstorable number, timestamp too far ahead, a declared
+    gauge or counter holding something other than a number) refuses the whole
+    batch with 422 naming the sample and the field (:func:`unity_sdk.accept_batch`)."""
     raw = await read_json(request, settings.max_batch_bytes, model_checks_numbers=True)
-    samples = raw.get("samples") if isinstance(raw, dict) else None
-    if isinstance(samples, list) and len(samples) > MAX_BATCH_SAMPLES:
-        raise ApiError(413, f"a batch holds at most {MAX_BATCH_SAMPLES} samples")
     skew = timedelta(seconds=settings.max_future_skew_seconds)
-    try:
-        batch = MetricBatch.model_validate(raw, context={"max_future_skew": skew})
-    except ValidationError as exc:
-        message, details = batch_problems(exc)
-        raise ApiError(422, message, details=details) from exc
+    batch = await external.accept(manager, plugin_id, raw, max_future_skew=skew)
     return await external.store_batch(manager, plugin_id, batch)
 
 

@@ -40,7 +40,7 @@ from unity.plugins.loader import LoadFailure
 from unity.plugins.manager import PluginManager
 from unity.settings import Settings
 from unity.views import catalogue, history
-from unity_sdk import PluginConfig, RunStatus
+from unity_sdk import PluginConfig, RunStatus, ValidatedConfig, mask_secrets, plugin_view
 
 __all__ = ["router"]
 
@@ -168,9 +168,9 @@ async def get_config(
         if row.external:
             config = await plugin_config.plugin_view_foreign(metadata, stored, timeout=timeout)
         else:
-            config = plugin_config.plugin_view(metadata, stored)
+            config = plugin_view(metadata, stored)
     else:
-        config = plugin_config.mask_secrets(metadata, row.config)
+        config = mask_secrets(metadata, row.config)
     return PluginConfig(
         plugin_id=plugin_id,
         config=config,
@@ -199,14 +199,14 @@ async def put_config(
 
 
 async def _saved(
-    manager: PluginManager, plugin_id: str, validated: plugin_config.ValidatedConfig
+    manager: PluginManager, plugin_id: str, validated: ValidatedConfig
 ) -> PluginConfig:
     """The answer to a config change: what was stored, secrets masked."""
     metadata = await manager.metadata_for(plugin_id)
     row = await manager.row(plugin_id)
     return PluginConfig(
         plugin_id=plugin_id,
-        config=plugin_config.mask_secrets(metadata, validated.stored),
+        config=mask_secrets(metadata, validated.stored),
         interval=validated.interval or metadata.default_interval,
         enabled=row.enabled,
         config_schema=metadata.config_json_schema(),

@@ -6,6 +6,8 @@ Each built-in uses only the public ``unity_sdk``, as a third-party plugin would.
 The catalogue groups them by their declared ``PluginCategory``.
 """
 
+from typing import Any
+
 from unity.plugins.builtin.disk_monitor import DiskMonitorPlugin
 from unity.plugins.builtin.dns_check import DnsCheckPlugin
 from unity.plugins.builtin.docker import DockerPlugin
@@ -41,7 +43,7 @@ from unity_sdk import PluginBase
 
 __all__ = ["BUILTIN_PLUGINS"]
 
-BUILTIN_PLUGINS: list[type[PluginBase]] = [
+BUILTIN_PLUGINS: list[type[PluginBase[Any]]] = [
     SystemInfoPlugin,
     ProcessMonitorPlugin,
     DiskMonitorPlugin,

@@ -43,19 +43,19 @@ _NO_DRIVER = "couldn't communicate with the nvidia driver"
 _NO_DEVICES = "no devices were found"
 
 
-async def query_gpus(plugin: PluginBase, timeout: float) -> list[dict[str, Any]]:
+async def query_gpus(plugin: PluginBase[Any], timeout: float) -> list[dict[str, Any]]:
     """One dict per GPU with the keys of ``GPU_FIELDS`` whose value the GPU reports."""
     output = await _run(plugin, f"--query-gpu={','.join(GPU_FIELDS)}", timeout)
     return _parse(output, GPU_FIELDS)
 
 
-async def query_processes(plugin: PluginBase, timeout: float) -> list[dict[str, Any]]:
+async def query_processes(plugin: PluginBase[Any], timeout: float) -> list[dict[str, Any]]:
     """One dict per process using a GPU (compute apps), keys of ``PROCESS_FIELDS``."""
     output = await _run(plugin, f"--query-compute-apps={','.join(PROCESS_FIELDS)}", timeout)
     return _parse(output, PROCESS_FIELDS)
 
 
-async def _run(plugin: PluginBase, query: str, timeout: float) -> str:
+async def _run(plugin: PluginBase[Any], query: str, timeout: float) -> str:
     argv = ["nvidia-smi", query, "--format=csv,noheader,nounits"]
     result = await plugin.runner.run(argv, timeout=timeout)
     said = f"{result.stdout}\n{result.stderr}".strip()

@@ -147,7 +147,7 @@ class DiskMonitorConfig(BaseModel):
     )
 
 
-class DiskMonitorPlugin(PluginBase):
+class DiskMonitorPlugin(PluginBase[DiskMonitorConfig]):
     """Reports how full the filesystems are and how much the disks read and write."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -167,7 +167,7 @@ class DiskMonitorPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = DiskMonitorConfig.model_validate(self.config)
+        cfg = self.config
         partitions = _partitions(cfg, self.logger)
         document: dict[str, Any] = {
             "partitions": partitions,
@@ -189,7 +189,7 @@ class DiskMonitorPlugin(PluginBase):
 
     def assess(self, document: dict[str, Any]) -> HealthStatus:
         """A filesystem fuller than warn_percent: degraded; one (nearly) full: unhealthy."""
-        cfg = DiskMonitorConfig.model_validate(self.config)
+        cfg = self.config
         partitions: dict[str, dict[str, Any]] = document["partitions"]
         full = {
             mountpoint: usage["percent"]

@@ -154,7 +154,7 @@ class DnsCheckConfig(BaseModel):
         return value
 
 
-class DnsCheckPlugin(PluginBase):
+class DnsCheckPlugin(PluginBase[DnsCheckConfig]):
     """Resolves names against chosen resolvers and says how fast and how right."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -174,7 +174,7 @@ class DnsCheckPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = DnsCheckConfig.model_validate(self.config)
+        cfg = self.config
         resolvers = cfg.resolvers or _system_resolvers()
         pairs = [(resolver, query) for resolver in resolvers for query in cfg.queries]
         results = await asyncio.gather(

@@ -111,7 +111,7 @@ class DockerConfig(BaseModel):
     )
 
 
-class DockerPlugin(PluginBase):
+class DockerPlugin(PluginBase[DockerConfig]):
     """Reports the containers of a Docker Engine: states, health, restarts and resource use."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -133,7 +133,7 @@ class DockerPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = DockerConfig.model_validate(self.config)
+        cfg = self.config
         async with DockerEngine(cfg.socket) as engine:
             version, info, summaries = await asyncio.gather(
                 engine.get("/version"), engine.get("/info"), engine.containers()
@@ -174,7 +174,7 @@ class DockerPlugin(PluginBase):
         }
 
     async def health_check(self) -> HealthStatus:
-        cfg = DockerConfig.model_validate(self.config)
+        cfg = self.config
         try:
             async with DockerEngine(cfg.socket) as engine:
                 summaries = await engine.containers()

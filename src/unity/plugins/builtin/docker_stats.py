@@ -105,7 +105,7 @@ class DockerStatsConfig(BaseModel):
     )
 
 
-class DockerStatsPlugin(PluginBase):
+class DockerStatsPlugin(PluginBase[DockerStatsConfig]):
     """Reports what ``docker stats`` shows, one entry per running container."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -126,7 +126,7 @@ class DockerStatsPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = DockerStatsConfig.model_validate(self.config)
+        cfg = self.config
         async with DockerEngine(cfg.socket) as engine:
             running = [
                 c for c in await engine.containers(all_states=False) if c.get("State") == "running"
@@ -155,7 +155,7 @@ class DockerStatsPlugin(PluginBase):
         }
 
     async def health_check(self) -> HealthStatus:
-        cfg = DockerStatsConfig.model_validate(self.config)
+        cfg = self.config
         try:
             async with DockerEngine(cfg.socket) as engine:
                 version = await engine.get("/version")

@@ -98,7 +98,7 @@ class Fail2banConfig(BaseModel):
     )
 
 
-class Fail2banPlugin(PluginBase):
+class Fail2banPlugin(PluginBase[Fail2banConfig]):
     """Reports how many attackers each fail2ban jail is catching and banning."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -120,7 +120,7 @@ class Fail2banPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = Fail2banConfig.model_validate(self.config)
+        cfg = self.config
         running = await self._jail_list(cfg)
         jails = [j for j in running if j in cfg.jails] if cfg.jails else running
         statuses = await asyncio.gather(*(self._jail(cfg, jail) for jail in jails))
@@ -129,7 +129,7 @@ class Fail2banPlugin(PluginBase):
         return {"jails": len(per_jail), **totals, "per_jail": per_jail}
 
     async def health_check(self) -> HealthStatus:
-        cfg = Fail2banConfig.model_validate(self.config)
+        cfg = self.config
         try:
             running = await self._jail_list(cfg)
         except PluginError as exc:
@@ -154,7 +154,7 @@ class Fail2banPlugin(PluginBase):
 
     def assess(self, document: dict[str, Any]) -> HealthStatus:
         """A jail named in the config that is not running: degraded."""
-        cfg = Fail2banConfig.model_validate(self.config)
+        cfg = self.config
         running = document["per_jail"]
         missing = [jail for jail in cfg.jails if jail not in running]
         if missing:

@@ -82,7 +82,7 @@ class GpuConfig(BaseModel):
     )
 
 
-class GpuPlugin(PluginBase):
+class GpuPlugin(PluginBase[GpuConfig]):
     """Watches the GPUs that run local models."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -104,7 +104,7 @@ class GpuPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = GpuConfig.model_validate(self.config)
+        cfg = self.config
         wanted = set(cfg.gpus)
         gpus: dict[str, dict[str, Any]] = {}
         for gpu in await query_gpus(self, _TIMEOUT):
@@ -130,7 +130,7 @@ class GpuPlugin(PluginBase):
 
     def assess(self, document: dict[str, Any]) -> HealthStatus:
         """A GPU hotter than temperature_warn or fuller than memory_warn_percent: degraded."""
-        cfg = GpuConfig.model_validate(self.config)
+        cfg = self.config
         if not document["gpus"]:
             return HealthStatus.not_applicable("no NVIDIA GPU on this host")
         problems = []

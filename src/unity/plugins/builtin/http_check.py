@@ -135,7 +135,7 @@ class HttpCheckConfig(BaseModel):
         return value
 
 
-class HttpCheckPlugin(PluginBase):
+class HttpCheckPlugin(PluginBase[HttpCheckConfig]):
     """Checks that web services answer, answer fast and answer the right thing."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -155,7 +155,7 @@ class HttpCheckPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = HttpCheckConfig.model_validate(self.config)
+        cfg = self.config
         verified = _tls_context(cfg.ca_bundle)
         async with (
             httpx.AsyncClient(verify=verified) as checked,

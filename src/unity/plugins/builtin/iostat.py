@@ -78,7 +78,7 @@ class IostatConfig(BaseModel):
     )
 
 
-class IostatPlugin(PluginBase):
+class IostatPlugin(PluginBase[IostatConfig]):
     """Measures disk activity over a short interval with sysstat's iostat."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -100,7 +100,7 @@ class IostatPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = IostatConfig.model_validate(self.config)
+        cfg = self.config
         argv = ["iostat", "-x", "-o", "JSON", "-d", str(cfg.sample_seconds), "2"]
         result = await self.runner.run(argv, timeout=cfg.sample_seconds + 20)
         devices = {
@@ -125,7 +125,7 @@ class IostatPlugin(PluginBase):
 
     def assess(self, document: dict[str, Any]) -> HealthStatus:
         """A device busier than util_warn: degraded."""
-        cfg = IostatConfig.model_validate(self.config)
+        cfg = self.config
         busy = {
             name: device["util"]
             for name, device in document["devices"].items()

@@ -102,7 +102,7 @@ class Iperf3Config(BaseModel):
     )
 
 
-class Iperf3Plugin(PluginBase):
+class Iperf3Plugin(PluginBase[Iperf3Config]):
     """Measures the throughput between this host and an iperf3 server."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -128,7 +128,7 @@ class Iperf3Plugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = Iperf3Config.model_validate(self.config)
+        cfg = self.config
         try:
             document = await self._measure(cfg)
         except PluginError as exc:

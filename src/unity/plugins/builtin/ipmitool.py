@@ -144,7 +144,7 @@ class IpmitoolConfig(BaseModel):
     )
 
 
-class IpmitoolPlugin(PluginBase):
+class IpmitoolPlugin(PluginBase[IpmitoolConfig]):
     """Reads the baseboard management controller through the host's IPMI device."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -166,7 +166,7 @@ class IpmitoolPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = IpmitoolConfig.model_validate(self.config)
+        cfg = self.config
         try:
             document = _sensors(await self._ipmitool("sensor", "list"))
         except _NoBmc:

@@ -103,7 +103,7 @@ class JournalctlConfig(BaseModel):
     )
 
 
-class JournalctlPlugin(PluginBase):
+class JournalctlPlugin(PluginBase[JournalctlConfig]):
     """Reports how many errors each unit logged recently, and the latest of them."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -125,7 +125,7 @@ class JournalctlPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = JournalctlConfig.model_validate(self.config)
+        cfg = self.config
         argv = [
             "journalctl",
             *_source(cfg),
@@ -163,7 +163,7 @@ class JournalctlPlugin(PluginBase):
         }
 
     async def health_check(self) -> HealthStatus:
-        cfg = JournalctlConfig.model_validate(self.config)
+        cfg = self.config
         probe = ["journalctl", *_source(cfg), "-n", "0", "--no-pager"]
         try:
             result = _checked(await self.runner.run(probe, timeout=_TIMEOUT))

@@ -92,7 +92,7 @@ class _Reading:
     critical: list[str] = field(default_factory=list)
 
 
-class LmSensorsPlugin(PluginBase):
+class LmSensorsPlugin(PluginBase[LmSensorsConfig]):
     """Reads every hardware monitoring chip the kernel exposes through lm-sensors."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -138,7 +138,7 @@ class LmSensorsPlugin(PluginBase):
         return self.assess(document)
 
     async def _read(self) -> _Reading:
-        cfg = LmSensorsConfig.model_validate(self.config)
+        cfg = self.config
         result = await self.runner.run(_COMMAND, timeout=_TIMEOUT)
         if not result.ok and "no sensors found" in result.stderr.lower():
             return _Reading()

@@ -75,7 +75,7 @@ class LsblkConfig(BaseModel):
     )
 
 
-class LsblkPlugin(PluginBase):
+class LsblkPlugin(PluginBase[LsblkConfig]):
     """Lists the host's block devices."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -97,7 +97,7 @@ class LsblkPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = LsblkConfig.model_validate(self.config)
+        cfg = self.config
         result = (await self.runner.run(_COMMAND, timeout=_TIMEOUT)).check()
         try:
             tree = json.loads(result.stdout)["blockdevices"]

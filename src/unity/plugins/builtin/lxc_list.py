@@ -100,7 +100,7 @@ class LxcListConfig(BaseModel):
     )
 
 
-class LxcListPlugin(PluginBase):
+class LxcListPlugin(PluginBase[LxcListConfig]):
     """Reports the LXD / Incus instances of a host and what each one uses."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -122,7 +122,7 @@ class LxcListPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = LxcListConfig.model_validate(self.config)
+        cfg = self.config
         instances = await self._list(cfg)
         status = dict.fromkeys((*STATUSES, "other"), 0)
         types = dict.fromkeys(TYPES.values(), 0)
@@ -134,7 +134,7 @@ class LxcListPlugin(PluginBase):
         return {"total": len(instances), "status": status, "types": types, "instances": instances}
 
     async def health_check(self) -> HealthStatus:
-        cfg = LxcListConfig.model_validate(self.config)
+        cfg = self.config
         try:
             instances = await self._list(cfg)
         except PluginError as exc:

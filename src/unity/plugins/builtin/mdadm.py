@@ -98,7 +98,7 @@ class MdadmConfig(BaseModel):
     )
 
 
-class MdadmPlugin(PluginBase):
+class MdadmPlugin(PluginBase[MdadmConfig]):
     """Reports the host's md RAID arrays."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -120,7 +120,7 @@ class MdadmPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = MdadmConfig.model_validate(self.config)
+        cfg = self.config
         result = await self.runner.run(["cat", "/proc/mdstat"], timeout=_TIMEOUT)
         if not result.ok and "no such file" in result.stderr.lower():
             arrays: dict[str, dict[str, Any]] = {}

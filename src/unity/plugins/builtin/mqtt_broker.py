@@ -127,7 +127,7 @@ class MqttBrokerConfig(BaseModel):
     timeout: float = Field(default=10.0, gt=0, le=60, description="Seconds to connect.")
 
 
-class MqttBrokerPlugin(PluginBase):
+class MqttBrokerPlugin(PluginBase[MqttBrokerConfig]):
     """Reads a Mosquitto broker's $SYS tree: clients, traffic, load, version."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -148,7 +148,7 @@ class MqttBrokerPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = MqttBrokerConfig.model_validate(self.config)
+        cfg = self.config
         where = f"MQTT broker at {cfg.host}:{cfg.port}"
         topics: dict[str, str] = {}
         try:

@@ -172,7 +172,7 @@ class MysqlConfig(BaseModel):
     )
 
 
-class MysqlPlugin(PluginBase):
+class MysqlPlugin(PluginBase[MysqlConfig]):
     """Watches a MariaDB/MySQL server: threads, queries, connections, InnoDB, replication."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -193,7 +193,7 @@ class MysqlPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = MysqlConfig.model_validate(self.config)
+        cfg = self.config
         where = f"MySQL at {cfg.host}:{cfg.port}"
         try:
             async with asyncio.timeout(cfg.connect_timeout):
@@ -225,7 +225,7 @@ class MysqlPlugin(PluginBase):
 
     def assess(self, document: dict[str, Any]) -> HealthStatus:
         """A replication thread stopped: unhealthy; lag or connections near the max: degraded."""
-        cfg = MysqlConfig.model_validate(self.config)
+        cfg = self.config
         failing: list[str] = []
         warnings: list[str] = []
         for name, replica in document["replication"].items():

@@ -110,10 +110,10 @@ class _Sample:
     nics: dict[str, dict[str, int]]
 
 
-class NetworkMonitorPlugin(PluginBase):
+class NetworkMonitorPlugin(PluginBase[NetworkMonitorConfig]):
     """Reports how much the host sends and receives and how many sockets it has open."""
 
-    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, config: NetworkMonitorConfig | Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
         self._previous: _Sample | None = None
 
@@ -134,7 +134,7 @@ class NetworkMonitorPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = NetworkMonitorConfig.model_validate(self.config)
+        cfg = self.config
         sample = _Sample(
             at=time.monotonic(),
             nics={

@@ -70,7 +70,7 @@ class NvidiaSmiConfig(BaseModel):
     )
 
 
-class NvidiaSmiPlugin(PluginBase):
+class NvidiaSmiPlugin(PluginBase[NvidiaSmiConfig]):
     """Reports every NVIDIA GPU of the host and what runs on it."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -92,7 +92,7 @@ class NvidiaSmiPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = NvidiaSmiConfig.model_validate(self.config)
+        cfg = self.config
         gpus: dict[str, dict[str, Any]] = {}
         for gpu in await query_gpus(self, _TIMEOUT):
             gpus[str(gpu.pop("index", len(gpus)))] = gpu

@@ -92,7 +92,7 @@ class OllamaConfig(BaseModel):
     timeout: float = Field(default=5.0, gt=0, le=60, description="Seconds to wait per request.")
 
 
-class OllamaPlugin(PluginBase):
+class OllamaPlugin(PluginBase[OllamaConfig]):
     """Reports whether an Ollama server answers, what it has installed and what is loaded."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -113,7 +113,7 @@ class OllamaPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = OllamaConfig.model_validate(self.config)
+        cfg = self.config
         async with httpx.AsyncClient(base_url=cfg.url, timeout=cfg.timeout) as client:
             version = await _get(client, "/api/version")
             tags = await _get(client, "/api/tags")
@@ -139,7 +139,7 @@ class OllamaPlugin(PluginBase):
         }
 
     async def health_check(self) -> HealthStatus:
-        cfg = OllamaConfig.model_validate(self.config)
+        cfg = self.config
         try:
             async with httpx.AsyncClient(base_url=cfg.url, timeout=cfg.timeout) as client:
                 version = await _get(client, "/api/version")

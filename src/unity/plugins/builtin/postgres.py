@@ -203,7 +203,7 @@ class PostgresConfig(BaseModel):
     )
 
 
-class PostgresPlugin(PluginBase):
+class PostgresPlugin(PluginBase[PostgresConfig]):
     """Watches a PostgreSQL server: connections, databases, transactions, replication."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -224,7 +224,7 @@ class PostgresPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = PostgresConfig.model_validate(self.config)
+        cfg = self.config
         connection = await _connect(cfg)
         try:
             return await _collect(connection)
@@ -244,7 +244,7 @@ class PostgresPlugin(PluginBase):
 
     def assess(self, document: dict[str, Any]) -> HealthStatus:
         """Connections near max_connections or a replica lagging: degraded."""
-        cfg = PostgresConfig.model_validate(self.config)
+        cfg = self.config
         connections = document["connections"]
         problems = []
         if connections["percent"] >= cfg.warn_connections_percent:

@@ -105,10 +105,10 @@ class _Sample:
     rss: int
 
 
-class ProcessMonitorPlugin(PluginBase):
+class ProcessMonitorPlugin(PluginBase[ProcessMonitorConfig]):
     """Counts processes and names the ones that use the most CPU and memory."""
 
-    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, config: ProcessMonitorConfig | Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
         # A process's cpu_percent() measures since the previous call on the same
         # Process object, so the objects have to outlive a run.
@@ -132,7 +132,7 @@ class ProcessMonitorPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = ProcessMonitorConfig.model_validate(self.config)
+        cfg = self.config
         samples = self._sample()
         memory_total = psutil.virtual_memory().total
         status = Counter(dict.fromkeys(_ALWAYS_REPORTED_STATUSES, 0))

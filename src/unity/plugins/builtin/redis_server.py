@@ -152,7 +152,7 @@ class RedisConfig(BaseModel):
     )
 
 
-class RedisPlugin(PluginBase):
+class RedisPlugin(PluginBase[RedisConfig]):
     """Watches a Redis server: memory, clients, throughput, hit ratio, keys, replication."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -173,7 +173,7 @@ class RedisPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = RedisConfig.model_validate(self.config)
+        cfg = self.config
         where = f"Redis at {cfg.host}:{cfg.port}"
         client = Redis(
             host=cfg.host,
@@ -218,7 +218,7 @@ class RedisPlugin(PluginBase):
 
     def assess(self, document: dict[str, Any]) -> HealthStatus:
         """The link to the primary down: unhealthy; memory near maxmemory: degraded."""
-        cfg = RedisConfig.model_validate(self.config)
+        cfg = self.config
         down = [name for name, link in document["primaries"].items() if not link["link_up"]]
         if down:
             return HealthStatus.unhealthy(f"link to primary {', '.join(down)} is down")

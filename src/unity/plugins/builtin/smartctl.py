@@ -173,7 +173,7 @@ class SmartctlConfig(BaseModel):
     )
 
 
-class SmartctlPlugin(PluginBase):
+class SmartctlPlugin(PluginBase[SmartctlConfig]):
     """Asks every disk for its SMART data through smartctl."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -195,7 +195,7 @@ class SmartctlPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = SmartctlConfig.model_validate(self.config)
+        cfg = self.config
         targets: list[tuple[str, str | None]] = [(path, None) for path in cfg.devices]
         targets = targets or await self._scan()
         keys = _keys(targets)
@@ -247,7 +247,7 @@ class SmartctlPlugin(PluginBase):
 
     def assess(self, document: dict[str, Any]) -> HealthStatus:
         """A disk failing SMART: unhealthy; worn or hot: degraded; no disks: not applicable."""
-        cfg = SmartctlConfig.model_validate(self.config)
+        cfg = self.config
         devices: dict[str, dict[str, Any]] = document["devices"]
         if not devices:
             return HealthStatus.not_applicable("no SMART disks on this host")

@@ -94,7 +94,7 @@ class SsConfig(BaseModel):
     )
 
 
-class SsPlugin(PluginBase):
+class SsPlugin(PluginBase[SsConfig]):
     """Reports how many sockets a host has and what listens on which port."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -116,7 +116,7 @@ class SsPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = SsConfig.model_validate(self.config)
+        cfg = self.config
         summary = await self.runner.run(["ss", "-s"], timeout=_TIMEOUT)
         document = parse_summary(summary.check().stdout)
         if cfg.listeners:

@@ -95,7 +95,7 @@ class SystemInfoConfig(BaseModel):
     )
 
 
-class SystemInfoPlugin(PluginBase):
+class SystemInfoPlugin(PluginBase[SystemInfoConfig]):
     """Reports how busy the host is and what it is."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -115,7 +115,7 @@ class SystemInfoPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = SystemInfoConfig.model_validate(self.config)
+        cfg = self.config
         boot_time = psutil.boot_time()
         return {
             "cpu": _cpu(per_cpu=cfg.per_cpu),

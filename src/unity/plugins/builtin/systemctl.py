@@ -96,7 +96,7 @@ class SystemctlConfig(BaseModel):
     )
 
 
-class SystemctlPlugin(PluginBase):
+class SystemctlPlugin(PluginBase[SystemctlConfig]):
     """Reports failed systemd units and the state of the units an operator cares about."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -118,7 +118,7 @@ class SystemctlPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = SystemctlConfig.model_validate(self.config)
+        cfg = self.config
         failed = await self._failed_units()
         state = await self.runner.run(["systemctl", "is-system-running"], timeout=_TIMEOUT)
         units = await self._show(cfg.units) if cfg.units else {}

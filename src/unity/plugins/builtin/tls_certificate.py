@@ -176,7 +176,7 @@ class TlsCertificateConfig(BaseModel):
         return value
 
 
-class TlsCertificatePlugin(PluginBase):
+class TlsCertificatePlugin(PluginBase[TlsCertificateConfig]):
     """Warns before a certificate expires, and when one is untrusted or misnamed."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -197,7 +197,7 @@ class TlsCertificatePlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = TlsCertificateConfig.model_validate(self.config)
+        cfg = self.config
         try:
             verifying = ssl.create_default_context(cafile=cfg.ca_bundle)
         except (OSError, ssl.SSLError) as exc:

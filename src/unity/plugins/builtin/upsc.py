@@ -136,7 +136,7 @@ class UpscConfig(BaseModel):
     port: int = Field(default=_DEFAULT_PORT, ge=1, le=65535, description="upsd's TCP port.")
 
 
-class UpscPlugin(PluginBase):
+class UpscPlugin(PluginBase[UpscConfig]):
     """Reads one UPS from upsd with NUT's upsc client."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -158,11 +158,11 @@ class UpscPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = UpscConfig.model_validate(self.config)
+        cfg = self.config
         return {"ups": {cfg.ups: await self._read(cfg)}}
 
     async def health_check(self) -> HealthStatus:
-        cfg = UpscConfig.model_validate(self.config)
+        cfg = self.config
         try:
             ups = await self._read(cfg)
         except PluginError as exc:

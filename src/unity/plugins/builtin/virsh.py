@@ -102,7 +102,7 @@ class VirshConfig(BaseModel):
     )
 
 
-class VirshPlugin(PluginBase):
+class VirshPlugin(PluginBase[VirshConfig]):
     """Reports the virtual machines of a libvirt host and the state of each."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -124,7 +124,7 @@ class VirshPlugin(PluginBase):
         )
 
     async def collect_data(self) -> dict[str, Any]:
-        cfg = VirshConfig.model_validate(self.config)
+        cfg = self.config
         domains = await self._domains(cfg)
         if cfg.details:
             infos = await asyncio.gather(*(self._dominfo(cfg, name) for name in domains))
@@ -138,7 +138,7 @@ class VirshPlugin(PluginBase):
         return {"total": len(domains), "states": states, "domains": domains}
 
     async def health_check(self) -> HealthStatus:
-        cfg = VirshConfig.model_validate(self.config)
+        cfg = self.config
         try:
             domains = await self._domains(cfg)
         except PluginError as exc:

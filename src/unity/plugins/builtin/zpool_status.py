@@ -110,7 +110,7 @@ class ZpoolStatusConfig(BaseModel):
     )
 
 
-class ZpoolStatusPlugin(PluginBase):
+class ZpoolStatusPlugin(PluginBase[ZpoolStatusConfig]):
     """Reports every imported ZFS pool of the host."""
 
     def get_metadata(self) -> PluginMetadata:
@@ -160,7 +160,7 @@ class ZpoolStatusPlugin(PluginBase):
 
     def assess(self, document: dict[str, Any]) -> HealthStatus:
         """Problems: degraded; FAULTED, UNAVAIL or SUSPENDED: unhealthy; no pool: not applicable."""
-        cfg = ZpoolStatusConfig.model_validate(self.config)
+        cfg = self.config
         pools: dict[str, dict[str, Any]] = document["pools"]
         if not pools:
             return HealthStatus.not_applicable("no ZFS pools are imported")
