@@ -163,12 +163,15 @@ def test_the_sdk_imports_nothing_of_the_hub() -> None:
     assert not roots & {"fastapi", "sqlalchemy", "unity", "starlette", "pytest"}
 
 
-def test_the_sdk_depends_only_on_pydantic_and_httpx() -> None:
+def test_the_sdk_depends_only_on_its_small_set() -> None:
+    """pydantic and httpx, plus jsonschema (with its referencing) for the rulebook's
+    JSON-Schema configs, and typing-extensions for the typed config's TypeVar default:
+    never the hub's server stack."""
     requires = importlib.metadata.requires("unity-sdk") or []
     names = {
         req.split(">")[0].split("=")[0].split("<")[0].split("[")[0].strip() for req in requires
     }
-    assert names == {"pydantic", "httpx"}
+    assert names == {"pydantic", "httpx", "jsonschema", "referencing", "typing-extensions"}
 
 
 # -- Prometheus names ---------------------------------------------------------------

@@ -3,7 +3,7 @@
 There are exactly two sources, both explicit: ``BUILTIN_PLUGINS`` in
 ``unity.plugins.builtin`` and the entry-point group ``unity.plugins`` (the
 entry-point name is the plugin id). Every plugin is validated here by the
-SDK's rule (:func:`unity_sdk.check_plugin_class`, the one ``unity plugin check``
+SDK's rule (:func:`unity_sdk.check_plugin_class`, the one ``unity author check``
 and ``check_plugin`` apply too); one that fails to import or validate becomes
 a :class:`LoadFailure` and is skipped.
 
