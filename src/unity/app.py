@@ -14,11 +14,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from unity import __version__
+from unity.alerts import AlertEngine
 from unity.api.clients import install_client_tracking
 from unity.api.errors import RejectNulMiddleware, install_error_handlers
 from unity.api.limits import BodyLimit, RequestLimitsMiddleware
 from unity.api.openapi import install_openapi
-from unity.api.routes import credentials, enrollment, external, plugins, servers, system
+from unity.api.routes import (
+    alerts,
+    credentials,
+    enrollment,
+    external,
+    plugins,
+    servers,
+    silences,
+    system,
+)
 from unity.auth.sessions import end_dead_sessions
 from unity.auth.tokens import Scope, create_token, has_admin_token
 from unity.credentials import CredentialStore, load_keyring
@@ -81,11 +91,20 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
             await db.dispose()
             raise
         manager = PluginManager(db, settings, loader, keyring=keyring)
+        # The notifier (unity.notify) is set as app.state.notifier when there is one.
+        engine = AlertEngine(
+            db,
+            settings,
+            metadata=manager.metadata_for,
+            notifier=getattr(app.state, "notifier", None),
+        )
         app.state.db = db
         app.state.manager = manager
+        app.state.alerts = engine
         await end_dead_sessions(db)
         token = await bootstrap_admin_token(db, settings) if settings.bootstrap_token else None
         await manager.start()
+        await engine.start()
         watchers = (
             [
                 asyncio.create_task(watch_plugins(manager)),
@@ -102,6 +121,7 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+            await engine.stop()
             # `unity serve` stamps when SIGTERM arrived; the grace period counts from there.
             started = getattr(app.state, "shutdown_started", None) or time.monotonic()
             elapsed = time.monotonic() - started
@@ -124,6 +144,8 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
     app.include_router(enrollment.router)
     app.include_router(credentials.router)
     app.include_router(servers.router)
+    app.include_router(alerts.router)
+    app.include_router(silences.router)
     mount_dashboard(app)
     install_openapi(app)
     # Added last, so outermost: no route, dependency or middleware reads a body first.

@@ -9,6 +9,7 @@ An external plugin (its own process, reporting over HTTP) subclasses
 helpers live in :mod:`unity_sdk.testing`, not imported here.
 """
 
+from unity_sdk.alerts import AlertKind, AlertRule, AlertSeverity, convert_unit, rule_problems
 from unity_sdk.client import HubClient
 from unity_sdk.errors import (
     CollectionError,
@@ -69,6 +70,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MAX_DOCUMENT_BYTES",
+    "AlertKind",
+    "AlertRule",
+    "AlertSeverity",
     "BatchAccepted",
     "CollectionError",
     "ConfigError",
@@ -108,6 +112,7 @@ __all__ = [
     "__version__",
     "check_document",
     "check_prometheus_names",
+    "convert_unit",
     "encode_document",
     "error_details",
     "iter_metric_values",
@@ -115,6 +120,7 @@ __all__ = [
     "plugin_state",
     "prometheus_collisions",
     "prometheus_series",
+    "rule_problems",
     "run_state",
     "undeclared_numbers",
 ]
