@@ -77,7 +77,8 @@ def render_summary(rule: AlertRule, plugin_id: str, **values: Any) -> str:
     fields |= {"host": "", "item": "", "value": "", "unit": "", "threshold": "", "state": ""}
     for key, value in values.items():
         fields[key] = _fmt(value) if isinstance(value, float) or value is None else str(value)
-    return template.format(**fields).strip()
+    # An empty placeholder (no item, no host) leaves no double space behind.
+    return " ".join(template.format(**fields).split())
 
 
 def _default_summary(rule: AlertRule) -> str:

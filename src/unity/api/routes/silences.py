@@ -158,6 +158,7 @@ async def add_silence(
             created_by=actor_of(caller),
         )  # fmt: skip
         session.add(row)
+        await session.flush()
         result = silence_out(row, utcnow())
     await _engine(request).refresh()
     return result
@@ -211,6 +212,7 @@ async def add_window(
             created_by=actor_of(caller),
         )  # fmt: skip
         session.add(row)
+        await session.flush()
         result = window_out(row, utcnow())
     await _engine(request).refresh()
     return result
