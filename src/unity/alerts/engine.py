@@ -114,7 +114,10 @@ class AlertEngine:
             config = self._config
             try:
                 found = effective_rules(
-                    metadata, config.overrides_of(plugin_id), config.user_rules_of(plugin_id)
+                    metadata,
+                    config.overrides_of(plugin_id),
+                    config.user_rules_of(plugin_id),
+                    external=plugin_id in config.external,
                 )
             except RuleError as exc:
                 log.warning("plugin %s: an alert rule override does not apply: %s", plugin_id, exc)

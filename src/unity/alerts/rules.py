@@ -20,11 +20,13 @@ from unity_sdk import AlertKind, AlertRule, MetricField, PluginMetadata, iter_me
 from unity_sdk.alerts import convert_unit, rate_scale, rule_problems
 
 __all__ = [
+    "EXTERNAL_RULES",
     "CompiledRule",
     "EffectiveRule",
     "Reading",
     "RuleError",
     "compile_rule",
+    "describe",
     "effective_rules",
     "fingerprint",
     "render_summary",
@@ -87,6 +89,24 @@ def _default_summary(rule: AlertRule) -> str:
     if rule.kind in (AlertKind.STATE, AlertKind.HEALTH):
         return "{plugin} is {state}"
     return "{plugin} {item} on {host}: {metric} {value}{unit} (limit {threshold}{unit})"
+
+
+def describe(rule: AlertRule, metric_unit: str = "") -> str:
+    """The rule's condition in a few words, for tables and lists."""
+    unit = rule.unit or ("" if metric_unit in ("bool", "count") else metric_unit)
+    if rule.kind is AlertKind.NO_DATA:
+        return f"no data for {rule.intervals} intervals"
+    if rule.kind in (AlertKind.STATE, AlertKind.HEALTH):
+        return f"{rule.kind.value} is {' or '.join(rule.watched_states)}"
+    space = "" if unit in ("", "%", "°C") else " "
+    subject = f"rate of {rule.metric}" if rule.kind is AlertKind.RATE else f"{rule.metric}"
+    if rule.threshold_metric is not None:
+        text = f"{subject} {rule.op} {rule.threshold_metric}"
+    else:
+        text = f"{subject} {rule.op} {rule.threshold:g}{space}{unit}"
+    if rule.clear is not None:
+        text += f", clears past {rule.clear:g}{space}{unit}"
+    return text
 
 
 @dataclass(frozen=True)
@@ -181,6 +201,17 @@ def compile_rule(
     return compiled
 
 
+# The hub's own default rules for every external plugin (an agent on another host).
+EXTERNAL_RULES = [
+    AlertRule(
+        id="agent-stale",
+        kind=AlertKind.NO_DATA,
+        intervals=3,
+        summary="{plugin} on {host} stopped reporting: no data for {value} s",
+    )
+]
+
+
 @dataclass(frozen=True)
 class EffectiveRule:
     """A rule as it is in force for a plugin, with where it came from."""
@@ -208,11 +239,14 @@ def effective_rules(
     metadata: PluginMetadata,
     overrides: Mapping[str, tuple[bool, Mapping[str, Any]]],
     user_rules: Sequence[AlertRule],
+    *,
+    external: bool = False,
 ) -> list[EffectiveRule]:
     """The plugin's default rules with overrides applied, then the users' rules
     (an override only switches a user's rule off: users edit their own rules)."""
     found: list[EffectiveRule] = []
-    for rule in metadata.alert_rules:
+    defaults = [*metadata.alert_rules, *(EXTERNAL_RULES if external else ())]
+    for rule in defaults:
         enabled, changes = overrides.get(rule.id, (True, {}))
         changed = apply_override(rule, changes) if changes else rule
         found.append(EffectiveRule(changed, "default", enabled, rule.id in overrides))

@@ -22,6 +22,7 @@ from unity.storage.models import (
     AlertSilence,
     AlertTransition,
     MaintenanceWindow,
+    Plugin,
 )
 from unity_sdk import AlertRule
 
@@ -45,6 +46,7 @@ class RuleConfig:
 
     overrides: dict[str, dict[str, tuple[bool, dict[str, Any]]]]
     user: dict[str, list[AlertRule]]
+    external: set[str]
 
     def overrides_of(self, plugin_id: str) -> dict[str, tuple[bool, dict[str, Any]]]:
         return self.overrides.get(plugin_id, {})
@@ -54,7 +56,8 @@ class RuleConfig:
 
 
 async def load_rule_config(session: AsyncSession) -> RuleConfig:
-    config = RuleConfig({}, {})
+    external = await session.scalars(select(Plugin.id).where(Plugin.external))
+    config = RuleConfig({}, {}, set(external))
     for row in await session.scalars(select(AlertRuleOverride)):
         config.overrides.setdefault(row.plugin_id, {})[row.rule_id] = (
             row.enabled,

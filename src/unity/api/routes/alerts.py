@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, select, update
 
 from unity.alerts import AlertEngine, RuleError, effective_rules
-from unity.alerts.rules import OVERRIDABLE, apply_override
+from unity.alerts.rules import EXTERNAL_RULES, OVERRIDABLE, apply_override
 from unity.alerts.store import active_instances, history, load_rule_config
 from unity.api.body import body_schema, json_body
 from unity.api.deps import AdminToken, DatabaseDep, ManagerDep, ReadToken, SettingsDep
@@ -209,16 +209,17 @@ async def list_rules(
     """Every rule in force: each plugin's default rules (with overrides), then users' rules."""
     async with db.session() as session:
         config = await load_rule_config(session)
-        ids = [plugin_id] if plugin_id else list(await session.scalars(select(Plugin.id)))
+        ids = [p for p in await session.scalars(select(Plugin.id)) if plugin_id in (None, p)]
         items = []
         for pid in sorted(ids):
             metadata = await _metadata(manager, pid)
+            external = pid in config.external
             try:
                 found = effective_rules(
-                    metadata, config.overrides_of(pid), config.user_rules_of(pid)
+                    metadata, config.overrides_of(pid), config.user_rules_of(pid), external=external
                 )
             except RuleError:
-                found = effective_rules(metadata, {}, config.user_rules_of(pid))
+                found = effective_rules(metadata, {}, config.user_rules_of(pid), external=external)
             items += [
                 RuleOut(plugin_id=pid, source=e.source, enabled=e.enabled, overridden=e.overridden,
                         rule=e.rule)
@@ -348,7 +349,8 @@ async def override_rule(
     async with db.session() as session:
         metadata = await _metadata(manager, plugin_id)
         config = await load_rule_config(session)
-        default = next((r for r in metadata.alert_rules if r.id == rule_id), None)
+        shipped = [*metadata.alert_rules, *(EXTERNAL_RULES if plugin_id in config.external else [])]
+        default = next((r for r in shipped if r.id == rule_id), None)
         user = next((r for r in config.user_rules_of(plugin_id) if r.id == rule_id), None)
         if default is None and user is None:
             raise ApiError(404, f"plugin {plugin_id!r} has no rule {rule_id!r}")

@@ -22,6 +22,7 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 
 __all__ = ["DEFAULT_EXCLUDED_FSTYPES", "DiskMonitorConfig", "DiskMonitorPlugin"]
 
@@ -160,6 +161,24 @@ class DiskMonitorPlugin(PluginBase):
             requires=Requirements(packages=["psutil"]),
             default_interval=60,
             timeout=30,
+            alert_rules=[
+                AlertRule(
+                    id="disk-space-low",
+                    metric="partitions.*.percent",
+                    threshold=90,
+                    clear=85,
+                    for_seconds=300,
+                    summary="{item} on {host} is {value}% full (limit {threshold}%)",
+                ),
+                AlertRule(
+                    id="disk-space-critical",
+                    metric="partitions.*.percent",
+                    threshold=97,
+                    clear=95,
+                    severity="critical",
+                    summary="{item} on {host} is {value}% full (limit {threshold}%)",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

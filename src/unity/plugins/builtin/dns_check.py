@@ -42,6 +42,7 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 
 __all__ = ["DnsCheckConfig", "DnsCheckPlugin", "DnsQuery", "split_resolver"]
 
@@ -170,6 +171,16 @@ class DnsCheckPlugin(PluginBase):
             requires=Requirements(packages=["dnspython"]),
             default_interval=60,
             timeout=60,
+            alert_rules=[
+                AlertRule(
+                    id="dns-query-failing",
+                    metric="resolvers.*.queries.*.ok",
+                    op="==",
+                    threshold=0,
+                    for_seconds=60,
+                    summary="DNS query {item} fails (two checks in a row)",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 
 from ._docker_api import DockerEngine, container_name, container_usage
 
@@ -129,6 +130,15 @@ class DockerPlugin(PluginBase):
             requires=Requirements(packages=["httpx"]),
             default_interval=60,
             timeout=30,
+            alert_rules=[
+                AlertRule(
+                    id="container-restarting",
+                    metric="containers.restarting",
+                    threshold=0,
+                    for_seconds=120,
+                    summary="{value} containers restarting on {host}",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

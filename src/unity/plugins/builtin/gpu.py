@@ -23,6 +23,7 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 
 from ._nvidia import query_gpus
 
@@ -101,6 +102,16 @@ class GpuPlugin(PluginBase):
             default_interval=15,
             timeout=30,
             supports_remote=True,
+            alert_rules=[
+                AlertRule(
+                    id="gpu-hot",
+                    metric="gpus.*.temperature",
+                    threshold=85,
+                    clear=80,
+                    for_seconds=120,
+                    summary="GPU {item} on {host} is at {value}{unit}",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 
 __all__ = ["Endpoint", "HttpCheckConfig", "HttpCheckPlugin"]
 
@@ -152,6 +153,17 @@ class HttpCheckPlugin(PluginBase):
             requires=Requirements(packages=["httpx"]),
             default_interval=60,
             timeout=130,
+            alert_rules=[
+                AlertRule(
+                    id="endpoint-down",
+                    metric="endpoints.*.up",
+                    op="==",
+                    threshold=0,
+                    for_seconds=60,
+                    severity="critical",
+                    summary="{item} is down (two checks in a row)",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

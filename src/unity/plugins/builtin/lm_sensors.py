@@ -30,6 +30,7 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 
 __all__ = ["LmSensorsConfig", "LmSensorsPlugin"]
 
@@ -109,6 +110,24 @@ class LmSensorsPlugin(PluginBase):
             default_interval=30,
             timeout=20,
             supports_remote=True,
+            alert_rules=[
+                AlertRule(
+                    id="temperature-high",
+                    metric="chips.*.temperatures.*.input",
+                    op=">=",
+                    threshold_metric="chips.*.temperatures.*.max",
+                    for_seconds=120,
+                    summary="{item} on {host} is {value}{unit}, at its high mark {threshold}{unit}",
+                ),
+                AlertRule(
+                    id="temperature-critical",
+                    metric="chips.*.temperatures.*.input",
+                    op=">=",
+                    threshold_metric="chips.*.temperatures.*.crit",
+                    severity="critical",
+                    summary="{item} on {host}: {value}{unit}, critical mark {threshold}{unit}",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 
 __all__ = ["MdadmConfig", "MdadmPlugin"]
 
@@ -116,6 +117,16 @@ class MdadmPlugin(PluginBase):
             default_interval=60,
             timeout=60,
             supports_remote=True,
+            alert_rules=[
+                AlertRule(
+                    id="md-degraded",
+                    metric="arrays.*.degraded",
+                    op="==",
+                    threshold=1,
+                    severity="critical",
+                    summary="md array {item} on {host} is degraded",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

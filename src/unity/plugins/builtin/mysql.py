@@ -34,6 +34,7 @@ from unity_sdk import (
     PluginNotReadyError,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 
 __all__ = ["MysqlConfig", "MysqlPlugin"]
 
@@ -186,6 +187,15 @@ class MysqlPlugin(PluginBase):
             requires=Requirements(packages=["asyncmy"]),
             default_interval=60,
             timeout=30,
+            alert_rules=[
+                AlertRule(
+                    id="replica-lag",
+                    metric="replication.*.seconds_behind",
+                    threshold=300,
+                    clear=60,
+                    summary="replication {item} on {host} is {value} s behind",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

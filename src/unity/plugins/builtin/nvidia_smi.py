@@ -25,6 +25,7 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 
 from ._nvidia import query_gpus, query_processes
 
@@ -89,6 +90,16 @@ class NvidiaSmiPlugin(PluginBase):
             default_interval=30,
             timeout=45,
             supports_remote=True,
+            alert_rules=[
+                AlertRule(
+                    id="gpu-hot",
+                    metric="gpus.*.temperature",
+                    threshold=85,
+                    clear=80,
+                    for_seconds=120,
+                    summary="GPU {item} on {host} is at {value}{unit}",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from unity_sdk import (
     PluginNotReadyError,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 
 __all__ = ["PostgresConfig", "PostgresPlugin"]
 
@@ -217,6 +218,22 @@ class PostgresPlugin(PluginBase):
             requires=Requirements(packages=["asyncpg"]),
             default_interval=60,
             timeout=30,
+            alert_rules=[
+                AlertRule(
+                    id="replica-lag",
+                    metric="replicas.*.replay_lag_seconds",
+                    threshold=300,
+                    clear=60,
+                    summary="standby {item} of {host} replays {value} s behind",
+                ),
+                AlertRule(
+                    id="standby-lag",
+                    metric="lag.*",
+                    threshold=300,
+                    clear=60,
+                    summary="this standby ({host}) is {value} s behind its primary",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

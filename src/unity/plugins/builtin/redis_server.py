@@ -33,6 +33,7 @@ from unity_sdk import (
     PluginNotReadyError,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 
 __all__ = ["RedisConfig", "RedisPlugin"]
 
@@ -166,6 +167,15 @@ class RedisPlugin(PluginBase):
             requires=Requirements(packages=["redis"]),
             default_interval=30,
             timeout=20,
+            alert_rules=[
+                AlertRule(
+                    id="replica-lag",
+                    metric="replicas.*.lag",
+                    threshold=30,
+                    clear=10,
+                    summary="replica {item} of {host} last acknowledged {value} s ago",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 
 __all__ = ["SmartctlConfig", "SmartctlPlugin"]
 
@@ -187,6 +188,30 @@ class SmartctlPlugin(PluginBase):
             default_interval=300,
             timeout=120,
             supports_remote=True,
+            alert_rules=[
+                AlertRule(
+                    id="smart-failing",
+                    metric="devices.*.passed",
+                    op="==",
+                    threshold=0,
+                    severity="critical",
+                    summary="SMART self-assessment of {item} on {host} failed",
+                ),
+                AlertRule(
+                    id="reallocated-sectors-growing",
+                    kind="rate",
+                    metric="devices.*.reallocated_sectors",
+                    threshold=0,
+                    unit="count/h",
+                    summary="{item} on {host}: reallocated sectors growing ({value} per hour)",
+                ),
+                AlertRule(
+                    id="pending-sectors",
+                    metric="devices.*.pending_sectors",
+                    threshold=0,
+                    summary="{item} on {host}: {value} sectors pending reallocation",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 
 __all__ = ["SystemInfoConfig", "SystemInfoPlugin"]
 
@@ -112,6 +113,16 @@ class SystemInfoPlugin(PluginBase):
             requires=Requirements(packages=["psutil"]),
             default_interval=30,
             timeout=10,
+            alert_rules=[
+                AlertRule(
+                    id="memory-high",
+                    metric="memory.percent",
+                    threshold=90,
+                    clear=85,
+                    for_seconds=600,
+                    summary="memory on {host} is {value}% used (limit {threshold}%)",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from unity_sdk import (
     PluginNotReadyError,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 from unity_sdk.runner import CommandResult
 
 __all__ = ["SystemctlConfig", "SystemctlPlugin"]
@@ -115,6 +116,14 @@ class SystemctlPlugin(PluginBase):
             default_interval=60,
             timeout=30,
             supports_remote=True,
+            alert_rules=[
+                AlertRule(
+                    id="failed-units",
+                    metric="failed",
+                    threshold=0,
+                    summary="{value} failed systemd units on {host}",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

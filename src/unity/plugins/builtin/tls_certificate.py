@@ -32,6 +32,7 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 
 __all__ = ["TlsCertificateConfig", "TlsCertificatePlugin", "TlsTarget"]
 
@@ -187,6 +188,23 @@ class TlsCertificatePlugin(PluginBase):
             requires=Requirements(packages=["cryptography"]),
             default_interval=3600,
             timeout=60,
+            alert_rules=[
+                AlertRule(
+                    id="certificate-expiring",
+                    metric="targets.*.days_until_expiry",
+                    op="<",
+                    threshold=14,
+                    summary="certificate of {item} expires in {value} days",
+                ),
+                AlertRule(
+                    id="certificate-expiring-soon",
+                    metric="targets.*.days_until_expiry",
+                    op="<",
+                    threshold=3,
+                    severity="critical",
+                    summary="certificate of {item} expires in {value} days",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
+from unity_sdk.alerts import AlertRule
 
 __all__ = ["ZpoolStatusConfig", "ZpoolStatusPlugin"]
 
@@ -127,6 +128,24 @@ class ZpoolStatusPlugin(PluginBase):
             default_interval=120,
             timeout=60,
             supports_remote=True,
+            alert_rules=[
+                AlertRule(
+                    id="zfs-degraded",
+                    metric="pools.*.online",
+                    op="==",
+                    threshold=0,
+                    severity="critical",
+                    summary="ZFS pool {item} on {host} is not ONLINE",
+                ),
+                AlertRule(
+                    id="zfs-capacity",
+                    metric="pools.*.capacity",
+                    threshold=80,
+                    clear=75,
+                    for_seconds=600,
+                    summary="ZFS pool {item} on {host} is {value}% full",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:
