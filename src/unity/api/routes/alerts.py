@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select, update
 
@@ -144,7 +144,7 @@ async def alert_history(
     db: DatabaseDep,
     settings: SettingsDep,
     limit: int = 100,
-    before: int | None = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     plugin_id: str | None = None,
     fingerprint: str | None = None,
 ) -> TransitionList:

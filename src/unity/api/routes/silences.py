@@ -7,10 +7,10 @@ the alerts' state. Reading needs a read token, changes an admin token.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
@@ -55,8 +55,16 @@ class _Period(BaseModel):
         if (self.ends_at is None) == (self.duration_seconds is None):
             raise ValueError("give ends_at or duration_seconds")
         for value in (self.starts_at, self.ends_at):
-            if value is not None and value.tzinfo is None:
+            if value is None:
+                continue
+            if value.tzinfo is None:
                 raise ValueError("times need a time zone (e.g. 2026-12-01T10:00:00Z)")
+            try:
+                year = value.astimezone(UTC).year
+            except OverflowError:
+                year = 0
+            if not 2000 <= year <= 9000:
+                raise ValueError("times must fall between the years 2000 and 9000")
         return self
 
     def period(self) -> tuple[datetime, datetime]:
@@ -166,7 +174,10 @@ async def add_silence(
 
 @router.delete("/silences/{silence_id}", status_code=204)
 async def delete_silence(
-    silence_id: int, _: AdminToken, db: DatabaseDep, request: Request
+    silence_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    _: AdminToken,
+    db: DatabaseDep,
+    request: Request,
 ) -> Response:
     """End a silence now (it is deleted)."""
     async with db.session() as session:
@@ -220,7 +231,10 @@ async def add_window(
 
 @router.delete("/maintenance/{window_id}", status_code=204)
 async def delete_window(
-    window_id: int, _: AdminToken, db: DatabaseDep, request: Request
+    window_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    _: AdminToken,
+    db: DatabaseDep,
+    request: Request,
 ) -> Response:
     """End a maintenance window now (it is deleted)."""
     async with db.session() as session:
