@@ -89,8 +89,8 @@ class HubClient:
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self._request("GET", path, params=params)
 
-    def post(self, path: str) -> Any:
-        return self._request("POST", path)
+    def post(self, path: str, body: Any = None) -> Any:
+        return self._request("POST", path, **({} if body is None else {"json": body}))
 
     def put(self, path: str, body: Any) -> Any:
         return self._request("PUT", path, json=body)

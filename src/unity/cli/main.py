@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from unity import __version__
-from unity.cli import author, credentials, db, plugins, servers, tokens
+from unity.cli import alerts, author, credentials, db, plugins, servers, tokens
 from unity.cli.client import HubTarget
 from unity.cli.output import fail, load_settings
 
@@ -32,6 +32,7 @@ app.add_typer(plugins.app, name="plugins")
 app.add_typer(author.app, name="plugin")
 app.add_typer(credentials.app, name="credentials")
 app.add_typer(servers.app, name="servers")
+app.add_typer(alerts.app, name="alerts")
 
 
 def _show_version(value: bool) -> None:
