@@ -386,6 +386,10 @@ class AlertEngine:
 
     # -- what the API changes -----------------------------------------------
 
+    def firing_count(self) -> int:
+        """Alerts firing now, as this hub last saw them (the top bar's count)."""
+        return sum(1 for inst in self._instances.values() if inst.state == "firing")
+
     async def reload(self, fingerprint: str) -> None:
         """Re-read one instance (after the API changed it)."""
         inst = self._instances.get(fingerprint)

@@ -16,6 +16,7 @@ from unity.auth import external as external_auth
 from unity.credentials import CredentialError, Inventory
 from unity.plugins.manager import PluginNotFoundError
 from unity.storage import metrics as metric_store
+from unity.web.alerts import plugin_rules
 from unity.web.common import WebDep, may, principal_of, render
 from unity.web.forms import config_form
 from unity.web.overview import all_plugins, build_overview, lookup
@@ -194,6 +195,7 @@ async def plugin_page(
         keys=keys,
         newest=newest,
         lookup=lookup,
+        alert_rules=await plugin_rules(web, request.app.state.db, manager, plugin_id),
         **context,
     )
 
