@@ -109,7 +109,10 @@ async def enable(app: FastAPI, plugin_id: str = "probe") -> None:
         await session.execute(update(Plugin).where(Plugin.id == plugin_id).values(enabled=True))
 
 
-def engine_for(app: FastAPI, clock: Clock, recorder: Recorder) -> AlertEngine:
+async def engine_for(app: FastAPI, clock: Clock, recorder: Recorder) -> AlertEngine:
+    """An engine on the app's database with the test's clock; the app's own engine
+    stops ticking, so only the test moves time."""
+    await app.state.alerts.stop()
     return AlertEngine(
         app.state.db,
         app.state.settings,

@@ -34,7 +34,7 @@ def recorder() -> Recorder:
 @pytest.fixture
 async def engine(app: FastAPI, clock: Clock, recorder: Recorder) -> AlertEngine:
     await enable(app)
-    return engine_for(app, clock, recorder)
+    return await engine_for(app, clock, recorder)
 
 
 async def transitions(app: FastAPI, rule_id: str) -> list[tuple[str, str, float | None]]:

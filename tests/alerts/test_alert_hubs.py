@@ -18,17 +18,12 @@ def plugin_classes() -> list[type[Any]]:
     return [ProbePlugin]
 
 
-@pytest.fixture(params=["postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Any:
-    url: str = request.getfixturevalue("postgres_server_url")
-    return url
-
-
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_two_engines_on_one_postgresql_notify_once(app: FastAPI) -> None:
     await enable(app)
     clock = Clock()
     first, second = Recorder(), Recorder()
-    hub_a, hub_b = engine_for(app, clock, first), engine_for(app, clock, second)
+    hub_a, hub_b = await engine_for(app, clock, first), await engine_for(app, clock, second)
     for value in (95.0, 95.0):  # both hubs see every run (an external batch, say)
         event = run(clock, {"load": value, "disks": {"sda": {"percent": 99.0}}})
         await asyncio.gather(hub_a.observe(event), hub_b.observe(event))

@@ -73,6 +73,8 @@ class AlertEngine:
         self._instances: dict[str, Instance] = {}
         self._keys: dict[tuple[str, str, str, str], str] = {}
         self._previous: dict[str, tuple[datetime, float]] = {}
+        # (plugin, rule, host) -> fingerprints known, to find items that vanished.
+        self._by_host: dict[tuple[str, str, str], set[str]] = {}
         self._last_seen: dict[tuple[str, str], datetime] = {}
         self._intervals: dict[str, float] = {}  # enabled plugins -> their interval
         self._purged_at: datetime | None = None
@@ -176,6 +178,12 @@ class AlertEngine:
                 health = event.health.status.value if event.health is not None else None
                 await self._state(rule, health or _HEALTH_OF.get(event.state.value, "healthy"), now)
 
+    def _remember(self, inst: Instance) -> Instance:
+        self._instances[inst.fingerprint] = inst
+        key = (inst.plugin_id, inst.rule_id, inst.host)
+        self._by_host.setdefault(key, set()).add(inst.fingerprint)
+        return inst
+
     def _fingerprint(self, plugin_id: str, rule_id: str, host: str, item: str) -> str:
         key = (plugin_id, rule_id, host, item)
         found = self._keys.get(key)
@@ -206,14 +214,9 @@ class AlertEngine:
                 continue
             await self._evaluate(rule, fp, host, reading.item, holds, value, reading.threshold, now)
         # An item that is gone (a disk unmounted) no longer meets the condition.
-        for inst in list(self._instances.values()):
-            if (
-                inst.active
-                and inst.fingerprint not in seen
-                and inst.plugin_id == rule.plugin_id
-                and inst.rule_id == rule.id
-                and inst.host == host
-            ):
+        for fp in list(self._by_host.get((rule.plugin_id, rule.id, host), ())):
+            inst = self._instances[fp]
+            if inst.active and fp not in seen:
                 await self._evaluate(
                     rule, inst.fingerprint, host, inst.item, False, None, inst.threshold, now
                 )
@@ -258,7 +261,7 @@ class AlertEngine:
     ) -> None:
         inst = self._instances.get(fp)
         if inst is None:
-            inst = self._instances[fp] = Instance(fp, rule.plugin_id, rule.id, host, item)
+            inst = self._remember(Instance(fp, rule.plugin_id, rule.id, host, item))
         inst.severity = rule.rule.severity.value
         inst.labels = dict(rule.rule.labels)
         inst.rule_name = rule.rule.title
@@ -323,8 +326,8 @@ class AlertEngine:
         for row in await load_active(self.db):
             inst = self._instances.get(row.fingerprint)
             if inst is None:
-                inst = self._instances[row.fingerprint] = Instance(
-                    row.fingerprint, row.plugin_id, row.rule_id
+                inst = self._remember(
+                    Instance(row.fingerprint, row.plugin_id, row.rule_id, row.host, row.item)
                 )
             if row.version > inst.version:
                 inst.load(row)
