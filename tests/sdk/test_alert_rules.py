@@ -41,7 +41,7 @@ def test_declared_rules_are_kept_and_a_plugin_without_rules_has_none() -> None:
     [
         (
             {"metric": "cpu", "threshold": 1},
-            "alert rule 'r': metric: the plugin declares no metric",
+            "alert rule 'r': metric: the plugin declares no",
         ),
         ({"metric": "model", "threshold": 1}, "metric: metric 'model' is not numeric (info)"),
         ({"metric": "uptime", "threshold": 1, "unit": "GiB"}, "unit: 'GiB' does not convert"),
