@@ -7,12 +7,18 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.alerts.support import Clock, ProbePlugin, Recorder, enable, engine_for, run
 from unity.alerts import AlertEngine
 from unity.plugins.observe import StateChanged
-from unity.storage.models import AlertInstance, AlertSilence, AlertTransition, MaintenanceWindow
+from unity.storage.models import (
+    AlertInstance,
+    AlertSilence,
+    AlertTransition,
+    MaintenanceWindow,
+    Plugin,
+)
 from unity_sdk import HealthStatus, PluginState
 
 
@@ -245,3 +251,33 @@ async def test_a_switched_off_rule_resolves_its_alerts(
     assert recorder.of("load-high") == [("firing", ""), ("resolved", "")]
     await engine.observe(run(clock, {"load": 99.0}))
     assert len(recorder.of("load-high")) == 2
+
+
+async def test_an_external_agent_that_stops_reporting_goes_stale(
+    app: FastAPI, engine: AlertEngine, clock: Clock, recorder: Recorder
+) -> None:
+    async with app.state.db.session() as session:
+        await session.execute(update(Plugin).where(Plugin.id == "probe").values(external=True))
+    await engine.refresh()
+    assert "agent-stale" in [r.id for r in await engine.rules("probe")]
+    await engine.observe(run(clock, {"load": 1.0}, host="pi4"))
+    clock.advance(181)  # 3 intervals of 60 s
+    await engine.tick()
+    stale = [n for n in recorder.notices if n.rule_id == "agent-stale"]
+    assert [(n.status, n.labels["host"]) for n in stale] == [("firing", "pi4")]
+    assert stale[0].summary == "probe on pi4 stopped reporting: no data for 181 s"
+
+
+async def test_history_older_than_its_retention_is_deleted(
+    app: FastAPI, engine: AlertEngine, clock: Clock
+) -> None:
+    await engine.observe(run(clock, {"load": 99.0}))
+    clock.advance(60)
+    await engine.observe(run(clock, {"load": 10.0}))
+    days = app.state.settings.alert_history_days
+    clock.advance(days * 86400 - 120)
+    await engine.tick()
+    assert len(await transitions(app, "load-high")) == 2
+    clock.advance(3600)  # the next purge, an hour on: both transitions are past retention
+    await engine.tick()
+    assert await transitions(app, "load-high") == []
