@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import delete, select, update
 
 from unity.alerts import AlertEngine, RuleError, effective_rules
@@ -22,7 +22,7 @@ from unity.api.body import body_schema, json_body
 from unity.api.deps import AdminToken, DatabaseDep, ManagerDep, ReadToken, SettingsDep
 from unity.api.errors import ApiError
 from unity.api.routes.credentials import actor_of
-from unity.plugins.manager import PluginManager
+from unity.plugins.manager import PluginManager, PluginNotFoundError, PluginStateError
 from unity.storage.models import (
     AlertInstance,
     AlertRuleOverride,
@@ -210,22 +210,25 @@ async def list_rules(
     async with db.session() as session:
         config = await load_rule_config(session)
         ids = [p for p in await session.scalars(select(Plugin.id)) if plugin_id in (None, p)]
-        items = []
-        for pid in sorted(ids):
+    items = []
+    for pid in sorted(ids):
+        try:
             metadata = await _metadata(manager, pid)
-            external = pid in config.external
-            try:
-                found = effective_rules(
-                    metadata, config.overrides_of(pid), config.user_rules_of(pid), external=external
-                )
-            except RuleError:
-                found = effective_rules(metadata, {}, config.user_rules_of(pid), external=external)
-            items += [
-                RuleOut(plugin_id=pid, source=e.source, enabled=e.enabled, overridden=e.overridden,
-                        rule=e.rule)
-                for e in found
-            ]  # fmt: skip
-        return RuleList(items=items)
+        except (PluginNotFoundError, PluginStateError, ValidationError):
+            continue  # its code is gone or its stored metadata unreadable: no rules to show
+        external = pid in config.external
+        try:
+            found = effective_rules(
+                metadata, config.overrides_of(pid), config.user_rules_of(pid), external=external
+            )
+        except RuleError:
+            found = effective_rules(metadata, {}, config.user_rules_of(pid), external=external)
+        items += [
+            RuleOut(plugin_id=pid, source=e.source, enabled=e.enabled, overridden=e.overridden,
+                    rule=e.rule)
+            for e in found
+        ]  # fmt: skip
+    return RuleList(items=items)
 
 
 def _refuse(problems: list[tuple[str, str]], prefix: str = "") -> ApiError:
