@@ -114,7 +114,7 @@ async def test_active_alerts_history_and_acknowledgement(
         ("disk-full", "pending", "sda"),
     ]
     assert alerts[0]["summary"] == "load on web1 is 99% (limit 90%)"
-    assert alerts[1]["summary"] == "probe sda on web1: disks.*.percent 97% (limit 90%)"
+    assert alerts[1]["summary"] == "probe on web1: disks.sda.percent 97% (limit 90%)"
     history = (await reader.get("/api/alerts/history", params={"limit": 1})).json()
     assert len(history["items"]) == 1
     assert history["next_cursor"] is not None

@@ -75,7 +75,7 @@ def _fmt(value: float | None) -> str:
 def render_summary(rule: AlertRule, plugin_id: str, **values: Any) -> str:
     """The rule's summary template with the instance's values filled in."""
     template = rule.summary or _default_summary(rule)
-    fields = {"plugin": plugin_id, "rule": rule.title, "metric": rule.metric or ""}
+    fields = {"plugin": plugin_id, "rule": rule.title, "metric": _path(rule.metric, values)}
     fields |= {"host": "", "item": "", "value": "", "unit": "", "threshold": "", "state": ""}
     for key, value in values.items():
         fields[key] = _fmt(value) if isinstance(value, float) or value is None else str(value)
@@ -83,12 +83,18 @@ def render_summary(rule: AlertRule, plugin_id: str, **values: Any) -> str:
     return " ".join(template.format(**fields).split())
 
 
+def _path(metric: str | None, values: dict[str, Any]) -> str:
+    """The metric's path with the item filled in: ``disks.*.percent`` -> ``disks.sda.percent``."""
+    parts = iter(str(values.get("item") or "").split("/"))
+    return ".".join(next(parts, "*") if p == "*" else p for p in (metric or "").split("."))
+
+
 def _default_summary(rule: AlertRule) -> str:
     if rule.kind is AlertKind.NO_DATA:
         return "{plugin} on {host}: no data for {value} s"
     if rule.kind in (AlertKind.STATE, AlertKind.HEALTH):
         return "{plugin} is {state}"
-    return "{plugin} {item} on {host}: {metric} {value}{unit} (limit {threshold}{unit})"
+    return "{plugin} on {host}: {metric} {value}{unit} (limit {threshold}{unit})"
 
 
 def describe(rule: AlertRule, metric_unit: str = "") -> str:
