@@ -24,7 +24,7 @@ from unity.notify import AlertNotice, Notifier
 from unity.storage.db import Database
 from unity.storage.models import AlertInstance, AlertTransition
 
-__all__ = ["Instance", "Lifecycle"]
+__all__ = ["Instance", "Lifecycle", "load_active"]
 
 log = logging.getLogger(__name__)
 

@@ -50,6 +50,7 @@ __all__ = [
     "AlertRule",
     "AlertSeverity",
     "convert_unit",
+    "rate_scale",
     "rule_problems",
 ]
 
