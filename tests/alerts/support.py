@@ -92,9 +92,16 @@ class Clock:
         return self.now
 
 
-def run(clock: Clock, document: dict[str, Any], host: str = "web1", **extra: Any) -> RunObserved:
+def run(
+    clock: Clock,
+    document: dict[str, Any],
+    host: str = "web1",
+    *,
+    plugin_id: str = "probe",
+    **extra: Any,
+) -> RunObserved:
     values: dict[str, Any] = {
-        "plugin_id": "probe",
+        "plugin_id": plugin_id,
         "at": clock.now,
         "status": RunStatus.SUCCESS,
         "state": PluginState.HEALTHY,
