@@ -68,7 +68,10 @@ async def test_certificate_five_days_from_expiry_is_a_warning_not_critical(
     engine: tuple[AlertEngine, Clock, Recorder],
 ) -> None:
     alerts, clock, recorder = engine
-    targets = {"shop.example:443": {"days_until_expiry": 5.2}, "nas:443": {"days_until_expiry": 80}}
+    targets: dict[str, dict[str, float]] = {
+        "shop.example:443": {"days_until_expiry": 5.2},
+        "nas:443": {"days_until_expiry": 80},
+    }
     await alerts.observe(run(clock, {"targets": targets}, plugin_id="tls-certificate"))
     assert told(recorder) == [
         (
@@ -102,7 +105,10 @@ async def test_sensor_above_its_own_high_mark_and_smart(
     assert [(r, s, i) for r, s, i, _ in told(recorder)] == [
         ("temperature-high", "warning", "coretemp-isa-0000/Package id 0")
     ]
-    devices = {"sda": {"passed": 1, "reallocated_sectors": 8}, "sdb": {"passed": 0}}
+    devices: dict[str, dict[str, int]] = {
+        "sda": {"passed": 1, "reallocated_sectors": 8},
+        "sdb": {"passed": 0},
+    }
     await alerts.observe(run(clock, {"devices": devices}, plugin_id="smartctl"))
     clock.advance(300)
     devices["sda"]["reallocated_sectors"] = 12
