@@ -14,17 +14,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from unity import __version__
+from unity.alerts import AlertEngine
 from unity.api.clients import install_client_tracking
 from unity.api.errors import RejectNulMiddleware, install_error_handlers
 from unity.api.limits import BodyLimit, RequestLimitsMiddleware
 from unity.api.openapi import install_openapi
 from unity.api.routes import (
+    alerts,
     channels,
     credentials,
     enrollment,
     external,
     plugins,
     servers,
+    silences,
     system,
 )
 from unity.auth.sessions import end_dead_sessions
@@ -102,6 +105,11 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
         notifier = Dispatcher(manager.credentials, settings)
         app.state.notifier = notifier
         notifier.start()
+        # Alerts: rules on every recorded run and state change, told through the notifier.
+        engine = AlertEngine(db, settings, metadata=manager.metadata_for, notifier=notifier)
+        manager.recorder.observers.append(engine.observe)
+        app.state.alerts = engine
+        await engine.start()
         watchers = [asyncio.create_task(retention.run(), name="retention")]
         if settings.dev_mode:
             watchers += [
@@ -116,6 +124,7 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+            await engine.stop()
             await notifier.stop()
             # `unity serve` stamps when SIGTERM arrived; the grace period counts from there.
             started = getattr(app.state, "shutdown_started", None) or time.monotonic()
@@ -140,6 +149,8 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
     app.include_router(credentials.router)
     app.include_router(servers.router)
     app.include_router(channels.router)
+    app.include_router(alerts.router)
+    app.include_router(silences.router)
     mount_dashboard(app)
     install_openapi(app)
     # Added last, so outermost: no route, dependency or middleware reads a body first.

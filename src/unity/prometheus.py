@@ -29,17 +29,26 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.plugins.manager import PluginManager
 from unity.storage import metrics as metric_store
-from unity.storage.models import LatestMetric
+from unity.storage.models import AlertInstance, LatestMetric
 from unity.views import every_plugin
-from unity_sdk import MetricField, MetricKind, iter_metric_values, prometheus_series
+from unity_sdk import (
+    AlertSeverity,
+    MetricField,
+    MetricKind,
+    iter_metric_values,
+    prometheus_series,
+)
 
 __all__ = ["metric_families", "render_exposition"]
 
 log = logging.getLogger(__name__)
+
+ALERT_SEVERITIES = [s.value for s in AlertSeverity]
 
 # Clashes already logged per hub, so a scrape every few seconds logs each once.
 _reported: weakref.WeakKeyDictionary[object, set[tuple[str, str]]] = weakref.WeakKeyDictionary()
@@ -119,6 +128,23 @@ async def _declared_metrics(
     }
 
 
+async def _firing_alerts(session: AsyncSession) -> Metric:
+    """``unity_alerts_firing{severity}``: firing alerts, from the shared tables (so
+    every hub on one database reports the same numbers)."""
+    family = GaugeMetricFamily(
+        "unity_alerts_firing", "Alerts firing now, by severity", labels=["severity"]
+    )
+    rows = await session.execute(
+        select(AlertInstance.severity, func.count())
+        .where(AlertInstance.state == "firing")
+        .group_by(AlertInstance.severity)
+    )
+    counts: dict[str, int] = {str(severity): int(count) for severity, count in rows}
+    for severity in ALERT_SEVERITIES:
+        family.add_metric([severity], counts.get(severity, 0))
+    return family
+
+
 def _names_on(page: bytes) -> set[str]:
     """Every family and sample name of an exposition page."""
     names: set[str] = set()
@@ -147,7 +173,9 @@ async def render_exposition(
         generate_latest(registry) for registry in extra
     )
     taken = _names_on(own)
-    families: list[Metric] = []
+    # The hub's own families come first: a plugin family of the same name is left out.
+    families: list[Metric] = [await _firing_alerts(session)]
+    taken.add(families[0].name)
     for plugin_id, rows in sorted(by_plugin.items()):
         fields = declared.get(plugin_id)
         if fields:

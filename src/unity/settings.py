@@ -264,6 +264,21 @@ class Settings(BaseSettings):
         "and X-Forwarded-Proto the hub believes (JSON list). Empty: the connecting "
         "address is the client.",
     )
+    alert_eval_seconds: float = Field(
+        default=15,
+        gt=0,
+        le=3600,
+        description="How often the alert engine checks `for` durations, missing data and "
+        "repeats (rules on metrics are evaluated as each run is recorded).",
+    )
+    alert_repeat_seconds: float = Field(
+        default=4 * 3600,
+        gt=0,
+        description="How often a firing, unacknowledged alert is told again.",
+    )
+    alert_history_days: int = Field(
+        default=90, ge=1, description="Days alert transitions (the alert history) are kept."
+    )
 
     public_url: str = Field(
         default="",

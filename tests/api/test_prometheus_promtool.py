@@ -190,7 +190,7 @@ async def test_every_declared_builtin_metric_passes_promtool(
     page = (await reader.get("/metrics")).text
     families = {f.name for f in text_string_to_metric_families(page)}
     declared = sum(len(m.metrics) for m in metadata)
-    hub_own = ("unity_plugin_", "unity_sched", "unity_notifications_")
+    hub_own = ("unity_plugin_", "unity_sched", "unity_notifications_", "unity_alerts_firing")
     plugin_families = {f for f in families if not f.startswith(hub_own)}
     assert len(plugin_families) == declared
     promtool_check(page)

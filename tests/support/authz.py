@@ -88,6 +88,10 @@ class World:
             "key_id": self.victim_key_id,
             "name": name,
             "credential": CREDENTIAL,
+            "rule_id": "matrix-rule",
+            "fingerprint": "0" * 32,
+            "silence_id": "1",
+            "window_id": "1",
         }
 
     def fill(self, template: str) -> str:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from unity.alerts.rules import EXTERNAL_RULES, describe
 from unity.plugins.loader import PluginLoader
 from unity_sdk import PluginMetadata, prometheus_series
 
 __all__ = ["render_catalogue"]
+
+_FOR_UNITS = ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
 
 
 def _cell(text: str) -> str:
@@ -42,6 +45,44 @@ def _requirements(metadata: PluginMetadata) -> str:
     return ", ".join(parts) or "nothing beyond the hub"
 
 
+def _duration(seconds: float) -> str:
+    if seconds <= 0:
+        return "at once"
+    for size, unit in _FOR_UNITS:
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
+def _unit(metadata: PluginMetadata, metric: str | None) -> str:
+    return metadata.metric(metric).unit if metric else ""
+
+
+def _alert_rules(plugins: Sequence[PluginMetadata]) -> list[str]:
+    """The default alert rules the plugins ship, as one table."""
+    lines = [
+        "",
+        "## Default alert rules",
+        "",
+        "Active while the plugin is enabled; each can be switched off or changed",
+        "(`unity alerts rules disable PLUGIN RULE`, or",
+        "`PUT /api/alerts/rules/{plugin}/{rule}/override`).",
+        "Every external plugin also gets `agent-stale`: "
+        f"{describe(EXTERNAL_RULES[0])}, {EXTERNAL_RULES[0].severity.value}.",
+        "",
+        "| plugin | rule | severity | condition | for |",
+        "|---|---|---|---|---|",
+    ]
+    for metadata in plugins:
+        lines += [
+            f"| `{metadata.id}` | `{r.id}` | {r.severity.value} "
+            f"| {_cell(describe(r, _unit(metadata, r.metric)))} "
+            f"| {_duration(r.for_seconds)} |"
+            for r in metadata.alert_rules
+        ]
+    return lines
+
+
 def render_catalogue(plugins: Sequence[PluginMetadata]) -> str:
     lines = [
         "# Built-in plugin catalogue",
@@ -58,6 +99,7 @@ def render_catalogue(plugins: Sequence[PluginMetadata]) -> str:
     lines += [
         f"| [`{m.id}`](#{m.id}) | {m.category.value} | {_cell(m.description)} |" for m in ordered
     ]
+    lines += _alert_rules(ordered)
     for metadata in ordered:
         lines += [
             "",

@@ -1,4 +1,4 @@
-"""``unity channels``: where a running hub sends notifications, over its REST API.
+"""``unity alerts channels``: where a running hub sends notifications, over its REST API.
 
 A channel URL (ntfy://, gotify://, discord://, tgram://, mailto://, json://...,
 or alertmanager://host:port) holds tokens, so ``add`` reads it from a hidden
@@ -83,7 +83,7 @@ def add(
         print_json(channel)
         return
     console().print(f"Channel {escape(name)} added ({escape(channel['target'])}).")
-    console().print(f"Send a test message: unity channels test {escape(name)}")
+    console().print(f"Send a test message: unity alerts channels test {escape(name)}")
 
 
 @channels_app.command("list")

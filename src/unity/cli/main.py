@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from unity import __version__
-from unity.cli import author, credentials, db, master_key, plugins, servers, tokens
+from unity.cli import alerts, author, credentials, db, master_key, plugins, servers, tokens
 from unity.cli.channels import channels_app
 from unity.cli.client import HubAccess
 from unity.cli.output import fail, load_settings
@@ -35,7 +35,8 @@ app.add_typer(author.app, name="author")
 credentials.app.command("rotate-master-key")(master_key.rotate_master_key)
 app.add_typer(credentials.app, name="credentials")
 app.add_typer(servers.app, name="servers")
-app.add_typer(channels_app, name="channels")
+alerts.app.add_typer(channels_app, name="channels")
+app.add_typer(alerts.app, name="alerts")
 
 
 def _renamed(old: str, new: str) -> Callable[[], None]:

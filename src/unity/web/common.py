@@ -102,10 +102,12 @@ def render(
     status_code: int = 200,
     **context: Any,
 ) -> HTMLResponse:
+    engine = getattr(request.app.state, "alerts", None)
+    firing = engine.firing_count() if engine is not None and web is not None else 0
     response = templates.TemplateResponse(
         request,
         template,
-        {"web": web, "status_code": status_code, **context},
+        {"web": web, "status_code": status_code, "alerts_firing": firing, **context},
         status_code=status_code,
     )
     secure_headers(response)

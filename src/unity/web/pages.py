@@ -25,6 +25,7 @@ from unity.views import (
     state_events,
 )
 from unity.views.overview import lookup
+from unity.web.alerts import plugin_rules
 from unity.web.common import WebDep, may, render
 from unity.web.forms import config_form
 from unity.web.templating import format_fact
@@ -208,6 +209,7 @@ async def plugin_page(
         keys=keys,
         newest=newest,
         lookup=lookup,
+        alert_rules=await plugin_rules(web, request.app.state.db, manager, plugin_id),
         **context,
     )
 

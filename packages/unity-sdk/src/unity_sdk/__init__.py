@@ -80,6 +80,14 @@ from unity_sdk._wire import (
     batch_problems,
     new_key_secret,
 )
+from unity_sdk.alerts import (
+    AlertKind,
+    AlertRule,
+    AlertSeverity,
+    convert_unit,
+    rate_scale,
+    rule_problems,
+)
 from unity_sdk.errors import (
     BatchRefusedError,
     CollectionError,
@@ -136,6 +144,9 @@ __all__ = [
     "RETENTION_KEY",
     "RUN_STATES",
     "TARGETS_KEY",
+    "AlertKind",
+    "AlertRule",
+    "AlertSeverity",
     "BatchAccepted",
     "BatchRefusedError",
     "CollectionError",
@@ -186,6 +197,7 @@ __all__ = [
     "check_metadata",
     "check_plugin_class",
     "check_prometheus_names",
+    "convert_unit",
     "credential_reference",
     "duplicate_names",
     "encode_document",
@@ -201,7 +213,9 @@ __all__ = [
     "prometheus_advice",
     "prometheus_collisions",
     "prometheus_series",
+    "rate_scale",
     "require_storable_numbers",
+    "rule_problems",
     "run_state",
     "secret_fields",
     "undeclared_numbers",

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from unity_sdk.alerts import AlertRule, rule_problems
 from unity_sdk.errors import MetadataError
 
 __all__ = [
@@ -214,6 +215,7 @@ class PluginMetadata(BaseModel):
     requires: Requirements = Field(default_factory=Requirements)
     supports_remote: bool = False
     isolation: Isolation = Isolation.THREAD
+    alert_rules: list[AlertRule] = Field(default_factory=list, max_length=100)
 
     @field_validator("version")
     @classmethod
@@ -238,6 +240,16 @@ class PluginMetadata(BaseModel):
         duplicates = duplicate_names(m.name for m in self.metrics)
         if duplicates:
             raise ValueError(f"metrics declared twice: {', '.join(duplicates)}")
+        return self
+
+    @model_validator(mode="after")
+    def _valid_rules(self) -> PluginMetadata:
+        duplicates = duplicate_names(r.id for r in self.alert_rules)
+        if duplicates:
+            raise ValueError(f"alert rules declared twice: {', '.join(duplicates)}")
+        for rule in self.alert_rules:
+            for field, why in rule_problems(rule, self.metrics):
+                raise ValueError(f"alert rule {rule.id!r}: {field}: {why}")
         return self
 
     def config_json_schema(self) -> dict[str, Any]:

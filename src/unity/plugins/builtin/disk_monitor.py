@@ -15,6 +15,7 @@ import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
+    AlertRule,
     HealthStatus,
     MetricDisplay,
     MetricField,
@@ -164,6 +165,24 @@ class DiskMonitorPlugin(PluginBase[DiskMonitorConfig]):
             requires=Requirements(packages=["psutil"]),
             default_interval=60,
             timeout=30,
+            alert_rules=[
+                AlertRule(
+                    id="disk-space-low",
+                    metric="partitions.*.percent",
+                    threshold=90,
+                    clear=85,
+                    for_seconds=300,
+                    summary="{item} on {host} is {value}% full (limit {threshold}%)",
+                ),
+                AlertRule(
+                    id="disk-space-critical",
+                    metric="partitions.*.percent",
+                    threshold=97,
+                    clear=95,
+                    severity="critical",
+                    summary="{item} on {host} is {value}% full (limit {threshold}%)",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

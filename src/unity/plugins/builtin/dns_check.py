@@ -33,6 +33,7 @@ from dns.rdtypes.IN.AAAA import AAAA
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from unity_sdk import (
+    AlertRule,
     CollectionError,
     HealthStatus,
     MetricField,
@@ -171,6 +172,16 @@ class DnsCheckPlugin(PluginBase[DnsCheckConfig]):
             requires=Requirements(packages=["dnspython"]),
             default_interval=60,
             timeout=60,
+            alert_rules=[
+                AlertRule(
+                    id="dns-query-failing",
+                    metric="resolvers.*.queries.*.ok",
+                    op="==",
+                    threshold=0,
+                    for_seconds=60,
+                    summary="DNS query {item} fails (two checks in a row)",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

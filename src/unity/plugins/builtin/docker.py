@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
+    AlertRule,
     HealthStatus,
     MetricDisplay,
     MetricField,
@@ -130,6 +131,15 @@ class DockerPlugin(PluginBase[DockerConfig]):
             requires=Requirements(packages=["httpx"]),
             default_interval=60,
             timeout=30,
+            alert_rules=[
+                AlertRule(
+                    id="container-restarting",
+                    metric="containers.restarting",
+                    threshold=0,
+                    for_seconds=120,
+                    summary="{value} containers restarting on {host}",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

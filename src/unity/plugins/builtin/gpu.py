@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
+    AlertRule,
     HealthStatus,
     MetricDisplay,
     MetricField,
@@ -101,6 +102,16 @@ class GpuPlugin(PluginBase[GpuConfig]):
             default_interval=15,
             timeout=30,
             supports_remote=True,
+            alert_rules=[
+                AlertRule(
+                    id="gpu-hot",
+                    metric="gpus.*.temperature",
+                    threshold=85,
+                    clear=80,
+                    for_seconds=120,
+                    summary="GPU {item} on {host} is at {value}{unit}",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

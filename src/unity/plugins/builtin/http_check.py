@@ -19,6 +19,7 @@ import httpx
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from unity_sdk import (
+    AlertRule,
     CollectionError,
     HealthStatus,
     MetricField,
@@ -152,6 +153,17 @@ class HttpCheckPlugin(PluginBase[HttpCheckConfig]):
             requires=Requirements(packages=["httpx"]),
             default_interval=60,
             timeout=130,
+            alert_rules=[
+                AlertRule(
+                    id="endpoint-down",
+                    metric="endpoints.*.up",
+                    op="==",
+                    threshold=0,
+                    for_seconds=60,
+                    severity="critical",
+                    summary="{item} is down (two checks in a row)",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

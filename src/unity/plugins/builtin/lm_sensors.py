@@ -21,6 +21,7 @@ from typing import Any, TypeGuard
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
+    AlertRule,
     CollectionError,
     DependencyMissingError,
     HealthStatus,
@@ -111,6 +112,24 @@ class LmSensorsPlugin(PluginBase[LmSensorsConfig]):
             default_interval=30,
             timeout=20,
             supports_remote=True,
+            alert_rules=[
+                AlertRule(
+                    id="temperature-high",
+                    metric="chips.*.temperatures.*.input",
+                    op=">=",
+                    threshold_metric="chips.*.temperatures.*.max",
+                    for_seconds=120,
+                    summary="{item} on {host} is {value}{unit}, at its high mark {threshold}{unit}",
+                ),
+                AlertRule(
+                    id="temperature-critical",
+                    metric="chips.*.temperatures.*.input",
+                    op=">=",
+                    threshold_metric="chips.*.temperatures.*.crit",
+                    severity="critical",
+                    summary="{item} on {host}: {value}{unit}, critical mark {threshold}{unit}",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

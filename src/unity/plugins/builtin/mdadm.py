@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
+    AlertRule,
     DependencyMissingError,
     HealthStatus,
     MetricField,
@@ -117,6 +118,16 @@ class MdadmPlugin(PluginBase[MdadmConfig]):
             default_interval=60,
             timeout=60,
             supports_remote=True,
+            alert_rules=[
+                AlertRule(
+                    id="md-degraded",
+                    metric="arrays.*.degraded",
+                    op="==",
+                    threshold=1,
+                    severity="critical",
+                    summary="md array {item} on {host} is degraded",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

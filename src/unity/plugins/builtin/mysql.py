@@ -25,6 +25,7 @@ from asyncmy.errors import Error as MySQLError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from unity_sdk import (
+    AlertRule,
     CollectionError,
     HealthStatus,
     MetricDisplay,
@@ -190,6 +191,15 @@ class MysqlPlugin(PluginBase[MysqlConfig]):
             requires=Requirements(packages=["asyncmy"]),
             default_interval=60,
             timeout=30,
+            alert_rules=[
+                AlertRule(
+                    id="replica-lag",
+                    metric="replication.*.seconds_behind",
+                    threshold=300,
+                    clear=60,
+                    summary="replication {item} on {host} is {value} s behind",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
+    AlertRule,
     HealthStatus,
     MetricDisplay,
     MetricField,
@@ -89,6 +90,16 @@ class NvidiaSmiPlugin(PluginBase[NvidiaSmiConfig]):
             default_interval=30,
             timeout=45,
             supports_remote=True,
+            alert_rules=[
+                AlertRule(
+                    id="gpu-hot",
+                    metric="gpus.*.temperature",
+                    threshold=85,
+                    clear=80,
+                    for_seconds=120,
+                    summary="GPU {item} on {host} is at {value}{unit}",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from unity_sdk import (
+    AlertRule,
     CollectionError,
     HealthStatus,
     MetricDisplay,
@@ -221,6 +222,22 @@ class PostgresPlugin(PluginBase[PostgresConfig]):
             requires=Requirements(packages=["asyncpg"]),
             default_interval=60,
             timeout=30,
+            alert_rules=[
+                AlertRule(
+                    id="replica-lag",
+                    metric="replicas.*.replay_lag_seconds",
+                    threshold=300,
+                    clear=60,
+                    summary="standby {item} of {host} replays {value} s behind",
+                ),
+                AlertRule(
+                    id="standby-lag",
+                    metric="lag.*",
+                    threshold=300,
+                    clear=60,
+                    summary="this standby ({host}) is {value} s behind its primary",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

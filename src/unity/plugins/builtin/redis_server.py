@@ -25,6 +25,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from unity_sdk import (
+    AlertRule,
     CollectionError,
     HealthStatus,
     MetricField,
@@ -170,6 +171,15 @@ class RedisPlugin(PluginBase[RedisConfig]):
             requires=Requirements(packages=["redis"]),
             default_interval=30,
             timeout=20,
+            alert_rules=[
+                AlertRule(
+                    id="replica-lag",
+                    metric="replicas.*.lag",
+                    threshold=30,
+                    clear=10,
+                    summary="replica {item} of {host} last acknowledged {value} s ago",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

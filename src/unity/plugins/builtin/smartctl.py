@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
+    AlertRule,
     CollectionError,
     DependencyMissingError,
     HealthStatus,
@@ -192,6 +193,30 @@ class SmartctlPlugin(PluginBase[SmartctlConfig]):
             default_interval=300,
             timeout=120,
             supports_remote=True,
+            alert_rules=[
+                AlertRule(
+                    id="smart-failing",
+                    metric="devices.*.passed",
+                    op="==",
+                    threshold=0,
+                    severity="critical",
+                    summary="SMART self-assessment of {item} on {host} failed",
+                ),
+                AlertRule(
+                    id="reallocated-sectors-growing",
+                    kind="rate",
+                    metric="devices.*.reallocated_sectors",
+                    threshold=0,
+                    unit="count/h",
+                    summary="{item} on {host}: reallocated sectors growing ({value} per hour)",
+                ),
+                AlertRule(
+                    id="pending-sectors",
+                    metric="devices.*.pending_sectors",
+                    threshold=0,
+                    summary="{item} on {host}: {value} sectors pending reallocation",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
+    AlertRule,
     MetricDisplay,
     MetricField,
     MetricKind,
@@ -112,6 +113,16 @@ class SystemInfoPlugin(PluginBase[SystemInfoConfig]):
             requires=Requirements(packages=["psutil"]),
             default_interval=30,
             timeout=10,
+            alert_rules=[
+                AlertRule(
+                    id="memory-high",
+                    metric="memory.percent",
+                    threshold=90,
+                    clear=85,
+                    for_seconds=600,
+                    summary="memory on {host} is {value}% used (limit {threshold}%)",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
+    AlertRule,
     CommandResult,
     DependencyMissingError,
     HealthStatus,
@@ -115,6 +116,14 @@ class SystemctlPlugin(PluginBase[SystemctlConfig]):
             default_interval=60,
             timeout=30,
             supports_remote=True,
+            alert_rules=[
+                AlertRule(
+                    id="failed-units",
+                    metric="failed",
+                    threshold=0,
+                    summary="{value} failed systemd units on {host}",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from unity_sdk import (
+    AlertRule,
     CollectionError,
     HealthStatus,
     MetricField,
@@ -194,6 +195,23 @@ class TlsCertificatePlugin(PluginBase[TlsCertificateConfig]):
             requires=Requirements(packages=["cryptography"]),
             default_interval=3600,
             timeout=60,
+            alert_rules=[
+                AlertRule(
+                    id="certificate-expiring",
+                    metric="targets.*.days_until_expiry",
+                    op="<",
+                    threshold=14,
+                    summary="certificate of {item} expires in {value} days",
+                ),
+                AlertRule(
+                    id="certificate-expiring-soon",
+                    metric="targets.*.days_until_expiry",
+                    op="<",
+                    threshold=3,
+                    severity="critical",
+                    summary="certificate of {item} expires in {value} days",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
+    AlertRule,
     CollectionError,
     HealthStatus,
     MetricDisplay,
@@ -155,6 +156,32 @@ class UpscPlugin(PluginBase[UpscConfig]):
             default_interval=30,
             timeout=30,
             supports_remote=True,
+            alert_rules=[
+                AlertRule(
+                    id="ups-on-battery",
+                    metric="ups.*.on_battery",
+                    op="==",
+                    threshold=1,
+                    summary="UPS {item} on {host} is on battery",
+                ),
+                AlertRule(
+                    id="ups-runtime-low",
+                    metric="ups.*.battery_runtime",
+                    op="<",
+                    threshold=600,
+                    clear=900,
+                    severity="critical",
+                    summary="UPS {item} on {host}: {value} s of runtime left (limit {threshold} s)",
+                ),
+                AlertRule(
+                    id="ups-low-battery",
+                    metric="ups.*.low_battery",
+                    op="==",
+                    threshold=1,
+                    severity="critical",
+                    summary="UPS {item} on {host} reports a low battery",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
+    AlertRule,
     DependencyMissingError,
     HealthStatus,
     MetricField,
@@ -129,6 +130,24 @@ class ZpoolStatusPlugin(PluginBase[ZpoolStatusConfig]):
             default_interval=120,
             timeout=60,
             supports_remote=True,
+            alert_rules=[
+                AlertRule(
+                    id="zfs-degraded",
+                    metric="pools.*.online",
+                    op="==",
+                    threshold=0,
+                    severity="critical",
+                    summary="ZFS pool {item} on {host} is not ONLINE",
+                ),
+                AlertRule(
+                    id="zfs-capacity",
+                    metric="pools.*.capacity",
+                    threshold=80,
+                    clear=75,
+                    for_seconds=600,
+                    summary="ZFS pool {item} on {host} is {value}% full",
+                ),
+            ],
         )
 
     async def collect_data(self) -> dict[str, Any]:

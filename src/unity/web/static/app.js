@@ -288,26 +288,34 @@
     return !node.closest("[hidden]");
   }
 
+  /* A dotted name ("matchers.host") fills a nested object. */
+  function put(body, name, value) {
+    const path = name.split(".");
+    let node = body;
+    for (const key of path.slice(0, -1)) node = node[key] = node[key] || {};
+    node[path[path.length - 1]] = value;
+  }
+
   function formValues(form) {
     const body = {};
     for (const input of form.querySelectorAll("input[name], select[name], textarea[name]")) {
       if (!visible(input) || input.type === "submit") continue;
       const type = input.dataset.type || "string";
       if (type === "boolean") {
-        if (input.checked) body[input.name] = true;
+        if (input.checked) put(body, input.name, true);
         continue;
       }
       const raw = input.value.trim();
       if (raw === "") {
-        if (input.dataset.empty === "null") body[input.name] = null;
+        if (input.dataset.empty === "null") put(body, input.name, null);
         continue;
       }
       if (type === "integer" || type === "number") {
-        body[input.name] = Number.isNaN(Number(raw)) ? raw : Number(raw);
+        put(body, input.name, Number.isNaN(Number(raw)) ? raw : Number(raw));
       } else if (type === "datetime") {
-        body[input.name] = new Date(raw).toISOString();
+        put(body, input.name, new Date(raw).toISOString());
       } else {
-        body[input.name] = input.type === "password" || input.tagName === "TEXTAREA" ? input.value : raw;
+        put(body, input.name, input.type === "password" || input.tagName === "TEXTAREA" ? input.value : raw);
       }
     }
     return body;

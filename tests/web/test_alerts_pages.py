@@ -1,0 +1,109 @@
+"""The alerts pages, the top bar's firing count and the rules on a plugin page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.alerts.support import ProbePlugin, enable
+from tests.web.conftest import login
+from unity.plugins.observe import RunObserved
+from unity.storage.types import utcnow
+from unity_sdk import PluginState, RunStatus
+
+
+@pytest.fixture
+def plugin_classes() -> list[type[Any]]:
+    return [ProbePlugin]
+
+
+async def _session(app: FastAPI, token: str) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        assert (await login(client, token)).status_code == 303
+        yield client
+
+
+@pytest.fixture
+async def admin_page(app: FastAPI, admin_token: str) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _session(app, admin_token):
+        yield client
+
+
+@pytest.fixture
+async def read_page(app: FastAPI, read_token: str) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _session(app, read_token):
+        yield client
+
+
+async def _fire(app: FastAPI) -> None:
+    await enable(app)
+    doc = {"load": 99.0, "disks": {"sda": {"percent": 97.0}}}
+    event = RunObserved("probe", utcnow(), RunStatus.SUCCESS, PluginState.HEALTHY, [("web1", doc)])
+    await app.state.alerts.observe(event)
+
+
+async def test_alerts_page_firing_first_then_pending_then_history(
+    app: FastAPI, admin_page: httpx.AsyncClient
+) -> None:
+    quiet = (await admin_page.get("/alerts")).text
+    assert 'data-alerts-firing="0"' in quiet
+    assert "Nothing is firing." in quiet
+    await _fire(app)
+    page = (await admin_page.get("/alerts")).text
+    assert 'data-alerts-firing="1"' in page
+    firing, pending, history = (
+        page.index("firing-title"),
+        page.index("pending-title"),
+        page.index("history-title"),
+    )
+    assert firing < page.index("load on web1 is 99% (limit 90%)") < pending
+    assert pending < page.index('data-state="pending"') < history
+    assert page.count("inactive →") == 2
+    assert "Acknowledge</button>" in page
+
+
+async def test_read_session_sees_alerts_but_cannot_act(
+    app: FastAPI, read_page: httpx.AsyncClient
+) -> None:
+    await _fire(app)
+    page = (await read_page.get("/alerts")).text
+    assert "load on web1" in page
+    assert "Acknowledge</button>" not in page
+    silences = (await read_page.get("/alerts/silences")).text
+    assert "Add silence" not in silences
+
+
+async def test_plugin_page_lists_its_rules_with_their_state(
+    app: FastAPI, admin_page: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    await _fire(app)
+    off = {"enabled": False}
+    assert (
+        await client.put("/api/alerts/rules/probe/silent/override", json=off)
+    ).status_code == 200
+    page = (await admin_page.get("/plugins/probe")).text
+    rules = page[page.index("data-alert-rules") : page.index("config-title")]
+    assert 'data-rule="load-high"' in rules
+    assert "load &gt; 90%, clears past 80%" in rules
+    assert "1 firing" in rules
+    silent = rules[rules.index('data-rule="silent"') :]
+    assert "Switch on" in silent.split("</tr>")[0]
+
+
+async def test_silences_page_lists_silences_and_windows(
+    admin_page: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    body = {"matchers": {"host": "nas"}, "duration_seconds": 600, "comment": "moving it"}
+    assert (await client.post("/api/alerts/silences", json=body)).status_code == 201
+    window = {"host": "db9", "duration_seconds": 600, "comment": "upgrade"}
+    assert (await client.post("/api/alerts/maintenance", json=window)).status_code == 201
+    page = (await admin_page.get("/alerts/silences")).text
+    assert "<code>host=nas</code>" in page
+    assert "moving it" in page
+    assert "upgrade" in page
+    assert 'name="matchers.host"' in page
