@@ -53,6 +53,8 @@ def number(value: float) -> str:
 
 
 def with_unit(value: float, unit: str) -> str:
+    if unit == "bool":
+        return "yes" if value else "no"
     if not unit:
         return number(value)
     return f"{number(value)}{unit}" if unit in ("%", "°C", "°F") else f"{number(value)} {unit}"
