@@ -41,6 +41,7 @@ READS = [
     ("GET", "/api/plugins/v2/{plugin_id}/health", f"{API}/counter/health", None),
     ("GET", "/api/plugins/v2/{plugin_id}/metrics", f"{API}/counter/metrics", None),
     ("GET", "/api/plugins/v2/{plugin_id}/executions", f"{API}/counter/executions", None),
+    ("GET", "/api/plugins/v2/{plugin_id}/events", f"{API}/counter/events", None),
     ("GET", "/metrics", "/metrics", None),
 ]
 WRITES = [

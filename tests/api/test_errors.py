@@ -37,7 +37,7 @@ async def test_an_unknown_plugin_is_404_on_every_route(lenient: httpx.AsyncClien
         assert error["code"] == "not_found"
         assert "no-such-plugin" in error["message"], missing
         checked += 1
-    assert checked == 10
+    assert checked == 11
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,7 @@ async def test_an_unknown_plugin_is_404_on_every_route(lenient: httpx.AsyncClien
     ],
 )
 async def test_odd_plugin_ids_are_404(lenient: httpx.AsyncClient, plugin_id: str) -> None:
-    for suffix in ("", "/config", "/metrics", "/executions", "/health"):
+    for suffix in ("", "/config", "/metrics", "/executions", "/events", "/health"):
         response = await lenient.get(f"{API}/{plugin_id}{suffix}")
         assert_client_error(response, f"{plugin_id[:20]}{suffix}")
     assert_client_error(await lenient.post(f"{API}/{plugin_id}/execute"), plugin_id[:20])
