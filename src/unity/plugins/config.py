@@ -21,21 +21,10 @@ from unity_sdk import (
     PluginMetadata,
     ValidatedConfig,
     plugin_view,
-    secret_fields,
     validate_config,
 )
 
-__all__ = [
-    "ValidatedConfig",
-    "check_off_loop",
-    "plugin_view_foreign",
-    "secret_fields",
-    "validate",
-    "validate_foreign",
-]
-
-# The plugin manager's name for the rule; new code calls ``validate_config``.
-validate = validate_config
+__all__ = ["check_off_loop", "plugin_view_foreign", "validate_foreign"]
 
 
 async def validate_foreign(

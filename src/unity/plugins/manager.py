@@ -41,7 +41,7 @@ from unity.plugins.vault import ConfigVault
 from unity.settings import Settings
 from unity.storage.db import Database
 from unity.storage.models import Plugin
-from unity_sdk import HealthStatus, PluginError, PluginMetadata
+from unity_sdk import HealthStatus, PluginError, PluginMetadata, ValidatedConfig, validate_config
 
 __all__ = ["PluginManager"]
 
@@ -197,7 +197,7 @@ class PluginManager:
             await self.registry.update_row(plugin_id, enabled=True)
             return
         managed = self.registry.get(plugin_id)
-        plugin_config.validate(managed.metadata, managed.config.stored)
+        validate_config(managed.metadata, managed.config.stored)
         # Enabled before activation, so the first scheduled run is not dropped.
         managed.enabled = True
         if not managed.active:
@@ -238,7 +238,7 @@ class PluginManager:
 
     # -- config and reload -------------------------------------------------------------
 
-    async def set_config(self, plugin_id: str, raw: Any) -> plugin_config.ValidatedConfig:
+    async def set_config(self, plugin_id: str, raw: Any) -> ValidatedConfig:
         """Validate, persist, apply and announce a new config.
 
         Raises ``ConfigError`` (nothing saved) when it does not validate.
@@ -261,7 +261,7 @@ class PluginManager:
             )
             return validated
         managed = self.registry.get(plugin_id)
-        validated = plugin_config.validate(managed.metadata, raw, previous=managed.config.stored)
+        validated = validate_config(managed.metadata, raw, previous=managed.config.stored)
         await self.links.check(managed.metadata, validated)
         await self.registry.update_row(
             plugin_id, config=self.vault.sealed(managed.metadata, validated.stored)

@@ -12,7 +12,6 @@ import asyncio
 import logging
 from typing import Any
 
-from unity.plugins import config as plugin_config
 from unity.plugins import output
 from unity.plugins.loader import (
     LoadedPlugin,
@@ -28,7 +27,15 @@ from unity.settings import Settings
 from unity.storage import registry as rows
 from unity.storage.db import Database
 from unity.storage.models import Plugin
-from unity_sdk import RUN_STATES, ConfigError, HealthState, PluginMetadata, PluginState
+from unity_sdk import (
+    RUN_STATES,
+    ConfigError,
+    HealthState,
+    PluginMetadata,
+    PluginState,
+    ValidatedConfig,
+    validate_config,
+)
 
 __all__ = ["PluginRegistry"]
 
@@ -112,14 +119,12 @@ class PluginRegistry:
             self.vault.seal_row(row, plugin.metadata)
             stored = dict(row.config or {})
             try:
-                validated = plugin_config.validate(
-                    plugin.metadata, self.vault.opened(plugin.id, stored)
-                )
+                validated = validate_config(plugin.metadata, self.vault.opened(plugin.id, stored))
             except ConfigError as exc:
                 readable = self.vault.readable(plugin.id, stored)
                 # A plugin with required settings starts unconfigured; only a stored
                 # config that stopped validating (the schema changed) is an error.
-                validated = plugin_config.ValidatedConfig(readable, {}, None, None)
+                validated = ValidatedConfig(readable, {}, None, None)
                 if readable or row.enabled:
                     log.error("stored config of %s does not validate: %s", plugin.id, exc.errors)
                     row.enabled = False

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from unity.plugins import config as plugin_config
 from unity.plugins import output
 from unity.plugins.isolation import run_isolated
 from unity.plugins.links import ConfigLinks
@@ -40,7 +39,15 @@ from unity.plugins.stats import HubStats
 from unity.plugins.targets import TargetsFailedError
 from unity.settings import Settings
 from unity.storage.types import utcnow
-from unity_sdk import HealthState, HealthStatus, PluginBase, PluginError, RunStatus, run_state
+from unity_sdk import (
+    HealthState,
+    HealthStatus,
+    PluginBase,
+    PluginError,
+    RunStatus,
+    run_state,
+    validate_config,
+)
 
 __all__ = ["Runtime", "Supervisor", "release"]
 
@@ -157,7 +164,7 @@ class Supervisor:
         )
         if isinstance(result, LoadedPlugin):
             try:
-                validated = plugin_config.validate(result.metadata, managed.config.stored)
+                validated = validate_config(result.metadata, managed.config.stored)
                 instance = result.cls(config=validated.plugin)
             except Exception as exc:
                 result = LoadFailure(self.id, managed.loaded.source, describe_error(exc))

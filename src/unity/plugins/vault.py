@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from unity.credentials import CredentialStore, Keyring, load_keyring, sealing
-from unity.plugins import config as plugin_config
 from unity.settings import Settings
 from unity.storage import registry
 from unity.storage.db import Database
 from unity.storage.models import Plugin
-from unity_sdk import ConfigError, PluginMetadata
+from unity_sdk import ConfigError, PluginMetadata, secret_fields
 
 __all__ = ["ConfigVault"]
 
@@ -60,14 +59,14 @@ class ConfigVault:
 
     def sealed(self, metadata: PluginMetadata, stored: dict[str, Any]) -> dict[str, Any]:
         """``stored`` as the database keeps it: plain values of secret fields sealed."""
-        secrets = plugin_config.secret_fields(metadata)
+        secrets = secret_fields(metadata)
         if not sealing.needs_sealing(stored, secrets):
             return dict(stored)
         return sealing.seal_config(self.keyring, metadata.id, stored, secrets)
 
     def seal_row(self, row: Plugin, metadata: PluginMetadata) -> None:
         """Seal plain secrets left in a registry row (stored before the hub sealed them)."""
-        if row.config and sealing.needs_sealing(row.config, plugin_config.secret_fields(metadata)):
+        if row.config and sealing.needs_sealing(row.config, secret_fields(metadata)):
             row.config = self.sealed(metadata, row.config)
 
     async def seal_external_configs(self, db: Database) -> None:
