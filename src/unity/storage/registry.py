@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.storage.models import Plugin
 from unity.storage.types import utcnow
 from unity_sdk import PluginMetadata
 
-__all__ = ["get_plugin", "list_plugins", "metadata_document", "sync_plugin"]
+__all__ = ["get_plugin", "list_plugins", "metadata_document", "settings_digests", "sync_plugin"]
 
 
 def metadata_document(metadata: PluginMetadata) -> dict[str, Any]:
@@ -89,3 +89,14 @@ async def list_plugins(
 
 def touch(row: Plugin, when: datetime | None = None) -> None:
     row.updated_at = when or utcnow()
+
+
+async def settings_digests(session: AsyncSession, ids: list[str]) -> dict[str, tuple[bool, str]]:
+    """``{id: (enabled, digest of the stored config)}``: what hubs poll to see a change
+    another hub made, without reading the configs themselves (PostgreSQL)."""
+    rows = await session.execute(
+        select(Plugin.id, Plugin.enabled, func.md5(cast(Plugin.config, Text))).where(
+            Plugin.id.in_(ids)
+        )
+    )
+    return {plugin_id: (enabled, digest) for plugin_id, enabled, digest in rows.all()}
