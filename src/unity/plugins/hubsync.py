@@ -4,10 +4,12 @@ Each hub keeps its plugins' enabled state and config in memory, read at
 start. With several hubs on one PostgreSQL database a change made through
 one must reach the rest: every ``hub_sync_seconds`` each hub reads, per
 loaded plugin, the enabled flag and a digest of the stored config (one small
-query), and for the plugins whose row changed since its previous look applies
-what differs from its memory: it starts or stops the plugin's timer, or gives
-the plugin its new config (rescheduling it when the interval changed). A hub
-that made the change itself finds nothing different and does nothing.
+query), and for the plugins whose row changed since its previous look, or
+that this hub wrote itself since, applies what differs from its memory: it
+starts or stops the plugin's timer, or gives the plugin its new config
+(rescheduling it when the interval changed). A hub that made the change itself
+finds nothing different and does nothing; a change of its own still under way
+(memory changed, row not yet written) is left alone.
 
 On SQLite there is one hub, and no sync runs.
 """
@@ -70,14 +72,20 @@ class HubSync:
     async def sync(self) -> list[str]:
         """One pass; the ids of the plugins it changed on this hub."""
         manager = self.manager
+        # Taken before the rows are read: a write after this is looked at next pass.
+        written, manager.registry.written = manager.registry.written, set()
         async with manager.db.session() as session:
             current = await rows.settings_digests(session, list(manager.plugins))
         changed = []
         for plugin_id, seen in current.items():
-            if self._seen.get(plugin_id) == seen:
+            if self._seen.get(plugin_id) == seen and plugin_id not in written:
                 continue
-            if await self._apply(plugin_id):
-                changed.append(plugin_id)
+            try:
+                if await self._apply(plugin_id):
+                    changed.append(plugin_id)
+            except Exception:
+                manager.registry.written.add(plugin_id)  # looked at again next pass
+                raise
             # Only after applying: a pass that failed midway is retried by the next.
             self._seen[plugin_id] = seen
         return changed
@@ -88,14 +96,14 @@ class HubSync:
         supervisor = manager.supervisors[plugin_id]
         row = await manager.registry.row(plugin_id)
         changed = False
-        try:
-            validated = plugin_config.validate(
-                managed.metadata, manager.vault.opened(plugin_id, row.config or {})
-            )
-        except ConfigError as exc:
-            log.warning("stored config of %s does not validate here: %s", plugin_id, exc.errors)
-        else:
-            if validated.stored != managed.config.stored:
+        if manager.vault.readable(plugin_id, row.config or {}) != managed.config.stored:
+            try:
+                validated = plugin_config.validate(
+                    managed.metadata, manager.vault.opened(plugin_id, row.config or {})
+                )
+            except ConfigError as exc:
+                log.warning("stored config of %s does not validate: %s", plugin_id, exc.errors)
+            else:
                 await reconfigure(supervisor, validated)
                 log.info("plugin %s: config changed through another hub", plugin_id)
                 changed = True

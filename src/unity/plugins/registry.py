@@ -62,6 +62,8 @@ class PluginRegistry:
         self.loader = loader or PluginLoader(skip=settings.disabled_plugins)
         self.plugins: dict[str, ManagedPlugin] = {}
         self.failures: dict[str, LoadFailure] = {}
+        # Rows this hub wrote since the hub sync last looked (see hubsync).
+        self.written: set[str] = set()
 
     async def load(self) -> list[ManagedPlugin]:
         """Discover and register every plugin (bounded by ``plugin_load_timeout``).
@@ -198,3 +200,4 @@ class PluginRegistry:
                 raise PluginNotFoundError(plugin_id)
             for key, value in values.items():
                 setattr(row, key, value)
+        self.written.add(plugin_id)

@@ -60,4 +60,4 @@ async def holders(session: AsyncSession) -> dict[str, str]:
     rows = await session.execute(
         select(HubLease.name, HubLease.holder).where(HubLease.expires_at >= func.now())
     )
-    return dict(rows.tuples().all())
+    return {row.name: row.holder for row in rows}
