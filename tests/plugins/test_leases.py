@@ -38,7 +38,8 @@ async def _manager(settings: Settings, hub: str, clock: ManualClock) -> PluginMa
     )
     db = Database(settings.effective_database_url)
     await db.upgrade()
-    loader = PluginLoader(list(sample_plugins.ALL), group="unity.plugins.none-in-tests")
+    classes: list[Any] = list(sample_plugins.ALL)
+    loader = PluginLoader(classes, group="unity.plugins.none-in-tests")
     manager = PluginManager(db, hub_settings, loader, clock=clock)
     await manager.start()
     return manager
