@@ -146,6 +146,27 @@ async def test_a_hub_that_stops_renewing_loses_its_plugins(hubs: Hubs) -> None:
 
 
 @POSTGRES_ONLY
+async def test_a_hub_taking_a_plugin_over_goes_on_from_its_stored_state(hubs: Hubs) -> None:
+    await hubs.a.set_config("failing", {"interval": INTERVAL})
+    await hubs.a.enable("failing")
+
+    async def failed(times: int) -> bool:
+        return (await hubs.a.row("failing")).consecutive_failures >= times
+
+    await _until(lambda: failed(1), "the first failure")
+    await hubs.b.sync.sync()
+    hubs.clocks.remove(hubs.clocks[0])  # A freezes
+    # A's lease covers its backoff (two intervals) plus the slack.
+    await asyncio.sleep(2 * INTERVAL + LEASE_SLACK_SECONDS)
+    await hubs.advance(2 * INTERVAL)
+    await _until(lambda: failed(2), "B's run")
+    assert hubs.b.leases.holds("failing")
+    # B counted on from A's failures, not from zero.
+    assert (await hubs.b.row("failing")).consecutive_failures == 2
+    assert hubs.b.get("failing").consecutive_failures == 2
+
+
+@POSTGRES_ONLY
 async def test_disable_and_config_made_through_one_hub_reach_the_other(hubs: Hubs) -> None:
     await _enable_on_both(hubs)
     counter_b = hubs.b.get("counter").instance

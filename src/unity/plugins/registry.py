@@ -28,7 +28,7 @@ from unity.settings import Settings
 from unity.storage import registry as rows
 from unity.storage.db import Database
 from unity.storage.models import Plugin
-from unity_sdk import ConfigError, HealthState, PluginMetadata, PluginState
+from unity_sdk import ConfigError, HealthState, PluginMetadata, PluginState, plugin_state
 from unity_sdk.state import RUN_STATES
 
 __all__ = ["PluginRegistry"]
@@ -192,6 +192,15 @@ class PluginRegistry:
         """Store new metadata of a loaded plugin (after a reload)."""
         async with self.db.session() as session:
             await rows.sync_plugin(session, metadata=metadata)
+
+    async def adopt(self, managed: ManagedPlugin) -> None:
+        """Take a plugin's run state from its row: another hub ran it until now."""
+        row = await self.row(managed.id)
+        managed.consecutive_failures = row.consecutive_failures
+        managed.runs, managed.health = _known(row)
+        managed.state = plugin_state(
+            enabled=managed.enabled, runs=managed.runs, health=managed.health
+        )
 
     async def update_row(self, plugin_id: str, **values: Any) -> None:
         async with self.db.session() as session:

@@ -139,8 +139,11 @@ class Supervisor:
         if not self.managed.enabled:
             return None
         # With several hubs on one database, the one that claims the run takes it.
+        held = self.rt.leases.holds(self.id)
         if not await self.rt.leases.claim_run(self.id, self.next_delay()):
             return None
+        if not held:  # taken over: the runs so far were another hub's
+            await self.rt.registry.adopt(self.managed)
         return await self.run("schedule")
 
     async def _skipped(self) -> None:
