@@ -1,8 +1,9 @@
 """End to end: three `unity serve` processes on one PostgreSQL database.
 
 Each hub has its own port, data dir and hub id; they share the database and
-the master key (``UNITY_MASTER_KEY``). Plugins enabled through one hub run on
-the others' schedules too, and every scheduled run happens exactly once:
+the master key (``UNITY_MASTER_KEY``) and start together on an empty database.
+Plugins enabled through one hub run on the others' schedules too, and every
+scheduled run happens exactly once:
 between two runs of a plugin lies one interval (give or take the jitter),
 never less (a slot run twice) and never much more (a slot missed). When the
 hub running the plugins is SIGKILLed, another takes them over within one
@@ -20,6 +21,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-from tests.support.processes import Hub, hub_env, wait_until
+from tests.support.processes import TOKEN_RE, Hub, hub_env, wait_until
 
 from unity.plugins.leases import LEASE_SLACK_SECONDS
 
@@ -130,9 +132,11 @@ def test_three_hubs_run_each_scheduled_run_once(tmp_path: Path, shared_database:
     }
     try:
         started = datetime.now(UTC)
-        for hub in hubs.values():  # one by one: the first creates the schema
-            hub.start()
-        token = hubs["a"].admin_token
+        # All at once on an empty database: they migrate one after the other.
+        with ThreadPoolExecutor(len(hubs)) as pool:
+            list(pool.map(Hub.start, hubs.values()))
+        # Each hub that found no admin token at its start printed one; any will do.
+        token = TOKEN_RE.findall("".join(h.log.read_text() for h in hubs.values()))[0]
         with _client(hubs["a"], token) as admin:
             for plugin_id in PLUGINS:
                 put = admin.put(f"/api/plugins/v2/{plugin_id}/config", json={"interval": INTERVAL})
