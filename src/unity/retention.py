@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 
 from unity.auth.tokens import SESSION_TOKEN_PREFIX
 from unity.credentials import audit
-from unity.plugins.leases import RETENTION_LEASE, Leases
 from unity.settings import Settings
 from unity.storage import events, housekeeping, registry
 from unity.storage import metrics as metric_store
 from unity.storage.db import Database, is_unavailable
+from unity.storage.leases import RETENTION_LEASE, HubLeases
 from unity.storage.types import utcnow
 
 __all__ = ["Retention"]
@@ -30,10 +30,10 @@ log = logging.getLogger(__name__)
 class Retention:
     """Deletes data past its retention, once now and then every ``retention_check_seconds``."""
 
-    def __init__(self, db: Database, settings: Settings, leases: Leases | None = None) -> None:
+    def __init__(self, db: Database, settings: Settings, leases: HubLeases | None = None) -> None:
         self.db = db
         self.settings = settings
-        self.leases = leases or Leases(db, settings)
+        self.leases = leases or HubLeases(db, settings)
 
     async def purge(self, now: datetime | None = None) -> dict[str, tuple[int, int]]:
         """One pass; returns ``{plugin: (metrics, executions)}`` removed."""

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import event, select
 from tests.support import sample_plugins
 
-from unity.plugins.leases import LEASE_SLACK_SECONDS, RETENTION_LEASE, Leases
+from unity.plugins.leases import LEASE_SLACK_SECONDS, Leases
 from unity.plugins.loader import PluginLoader
 from unity.plugins.manager import PluginManager
 from unity.plugins.scheduler import ManualClock
@@ -26,6 +26,7 @@ from unity.retention import Retention
 from unity.settings import Settings
 from unity.storage import leases as lease_store
 from unity.storage.db import Database
+from unity.storage.leases import RETENTION_LEASE, HubLeases
 from unity.storage.models import PluginExecution
 
 POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -235,7 +236,9 @@ async def test_retention_runs_on_one_hub_per_pass(settings: Settings) -> None:
 
     hub_settings = settings.model_copy(update={"retention_check_seconds": 0.2})
     retentions = [
-        Counted(db, hub_settings, Leases(db, hub_settings.model_copy(update={"hub_id": f"h{n}"})))
+        Counted(
+            db, hub_settings, HubLeases(db, hub_settings.model_copy(update={"hub_id": f"h{n}"}))
+        )
         for n, db in enumerate(databases)
     ]
     tasks = [asyncio.create_task(r.run()) for r in retentions]

@@ -1,4 +1,4 @@
-"""Leases: each scheduled run, and each retention pass, happens on exactly one hub.
+"""Leases of the plugins' scheduled runs: each run happens on exactly one hub.
 
 Several ``unity serve`` processes may share one PostgreSQL database. Each
 keeps its own timers; when a plugin's timer fires, the hub claims the lease
@@ -21,42 +21,25 @@ On SQLite there is one hub: every claim is granted at once, without a query.
 
 from __future__ import annotations
 
-import logging
-import os
-import secrets
-
 from unity.settings import Settings
 from unity.storage import leases as store
-from unity.storage.db import Database, is_unavailable
+from unity.storage.db import Database
 
-__all__ = ["LEASE_SLACK_SECONDS", "RETENTION_LEASE", "Leases", "hub_identity"]
-
-log = logging.getLogger(__name__)
+__all__ = ["LEASE_SLACK_SECONDS", "Leases"]
 
 # Added to a lease beyond the jittered delay: event-loop lateness and database latency.
 LEASE_SLACK_SECONDS = 2.0
-RETENTION_LEASE = "retention"
-
-
-def hub_identity(settings: Settings) -> str:
-    """``UNITY_HUB_ID``, else host name, process id and a random suffix."""
-    if settings.hub_id:
-        return settings.hub_id
-    return f"{settings.hostname[:100]}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def run_lease(plugin_id: str) -> str:
     return f"plugin:{plugin_id}"
 
 
-class Leases:
-    """This hub's claims on shared work."""
+class Leases(store.HubLeases):
+    """This hub's claims: the plugins' scheduled runs, and any other shared work."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
-        self.db = db
-        self.settings = settings
-        self.hub_id = hub_identity(settings)
-        self.shared = not db.is_sqlite
+        super().__init__(db, settings)
         self._held: set[str] = set()
 
     def holds(self, plugin_id: str) -> bool:
@@ -65,13 +48,6 @@ class Leases:
 
     def _run_seconds(self, delay: float) -> float:
         return delay * (1 + self.settings.scheduler_jitter) + LEASE_SLACK_SECONDS
-
-    async def claim(self, name: str, seconds: float) -> bool:
-        """Take or renew lease ``name`` for ``seconds``; False if another hub holds it."""
-        if not self.shared:
-            return True
-        async with self.db.session() as session:
-            return await store.claim(session, name=name, holder=self.hub_id, seconds=seconds)
 
     async def claim_run(self, plugin_id: str, delay: float) -> bool:
         """Whether this hub takes the scheduled run now due; ``delay`` is the time to
@@ -108,17 +84,5 @@ class Leases:
             await store.release(session, holder=self.hub_id, names=[run_lease(plugin_id)])
 
     async def release_all(self) -> None:
-        """On a clean stop: every lease of this hub goes to the others at once."""
         self._held.clear()
-        if not self.shared:
-            return
-        try:
-            async with self.db.session() as session:
-                released = await store.release(session, holder=self.hub_id)
-        except Exception as exc:
-            if not is_unavailable(exc):
-                raise
-            log.warning("leases of hub %s not released: database unavailable", self.hub_id)
-            return
-        if released:
-            log.info("hub %s released %d leases", self.hub_id, released)
+        await super().release_all()
