@@ -41,12 +41,12 @@ async def reconfigure(supervisor: Supervisor, validated: plugin_config.Validated
     old_interval = managed.interval
     managed.config = validated
     await links.close_remotes(managed)
-    managed.instance.config = dict(validated.plugin)
+    managed.instance.config = validated.plugin
     try:
         await links.apply_credentials(managed)
     except PluginError as exc:
         log.warning("plugin %s: %s", managed.id, exc)
-    await supervisor.hook("on_config_change", dict(managed.instance.config))
+    await supervisor.hook("on_config_change", managed.instance.config)
     if managed.enabled and managed.active and managed.interval != old_interval:
         supervisor.schedule()
 
