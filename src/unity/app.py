@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
             await db.dispose()
             raise
         manager = PluginManager(db, settings, loader, keyring=keyring)
-        retention = Retention(db, settings)
+        retention = Retention(db, settings, manager.leases)
         app.state.db = db
         app.state.manager = manager
         app.state.retention = retention
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
         token = await bootstrap_admin_token(db, settings) if settings.bootstrap_token else None
         await manager.start()
         # Notifications: the alert engine submits to it; its loop delivers from the outbox.
-        notifier = Dispatcher(manager.credentials, settings)
+        notifier = Dispatcher(manager.credentials, settings, hub=manager.leases.hub_id)
         app.state.notifier = notifier
         notifier.start()
         # Alerts: rules on every recorded run and state change, told through the notifier.

@@ -3,6 +3,8 @@
 Metrics and executions past each plugin's ``retention_days``, credential audit
 entries past theirs, batch receipts past the idempotency window and ended
 dashboard sessions. It runs beside the plugins, not inside their manager.
+With several hubs on one PostgreSQL database, each pass runs on one of them:
+the hub that holds the ``retention`` lease, renewed every pass.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from unity.settings import Settings
 from unity.storage import events, housekeeping, registry
 from unity.storage import metrics as metric_store
 from unity.storage.db import Database, is_unavailable
+from unity.storage.leases import RETENTION_LEASE, HubLeases
 from unity.storage.types import utcnow
 
 __all__ = ["Retention"]
@@ -27,9 +30,10 @@ log = logging.getLogger(__name__)
 class Retention:
     """Deletes data past its retention, once now and then every ``retention_check_seconds``."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, leases: HubLeases | None = None) -> None:
         self.db = db
         self.settings = settings
+        self.leases = leases or HubLeases(db, settings)
 
     async def purge(self, now: datetime | None = None) -> dict[str, tuple[int, int]]:
         """One pass; returns ``{plugin: (metrics, executions)}`` removed."""
@@ -69,9 +73,11 @@ class Retention:
         await asyncio.sleep(min(60.0, self.settings.retention_check_seconds))
         while True:
             try:
-                removed = await self.purge()
-                if removed:
-                    log.info("retention removed %s", removed)
+                # The lease outlasts the pause between passes: its holder keeps it.
+                seconds = self.settings.retention_check_seconds * 1.5
+                if await self.leases.claim(RETENTION_LEASE, seconds):
+                    removed = await self.purge()
+                    log.info("retention pass on hub %s removed %s", self.leases.hub_id, removed)
             except Exception as exc:
                 if not is_unavailable(exc):
                     log.exception("retention pass failed")

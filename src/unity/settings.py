@@ -96,6 +96,19 @@ class Settings(BaseSettings):
     retention_check_seconds: float = Field(
         default=3600, gt=0, description="How often the hub deletes data past retention."
     )
+    hub_id: str = Field(
+        default="",
+        max_length=128,
+        description="This hub's name among hubs sharing one PostgreSQL database (shown as the "
+        "holder of its leases). Empty: host name, process id and a random suffix.",
+    )
+    hub_sync_seconds: float = Field(
+        default=5,
+        gt=0,
+        le=300,
+        description="On PostgreSQL, how often the hub reads plugins' enabled state and config, "
+        "so changes made through another hub take effect here.",
+    )
     scheduler_jitter: float = Field(
         default=0.1,
         ge=0,

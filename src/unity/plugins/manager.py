@@ -7,7 +7,9 @@ It composes the parts and carries out what is asked of plugins:
 - one :class:`~unity.plugins.supervisor.Supervisor` per loaded plugin: its
   timer, runs, recording and health;
 - :class:`~unity.plugins.vault.ConfigVault`: sealed secrets in stored configs;
-- :class:`~unity.plugins.links.ConfigLinks`: credential references and targets.
+- :class:`~unity.plugins.links.ConfigLinks`: credential references and targets;
+- :class:`~unity.plugins.leases.Leases`, :class:`~unity.plugins.hubsync.HubSync`:
+  several hubs on one PostgreSQL (each run on one hub; changes reach all).
 
 No plugin can hold the hub: loading is bounded (``plugin_load_timeout``),
 start-up does not wait for slow ``on_enable`` hooks, output and documents are
@@ -24,6 +26,8 @@ from typing import Any
 from unity.credentials import CredentialStore, Keyring
 from unity.plugins import config as plugin_config
 from unity.plugins import output
+from unity.plugins.hubsync import HubSync, reconfigure
+from unity.plugins.leases import Leases
 from unity.plugins.links import ConfigLinks
 from unity.plugins.loader import LoadFailure, PluginLoader
 from unity.plugins.recorder import RunRecorder
@@ -41,7 +45,7 @@ from unity.plugins.vault import ConfigVault
 from unity.settings import Settings
 from unity.storage.db import Database
 from unity.storage.models import Plugin
-from unity_sdk import HealthStatus, PluginError, PluginMetadata, ValidatedConfig, validate_config
+from unity_sdk import HealthStatus, PluginMetadata, ValidatedConfig, validate_config
 
 __all__ = ["PluginManager"]
 
@@ -75,8 +79,16 @@ class PluginManager:
             on_lateness=self.stats.lateness.observe,
             clock=clock,
         )
+        self.leases = Leases(db, settings)
+        self.sync = HubSync(self)
         self.runtime = Runtime(
-            settings, self.links, self.recorder, self.scheduler, self.stats, self.registry
+            settings,
+            self.links,
+            self.recorder,
+            self.scheduler,
+            self.stats,
+            self.registry,
+            self.leases,
         )
         self.supervisors: dict[str, Supervisor] = {}
         self._background: set[asyncio.Future[Any]] = set()
@@ -132,16 +144,22 @@ class PluginManager:
         if activations:
             _, slow = await asyncio.wait(activations, timeout=self.settings.plugin_load_timeout)
             for task in slow:
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._keep(task)
             if slow:
                 log.warning("%d plugins are still in on_enable; starting without them", len(slow))
+        if self.leases.shared:
+            self._keep(asyncio.create_task(self.sync.run(), name="hub-sync"))
         log.info(
-            "%d plugins loaded, %d enabled, %d failed to load",
+            "hub %s: %d plugins loaded, %d enabled, %d failed to load",
+            self.leases.hub_id,
             len(self.plugins),
             sum(m.enabled for m in self.plugins.values()),
             len(self.failures),
         )
+
+    def _keep(self, task: asyncio.Future[Any]) -> None:
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _supervise(self, managed: ManagedPlugin) -> Supervisor:
         supervisor = self.supervisors[managed.id] = Supervisor(managed, self.runtime)
@@ -172,6 +190,7 @@ class PluginManager:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await release(list(self.supervisors.values()), deadline - _CLOSE_RESERVE)
+        await self.leases.release_all()
         output.guard.uninstall()
 
     async def _activate(self, managed: ManagedPlugin, *, at_start: bool = False) -> None:
@@ -216,6 +235,7 @@ class PluginManager:
         managed = self.registry.get(plugin_id)
         await self.supervisors[plugin_id].deactivate()
         managed.enabled = False
+        await self.leases.release_run(plugin_id)
         await self.registry.update_row(plugin_id, enabled=False)
         await self.recorder.settle(managed, "disabled")
 
@@ -266,18 +286,7 @@ class PluginManager:
         await self.registry.update_row(
             plugin_id, config=self.vault.sealed(managed.metadata, validated.stored)
         )
-        old_interval = managed.interval
-        managed.config = validated
-        await self.links.close_remotes(managed)
-        managed.instance.config = validated.plugin
-        try:
-            await self.links.apply_credentials(managed)
-        except PluginError as exc:
-            log.warning("plugin %s: %s", plugin_id, exc)
-        supervisor = self.supervisors[plugin_id]
-        await supervisor.hook("on_config_change", managed.instance.config)
-        if managed.enabled and managed.active and managed.interval != old_interval:
-            supervisor.schedule()
+        await reconfigure(self.supervisors[plugin_id], validated)
         return validated
 
     async def reload(self, plugin_id: str) -> str | None:

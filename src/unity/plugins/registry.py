@@ -34,6 +34,7 @@ from unity_sdk import (
     PluginMetadata,
     PluginState,
     ValidatedConfig,
+    plugin_state,
     validate_config,
 )
 
@@ -68,6 +69,8 @@ class PluginRegistry:
         self.loader = loader or PluginLoader(skip=settings.disabled_plugins)
         self.plugins: dict[str, ManagedPlugin] = {}
         self.failures: dict[str, LoadFailure] = {}
+        # Rows this hub wrote since the hub sync last looked (see hubsync).
+        self.written: set[str] = set()
 
     async def load(self) -> list[ManagedPlugin]:
         """Discover and register every plugin (bounded by ``plugin_load_timeout``).
@@ -195,6 +198,15 @@ class PluginRegistry:
         async with self.db.session() as session:
             await rows.sync_plugin(session, metadata=metadata)
 
+    async def adopt(self, managed: ManagedPlugin) -> None:
+        """Take a plugin's run state from its row: another hub ran it until now."""
+        row = await self.row(managed.id)
+        managed.consecutive_failures = row.consecutive_failures
+        managed.runs, managed.health = _known(row)
+        managed.state = plugin_state(
+            enabled=managed.enabled, runs=managed.runs, health=managed.health
+        )
+
     async def update_row(self, plugin_id: str, **values: Any) -> None:
         async with self.db.session() as session:
             row = await rows.get_plugin(session, plugin_id)
@@ -202,3 +214,4 @@ class PluginRegistry:
                 raise PluginNotFoundError(plugin_id)
             for key, value in values.items():
                 setattr(row, key, value)
+        self.written.add(plugin_id)

@@ -20,6 +20,7 @@ from typing import Any
 
 from unity.plugins import output
 from unity.plugins.isolation import run_isolated
+from unity.plugins.leases import Leases
 from unity.plugins.links import ConfigLinks
 from unity.plugins.loader import LoadedPlugin, LoadFailure
 from unity.plugins.recorder import RunRecorder
@@ -72,6 +73,7 @@ class Runtime:
     scheduler: Scheduler
     stats: HubStats
     registry: PluginRegistry
+    leases: Leases
 
 
 class Supervisor:
@@ -124,7 +126,7 @@ class Supervisor:
             self.id,
             interval=self.managed.interval,
             run=self._scheduled_run,
-            skip=lambda: self.rt.recorder.record_skip(self.id),
+            skip=self._skipped,
             next_delay=self.next_delay,
             busy=lambda: self.managed.busy,
         )
@@ -143,7 +145,19 @@ class Supervisor:
     async def _scheduled_run(self) -> RunResult | None:
         if not self.managed.enabled:
             return None
+        # With several hubs on one database, the one that claims the run takes it.
+        held = self.rt.leases.holds(self.id)
+        if not await self.rt.leases.claim_run(self.id, self.next_delay()):
+            return None
+        if not held:  # taken over: the runs so far were another hub's
+            await self.rt.registry.adopt(self.managed)
         return await self.run("schedule")
+
+    async def _skipped(self) -> None:
+        """A tick found the plugin busy: the hub running it keeps it and records the skip."""
+        if self.rt.leases.holds(self.id):
+            await self.rt.leases.renew_run(self.id, self.next_delay())
+            await self.rt.recorder.record_skip(self.id)
 
     async def _health_loop(self, every: float) -> None:
         clock = self.rt.scheduler.clock
@@ -151,7 +165,8 @@ class Supervisor:
             await clock.sleep(every)
             async with self.managed.run_lock:
                 pass  # after the run in progress, if any
-            if not self.managed.worker.busy:  # not while a run is stuck in its code
+            # Not while a run is stuck in its code; only on the hub that runs the plugin.
+            if not self.managed.worker.busy and self.rt.leases.holds(self.id):
                 with contextlib.suppress(Exception):
                     await self.check_health()
 

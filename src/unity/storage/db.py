@@ -36,6 +36,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# The advisory lock hubs starting together on one PostgreSQL take to migrate one by one.
+MIGRATION_LOCK = 0x756E697479  # "unity"
 # SQLite errors that say "not now" rather than "this statement is wrong".
 _SQLITE_UNAVAILABLE = (
     "database is locked",
@@ -215,6 +217,11 @@ class Database:
             command.upgrade(cfg, revision)
 
         async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # Held to the end of the transaction: the next hub finds the schema current.
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
             await conn.run_sync(run)
 
     async def dispose(self) -> None:

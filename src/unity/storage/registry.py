@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.storage.models import Plugin
 from unity.storage.types import utcnow
 from unity_sdk import PluginMetadata
 
-__all__ = ["get_plugin", "list_plugins", "metadata_document", "sync_plugin"]
+__all__ = ["get_plugin", "list_plugins", "metadata_document", "settings_digests", "sync_plugin"]
 
 
 def metadata_document(metadata: PluginMetadata) -> dict[str, Any]:
@@ -31,25 +32,33 @@ async def sync_plugin(
 ) -> tuple[Plugin, bool]:
     """Insert the plugin if new, else refresh its metadata. Returns (row, created).
 
-    The row is locked for the rest of the transaction, so two hubs starting at
-    once against one PostgreSQL do not both insert it.
+    The row is locked for the rest of the transaction. Hubs starting at once
+    on one PostgreSQL may both find it missing: the insert does nothing when
+    another hub's came first, and that row is taken instead.
     """
     document = metadata_document(metadata)
     row = await session.get(Plugin, metadata.id, with_for_update=True)
-    created = row is None
+    created = False
     if row is None:
-        row = Plugin(
-            id=metadata.id,
-            enabled=enable_if_new,
-            external=external,
-            config={},
-            state="unknown",
-            consecutive_failures=0,
-            health_status="unknown",
-            health_message="",
-            run_count=0,
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        inserted = await session.execute(
+            dialect.insert(Plugin)
+            .values(
+                id=metadata.id,
+                name=metadata.name,
+                version=metadata.version,
+                category=metadata.category.value,
+                plugin_metadata=document,
+                enabled=enable_if_new,
+                external=external,
+                config={},
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(Plugin.id)
         )
-        session.add(row)
+        created = inserted.first() is not None
+        row = await session.get(Plugin, metadata.id, with_for_update=True, populate_existing=True)
+        assert row is not None
     row.name = metadata.name
     row.version = metadata.version
     row.description = metadata.description
@@ -89,3 +98,14 @@ async def list_plugins(
 
 def touch(row: Plugin, when: datetime | None = None) -> None:
     row.updated_at = when or utcnow()
+
+
+async def settings_digests(session: AsyncSession, ids: list[str]) -> dict[str, tuple[bool, str]]:
+    """``{id: (enabled, digest of the stored config)}``: what hubs poll to see a change
+    another hub made, without reading the configs themselves (PostgreSQL)."""
+    rows = await session.execute(
+        select(Plugin.id, Plugin.enabled, func.md5(cast(Plugin.config, Text))).where(
+            Plugin.id.in_(ids)
+        )
+    )
+    return {plugin_id: (enabled, digest) for plugin_id, enabled, digest in rows.all()}
