@@ -1,6 +1,7 @@
 """Retention: the periodic pass that deletes what the hub no longer keeps.
 
-Metrics and executions past each plugin's ``retention_days``, credential audit
+Metrics and executions past each plugin's ``retention_days``, rollup tiers past
+theirs (``rollup_minute_days``, ``rollup_hour_days``), credential audit
 entries past theirs, batch receipts past the idempotency window and ended
 dashboard sessions. It runs beside the plugins, not inside their manager.
 """
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 from unity.auth.tokens import SESSION_TOKEN_PREFIX
 from unity.credentials import audit
 from unity.settings import Settings
-from unity.storage import events, housekeeping, registry
+from unity.storage import events, housekeeping, registry, rollups
 from unity.storage import metrics as metric_store
 from unity.storage.db import Database, is_unavailable
 from unity.storage.types import utcnow
@@ -45,6 +46,16 @@ class Retention:
                 await events.purge_events(session, plugin_id=row.id, before=cutoff)
                 if any(counts):
                     removed[row.id] = counts
+            tiers = await rollups.purge_tiers(
+                session,
+                now=now,
+                days={
+                    rollups.MINUTE.name: self.settings.rollup_minute_days,
+                    rollups.HOUR.name: self.settings.rollup_hour_days,
+                },
+            )
+            if any(tiers.values()):
+                log.info("retention removed rollup buckets %s", tiers)
             audit_entries = await audit.purge(
                 session,
                 routine_before=metric_store.retention_cutoff(now, self.settings.retention_days),

@@ -1,5 +1,5 @@
-"""The tables: plugin registry, metrics, executions, hub tokens, credentials and
-notifications.
+"""The tables: plugin registry, metrics and their rollup tiers, executions, hub
+tokens, credentials and notifications.
 
 Only sealed bytes of a secret are stored in ``credentials``; ``public`` holds
 what may be shown (fingerprints, public keys, user names, certificate subject
@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -35,6 +36,7 @@ __all__ = [
     "CredentialAudit",
     "EnrollmentToken",
     "LatestMetric",
+    "MetricSeries",
     "NotificationChannel",
     "NotificationDelivery",
     "NotificationOutbox",
@@ -43,6 +45,9 @@ __all__ = [
     "PluginEvent",
     "PluginExecution",
     "PluginMetric",
+    "RollupHour",
+    "RollupMark",
+    "RollupMinute",
     "Server",
 ]
 
@@ -124,6 +129,76 @@ class LatestMetric(Base):
     host: Mapped[str] = mapped_column(String(255), primary_key=True)
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
     data: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+
+
+class MetricSeries(Base):
+    """One rolled-up series: a declared metric of a plugin on a host, per item.
+
+    ``item`` is what the ``*`` of a per-item metric matched (``sda``), "" for
+    a plain metric. The tiers refer to this row so their rows stay narrow.
+    """
+
+    __tablename__ = "metric_series"
+    __table_args__ = (UniqueConstraint("plugin_id", "metric", "host", "item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plugin_id: Mapped[str] = mapped_column(String(64), ForeignKey("plugins.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255))
+    item: Mapped[str] = mapped_column(Text, default="")
+
+
+class _RollupColumns:
+    """A tier's row: min/avg/max/count/last of one series over one bucket.
+
+    ``bucket`` is the bucket's start in epoch seconds; the average is
+    ``sum / count`` so buckets merge exactly into wider ones.
+    """
+
+    series_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True
+    )
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    sum: Mapped[float] = mapped_column(Float)
+    min: Mapped[float] = mapped_column(Float)
+    max: Mapped[float] = mapped_column(Float)
+    last: Mapped[float] = mapped_column(Float)
+
+
+class RollupMinute(_RollupColumns, Base):
+    """The 1-minute tier."""
+
+    __tablename__ = "metric_rollups_1m"
+
+
+class RollupHour(_RollupColumns, Base):
+    """The 1-hour tier."""
+
+    __tablename__ = "metric_rollups_1h"
+
+
+class RollupMark(Base):
+    """How far a plugin's tier is rolled up.
+
+    Buckets before ``until`` (epoch seconds) are complete for every raw row
+    with an id up to ``raw_id``; a later row older than ``until`` is a late
+    sample whose buckets the next pass recomputes. ``kept_from`` is the first
+    bucket the tier's retention keeps. ``metrics`` maps each rolled metric to
+    ``[since, booleans]``: its first rolled bucket and whether true/false
+    count as 1/0.
+    """
+
+    __tablename__ = "metric_rollup_marks"
+
+    plugin_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("plugins.id", ondelete="CASCADE"), primary_key=True
+    )
+    tier: Mapped[str] = mapped_column(String(8), primary_key=True)
+    until: Mapped[int] = mapped_column(BigInteger)
+    raw_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    kept_from: Mapped[int] = mapped_column(BigInteger, default=0)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
 
 
 class PluginExecution(Base):

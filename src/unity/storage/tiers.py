@@ -1,0 +1,162 @@
+"""Which rollup tier answers a series query, and its partial aggregates.
+
+A query's range is cut into segments: the middle from the coarsest tier that
+fits, its edges from the next finer one, and what no tier covers yet -- the
+newest samples, not rolled up so far -- from raw rows. A tier fits when the
+step is a whole number of its buckets, so every output bucket is a union of
+whole tier buckets and the merged answer equals the raw computation.
+
+The 1-hour tier is used for steps of whole hours over more than two days (or
+reaching past the minute tier); the 1-minute tier for steps of whole minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unity.storage.buckets import Partial
+from unity.storage.models import MetricSeries, RollupMark
+from unity.storage.rollups import HOUR, MINUTE, TIERS, Tier
+
+__all__ = ["Coverage", "Segment", "choose", "coverage", "plan", "tier_partials"]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LONG_RANGE = timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Buckets [lo, hi) (epoch seconds) of one tier hold a metric completely."""
+
+    tier: Tier
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Part of a query's range; ``source`` None means raw rows."""
+
+    source: Coverage | None
+    lo: datetime
+    hi: datetime
+
+
+def _micros(stamp: datetime) -> int:
+    return (stamp - EPOCH) // timedelta(microseconds=1)
+
+
+def _floor(stamp: datetime, width: int) -> int:
+    return _micros(stamp) // (width * 1_000_000) * width
+
+
+def _ceil(stamp: datetime, width: int) -> int:
+    return -(-_micros(stamp) // (width * 1_000_000)) * width
+
+
+def _when(epoch: int) -> datetime:
+    return EPOCH + timedelta(seconds=epoch)
+
+
+async def coverage(
+    session: AsyncSession, *, plugin_id: str, metric: str, booleans: bool
+) -> dict[str, Coverage]:
+    """Per tier name, what the tier holds of ``metric`` rolled with the same ``booleans``."""
+    stmt = select(RollupMark).where(RollupMark.plugin_id == plugin_id)
+    out: dict[str, Coverage] = {}
+    by_name = {tier.name: tier for tier in TIERS}
+    for mark in (await session.scalars(stmt)).all():
+        tier = by_name.get(mark.tier)
+        declared = (mark.metrics or {}).get(metric)
+        if tier is None or declared is None or bool(declared[1]) != booleans:
+            continue
+        lo = max(tier.ceil(mark.kept_from), int(declared[0]))
+        if lo < mark.until:
+            out[tier.name] = Coverage(tier, lo, mark.until)
+    return out
+
+
+def choose(
+    covered: dict[str, Coverage], *, start: datetime, end: datetime, step: int
+) -> list[Coverage]:
+    """The tiers to read, coarsest first; empty: raw rows only."""
+    minute = covered.get(MINUTE.name)
+    hour = covered.get(HOUR.name)
+    tiers = []
+    if hour is not None and step % HOUR.width == 0:
+        past_minutes = minute is None or _floor(start, 1) < minute.lo
+        if end - start > LONG_RANGE or past_minutes:
+            tiers.append(hour)
+    if minute is not None and step % MINUTE.width == 0:
+        tiers.append(minute)
+    return tiers
+
+
+def plan(start: datetime, end: datetime, tiers: Sequence[Coverage]) -> list[Segment]:
+    """Cut [start, end) into segments, each from the coarsest tier that covers it."""
+    if start >= end:
+        return []
+    if not tiers:
+        return [Segment(None, start, end)]
+    first, rest = tiers[0], tiers[1:]
+    lo = max(_ceil(start, first.tier.width), first.lo)
+    hi = min(_floor(end, first.tier.width), first.hi)
+    if lo >= hi:
+        return plan(start, end, rest)
+    return [
+        *plan(start, _when(lo), rest),
+        Segment(first, _when(lo), _when(hi)),
+        *plan(_when(hi), end, rest),
+    ]
+
+
+async def tier_partials(
+    session: AsyncSession,
+    segment: Segment,
+    *,
+    plugin_id: str,
+    metric: str,
+    step: int,
+    host: str | None,
+    items: Sequence[str] | None = None,
+    per_item: bool = False,
+) -> dict[str, dict[int, Partial]]:
+    """Per item ("" for a plain metric), per output bucket, the tier's partials."""
+    assert segment.source is not None
+    model = segment.source.tier.model
+    bucket = (model.bucket // step * step).label("b")
+    stmt = (
+        select(
+            MetricSeries.item,
+            bucket,
+            func.sum(model.count),
+            func.sum(model.sum),
+            func.min(model.min),
+            func.max(model.max),
+        )
+        .join(MetricSeries, MetricSeries.id == model.series_id)
+        .where(
+            MetricSeries.plugin_id == plugin_id,
+            MetricSeries.metric == metric,
+            model.bucket >= _micros(segment.lo) // 1_000_000,
+            model.bucket < _micros(segment.hi) // 1_000_000,
+        )
+        .group_by(MetricSeries.item, bucket)
+    )
+    if host is not None:
+        stmt = stmt.where(MetricSeries.host == host)
+    if not per_item:
+        stmt = stmt.where(MetricSeries.item == "")
+    elif items is not None:
+        stmt = stmt.where(MetricSeries.item.in_(list(items)))
+    out: dict[str, dict[int, Partial]] = {}
+    for item, epoch, count, total, lo, hi in (await session.execute(stmt)).all():
+        out.setdefault(item, {})[int(epoch)] = Partial(
+            int(count), float(total), float(lo), float(hi), float(hi)
+        )
+    return out
