@@ -3,6 +3,7 @@ series read from the tiers equal to the raw documents, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import AsyncIterator, Iterable
@@ -245,8 +246,9 @@ def test_tier_choice_follows_range_and_step() -> None:
         "1m",
         "raw",
     ]
-    assert plan[0].lo == month + timedelta(seconds=7) and plan[-1].hi == NOW
-    assert all(a.hi == b.lo for a, b in zip(plan, plan[1:], strict=False))
+    assert plan[0].lo == month + timedelta(seconds=7)
+    assert plan[-1].hi == NOW
+    assert all(a.hi == b.lo for a, b in itertools.pairwise(plan))
 
 
 def oracle(
@@ -279,7 +281,8 @@ def check(points: list[series.SeriesPoint], expected: dict[int, list[float]]) ->
     for bucket, values in expected.items():
         point = got[bucket]
         assert point.count == len(values)
-        assert point.min == min(values) and point.max == max(values)
+        assert point.min == min(values)
+        assert point.max == max(values)
         assert point.avg == pytest.approx(sum(values) / len(values), rel=1e-9)
 
 
