@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.settings import Settings
 from unity.storage import registry
-from unity.storage.buckets import Partial, numbers
+from unity.storage.buckets import Partial, as_number, numbers
 from unity.storage.db import Database, is_unavailable
 from unity.storage.models import MetricSeries, PluginMetric, RollupHour, RollupMark, RollupMinute
 from unity.storage.types import utcnow
@@ -120,19 +120,32 @@ async def id_horizon(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.max(PluginMetric.id))) or 0)
 
 
+def _count(out: Buckets, key: tuple[SeriesKey, int], number: float) -> None:
+    found = out.get(key)
+    if found is None:
+        out[key] = Partial.of(number)
+    else:
+        found.add(number)
+
+
 def aggregate(rows: Iterable[Any], metrics: Sequence[Rolled], tier: Tier) -> Buckets:
     """Partials per (series, bucket) of raw rows given oldest first."""
     out: Buckets = {}
+    plain = [metric for metric in metrics if "*" not in metric.path]
+    starred = [metric for metric in metrics if "*" in metric.path]
     for row in rows:
         bucket = tier.floor(_epoch(row.timestamp))
-        for metric in metrics:
+        for metric in plain:
+            # The common case, looked up directly: walk() is a generator per level.
+            node: Any = row.data
+            for part in metric.path:
+                node = node.get(part) if isinstance(node, dict) else None
+            number = as_number(node, booleans=metric.booleans)
+            if number is not None:
+                _count(out, ((metric.name, row.host, ""), bucket), number)
+        for metric in starred:
             for item, number in numbers(row.data, metric.path, booleans=metric.booleans):
-                key = ((metric.name, row.host, item), bucket)
-                found = out.get(key)
-                if found is None:
-                    out[key] = Partial.of(number)
-                else:
-                    found.add(number)
+                _count(out, ((metric.name, row.host, item), bucket), number)
     return out
 
 

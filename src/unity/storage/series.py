@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import BigInteger, Float, Select, case, cast, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -81,8 +81,8 @@ async def _segments(
     return tiers.plan(start, end, chosen)
 
 
-async def _raw_partials(
-    session: AsyncSession,
+def _raw_select(
+    dialect: str,
     *,
     plugin_id: str,
     path: Sequence[str],
@@ -91,17 +91,17 @@ async def _raw_partials(
     step: int,
     host: str | None,
     booleans: bool,
-) -> dict[int, Partial]:
+) -> Select[Any]:
     """Per bucket, the aggregate of the raw documents in [lo, hi).
 
     The value is computed once per row in a subquery; the OFFSET keeps both
     databases from folding it into the aggregates, which would extract the
     field once per aggregate.
     """
-    dialect = _dialect(session)
+    bucket = func.floor(_epoch(dialect, PluginMetric.timestamp) / step) * step
     rows = (
         select(
-            (func.floor(_epoch(dialect, PluginMetric.timestamp) / step) * step).label("bucket"),
+            cast(bucket, BigInteger).label("bucket"),
             _numeric_value(dialect, path, booleans=booleans).label("value"),
         )
         .where(
@@ -115,16 +115,9 @@ async def _raw_partials(
         rows = rows.where(PluginMetric.host == host)
     inner = rows.subquery()
     value = inner.c.value
-    stmt = select(
+    return select(
         inner.c.bucket, func.count(value), func.sum(value), func.min(value), func.max(value)
     ).group_by(inner.c.bucket)
-    out: dict[int, Partial] = {}
-    for bucket_epoch, count, total, lo_v, hi_v in (await session.execute(stmt)).all():
-        if count:
-            out[int(bucket_epoch)] = Partial(
-                int(count), float(total), float(lo_v), float(hi_v), float(hi_v)
-            )
-    return out
 
 
 async def series(
@@ -138,9 +131,13 @@ async def series(
     host: str | None = None,
     booleans: bool = False,
 ) -> list[SeriesPoint]:
-    """Average, min, max and count of one numeric field per ``step`` seconds."""
-    merged: dict[int, Partial] = {}
+    """Average, min, max and count of one numeric field per ``step`` seconds.
+
+    Every segment of the plan is one SELECT of a UNION ALL: one round trip.
+    """
+    dialect = _dialect(session)
     metric = ".".join(path)
+    parts: list[Select[Any]] = []
     for segment in await _segments(
         session,
         plugin_id=plugin_id,
@@ -151,23 +148,28 @@ async def series(
         booleans=booleans,
     ):
         if segment.source is None:
-            found = await _raw_partials(
-                session,
-                plugin_id=plugin_id,
-                path=path,
-                lo=segment.lo,
-                hi=segment.hi,
-                step=step,
-                host=host,
-                booleans=booleans,
+            parts.append(
+                _raw_select(
+                    dialect,
+                    plugin_id=plugin_id,
+                    path=path,
+                    lo=segment.lo,
+                    hi=segment.hi,
+                    step=step,
+                    host=host,
+                    booleans=booleans,
+                )
             )
         else:
-            by_item = await tiers.tier_partials(
-                session, segment, plugin_id=plugin_id, metric=metric, step=step, host=host
+            parts.append(
+                tiers.tier_select(segment, plugin_id=plugin_id, metric=metric, step=step, host=host)
             )
-            found = by_item.get("", {})
-        for bucket, partial in found.items():
-            merge_into(merged, bucket, partial)
+    merged: dict[int, Partial] = {}
+    if parts:
+        stmt = parts[0] if len(parts) == 1 else union_all(*parts)
+        for bucket, count, total, lo_v, hi_v in (await session.execute(stmt)).all():
+            if count:
+                merge_into(merged, int(bucket), tiers.partial(count, total, lo_v, hi_v))
     return fill_buckets(points(merged, start.tzinfo), start=start, end=end, step=step)
 
 
@@ -257,7 +259,7 @@ async def item_series(
                 booleans=booleans,
             )
         else:
-            found = await tiers.tier_partials(
+            found = await tiers.item_partials(
                 session,
                 segment,
                 plugin_id=plugin_id,
@@ -265,7 +267,6 @@ async def item_series(
                 step=step,
                 host=host,
                 items=items,
-                per_item=True,
             )
         for item, partials in found.items():
             target = merged.setdefault(item, {})

@@ -15,15 +15,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.storage.buckets import Partial
 from unity.storage.models import MetricSeries, RollupMark
 from unity.storage.rollups import HOUR, MINUTE, TIERS, Tier
 
-__all__ = ["Coverage", "Segment", "choose", "coverage", "plan", "tier_partials"]
+__all__ = [
+    "Coverage",
+    "Segment",
+    "choose",
+    "coverage",
+    "item_partials",
+    "partial",
+    "plan",
+    "tier_select",
+]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LONG_RANGE = timedelta(days=2)
@@ -67,17 +77,19 @@ async def coverage(
     session: AsyncSession, *, plugin_id: str, metric: str, booleans: bool
 ) -> dict[str, Coverage]:
     """Per tier name, what the tier holds of ``metric`` rolled with the same ``booleans``."""
-    stmt = select(RollupMark).where(RollupMark.plugin_id == plugin_id)
+    stmt = select(
+        RollupMark.tier, RollupMark.until, RollupMark.kept_from, RollupMark.metrics
+    ).where(RollupMark.plugin_id == plugin_id)
     out: dict[str, Coverage] = {}
     by_name = {tier.name: tier for tier in TIERS}
-    for mark in (await session.scalars(stmt)).all():
-        tier = by_name.get(mark.tier)
-        declared = (mark.metrics or {}).get(metric)
+    for name, until, kept_from, metrics in (await session.execute(stmt)).all():
+        tier = by_name.get(name)
+        declared = (metrics or {}).get(metric)
         if tier is None or declared is None or bool(declared[1]) != booleans:
             continue
-        lo = max(tier.ceil(mark.kept_from), int(declared[0]))
-        if lo < mark.until:
-            out[tier.name] = Coverage(tier, lo, mark.until)
+        lo = max(tier.ceil(kept_from), int(declared[0]))
+        if lo < until:
+            out[tier.name] = Coverage(tier, lo, until)
     return out
 
 
@@ -115,8 +127,7 @@ def plan(start: datetime, end: datetime, tiers: Sequence[Coverage]) -> list[Segm
     ]
 
 
-async def tier_partials(
-    session: AsyncSession,
+def tier_select(
     segment: Segment,
     *,
     plugin_id: str,
@@ -125,20 +136,27 @@ async def tier_partials(
     host: str | None,
     items: Sequence[str] | None = None,
     per_item: bool = False,
-) -> dict[str, dict[int, Partial]]:
-    """Per item ("" for a plain metric), per output bucket, the tier's partials."""
+) -> Select[Any]:
+    """The tier's aggregate per output bucket over the segment.
+
+    Columns: (item, when ``per_item``), bucket, count, sum, min, max.
+    """
     assert segment.source is not None
     model = segment.source.tier.model
-    bucket = (model.bucket // step * step).label("b")
+    bucket = (model.bucket // step * step).label("bucket")
+    columns: list[Any] = [
+        bucket,
+        func.sum(model.count).label("count"),
+        func.sum(model.sum).label("sum"),
+        func.min(model.min).label("min"),
+        func.max(model.max).label("max"),
+    ]
+    group: list[Any] = [bucket]
+    if per_item:
+        columns.insert(0, MetricSeries.item)
+        group.insert(0, MetricSeries.item)
     stmt = (
-        select(
-            MetricSeries.item,
-            bucket,
-            func.sum(model.count),
-            func.sum(model.sum),
-            func.min(model.min),
-            func.max(model.max),
-        )
+        select(*columns)
         .join(MetricSeries, MetricSeries.id == model.series_id)
         .where(
             MetricSeries.plugin_id == plugin_id,
@@ -146,7 +164,7 @@ async def tier_partials(
             model.bucket >= _micros(segment.lo) // 1_000_000,
             model.bucket < _micros(segment.hi) // 1_000_000,
         )
-        .group_by(MetricSeries.item, bucket)
+        .group_by(*group)
     )
     if host is not None:
         stmt = stmt.where(MetricSeries.host == host)
@@ -154,9 +172,35 @@ async def tier_partials(
         stmt = stmt.where(MetricSeries.item == "")
     elif items is not None:
         stmt = stmt.where(MetricSeries.item.in_(list(items)))
+    return stmt
+
+
+def partial(count: Any, total: Any, lo: Any, hi: Any) -> Partial:
+    """A bucket's partial from an aggregate row (``last`` unused by series)."""
+    return Partial(int(count), float(total), float(lo), float(hi), float(hi))
+
+
+async def item_partials(
+    session: AsyncSession,
+    segment: Segment,
+    *,
+    plugin_id: str,
+    metric: str,
+    step: int,
+    host: str | None,
+    items: Sequence[str] | None,
+) -> dict[str, dict[int, Partial]]:
+    """Per item, per output bucket, the tier's partials over the segment."""
+    stmt = tier_select(
+        segment,
+        plugin_id=plugin_id,
+        metric=metric,
+        step=step,
+        host=host,
+        items=items,
+        per_item=True,
+    )
     out: dict[str, dict[int, Partial]] = {}
     for item, epoch, count, total, lo, hi in (await session.execute(stmt)).all():
-        out.setdefault(item, {})[int(epoch)] = Partial(
-            int(count), float(total), float(lo), float(hi), float(hi)
-        )
+        out.setdefault(item, {})[int(epoch)] = partial(count, total, lo, hi)
     return out
