@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 __all__ = [
@@ -18,9 +18,9 @@ __all__ = [
     "SeriesPoint",
     "as_number",
     "fill_buckets",
+    "filled",
     "merge_into",
     "numbers",
-    "points",
     "walk",
 ]
 
@@ -73,18 +73,37 @@ def merge_into(target: dict[int, Partial], bucket: int, partial: Partial) -> Non
         found.merge(partial)
 
 
-def points(partials: Mapping[int, Partial], zone: tzinfo | None) -> list[SeriesPoint]:
-    """One point per bucket (epoch seconds), in time order; avg is sum / count."""
-    return [
-        SeriesPoint(
-            bucket=datetime.fromtimestamp(epoch, tz=zone),
-            avg=partial.sum / partial.count,
-            min=partial.min,
-            max=partial.max,
-            count=partial.count,
+def filled(
+    partials: Mapping[int, Partial], *, start: datetime, end: datetime, step: int
+) -> list[SeriesPoint]:
+    """Every bucket of the range from per-bucket partials (epoch seconds), as
+    :func:`fill_buckets` gives it; avg is sum / count."""
+    first = math.floor(start.timestamp() / step) * step
+    zone = start.tzinfo
+    # A fixed offset (UTC) allows adding to one stamp; a zone with DST does not.
+    fixed = zone is None or isinstance(zone, timezone)
+    base = datetime.fromtimestamp(first, tz=zone)
+    out = []
+    for index, epoch in enumerate(range(first, math.ceil(end.timestamp()), step)):
+        stamp = (
+            base + timedelta(seconds=index * step)
+            if fixed
+            else datetime.fromtimestamp(epoch, tz=zone)
         )
-        for epoch, partial in sorted(partials.items())
-    ]
+        partial = partials.get(epoch)
+        if partial is None:
+            out.append(SeriesPoint(bucket=stamp, avg=None, min=None, max=None, count=0))
+        else:
+            out.append(
+                SeriesPoint(
+                    bucket=stamp,
+                    avg=partial.sum / partial.count,
+                    min=partial.min,
+                    max=partial.max,
+                    count=partial.count,
+                )
+            )
+    return out
 
 
 def fill_buckets(

@@ -23,9 +23,9 @@ from unity.storage.buckets import (
     Partial,
     SeriesPoint,
     fill_buckets,
+    filled,
     merge_into,
     numbers,
-    points,
     walk,
 )
 from unity.storage.models import PluginMetric
@@ -170,7 +170,7 @@ async def series(
         for bucket, count, total, lo_v, hi_v in (await session.execute(stmt)).all():
             if count:
                 merge_into(merged, int(bucket), tiers.partial(count, total, lo_v, hi_v))
-    return fill_buckets(points(merged, start.tzinfo), start=start, end=end, step=step)
+    return filled(merged, start=start, end=end, step=step)
 
 
 async def _raw_item_partials(
@@ -272,7 +272,4 @@ async def item_series(
             target = merged.setdefault(item, {})
             for bucket, partial in partials.items():
                 merge_into(target, bucket, partial)
-    return {
-        item: fill_buckets(points(merged[item], start.tzinfo), start=start, end=end, step=step)
-        for item in sorted(merged)
-    }
+    return {item: filled(merged[item], start=start, end=end, step=step) for item in sorted(merged)}
