@@ -3,6 +3,7 @@ series read from the tiers equal to the raw documents, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import random
@@ -406,3 +407,27 @@ async def test_a_plugin_deleted_takes_its_tiers_along(db: Database, settings: Se
 
         await session.execute(delete(Plugin).where(Plugin.id == PLUGIN))
     assert await tier_rows(db, RollupMinute) == {}
+
+
+async def test_the_hub_rolls_up_in_the_background(settings: Settings) -> None:
+    from asgi_lifespan import LifespanManager
+
+    from unity.app import create_app
+    from unity.plugins.loader import PluginLoader
+
+    settings = settings.model_copy(update={"rollup_interval_seconds": 0.2})
+    app = create_app(settings, loader=PluginLoader([], group="unity.plugins.none-in-tests"))
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
+        db: Database = app.state.db
+        async with db.session() as session:
+            metadata = PluginMetadata(id=PLUGIN, name="Host", version="1.0.0", metrics=METRICS)
+            await registry.sync_plugin(session, metadata=metadata)
+        now = datetime.now(UTC)
+        await store(
+            db, [("a", now - timedelta(minutes=m), {"cpu": {"percent": m}}) for m in (2, 3)]
+        )
+        for _ in range(100):
+            if len(await tier_rows(db, RollupMinute)) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert sorted(v[2] for v in (await tier_rows(db, RollupMinute)).values()) == [2.0, 3.0]

@@ -143,7 +143,7 @@ class MetricSeries(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     plugin_id: Mapped[str] = mapped_column(String(64), ForeignKey("plugins.id", ondelete="CASCADE"))
-    metric: Mapped[str] = mapped_column(String(255))
+    metric: Mapped[str] = mapped_column(Text)
     host: Mapped[str] = mapped_column(String(255))
     item: Mapped[str] = mapped_column(Text, default="")
 

@@ -25,7 +25,7 @@ def upgrade() -> None:
         "metric_series",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("plugin_id", sa.String(64), nullable=False),
-        sa.Column("metric", sa.String(255), nullable=False),
+        sa.Column("metric", sa.Text(), nullable=False),
         sa.Column("host", sa.String(255), nullable=False),
         sa.Column("item", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
