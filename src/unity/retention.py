@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from unity.auth.tokens import SESSION_TOKEN_PREFIX
 from unity.credentials import audit
 from unity.settings import Settings
-from unity.storage import events, housekeeping, registry, rollups
+from unity.storage import events, housekeeping, registry, rollups, tiers
 from unity.storage import metrics as metric_store
 from unity.storage.db import Database, is_unavailable
 from unity.storage.types import utcnow
@@ -46,16 +46,16 @@ class Retention:
                 await events.purge_events(session, plugin_id=row.id, before=cutoff)
                 if any(counts):
                     removed[row.id] = counts
-            tiers = await rollups.purge_tiers(
+            buckets = await rollups.purge_tiers(
                 session,
                 now=now,
                 days={
-                    rollups.MINUTE.name: self.settings.rollup_minute_days,
-                    rollups.HOUR.name: self.settings.rollup_hour_days,
+                    tiers.MINUTE.name: self.settings.rollup_minute_days,
+                    tiers.HOUR.name: self.settings.rollup_hour_days,
                 },
             )
-            if any(tiers.values()):
-                log.info("retention removed rollup buckets %s", tiers)
+            if any(buckets.values()):
+                log.info("retention removed rollup buckets %s", buckets)
             audit_entries = await audit.purge(
                 session,
                 routine_before=metric_store.retention_cutoff(now, self.settings.retention_days),

@@ -26,7 +26,8 @@ from unity.storage.models import (
     RollupMark,
     RollupMinute,
 )
-from unity.storage.rollups import HOUR, MINUTE, Rollups
+from unity.storage.rollups import Rollups
+from unity.storage.tiers import HOUR, MINUTE
 from unity_sdk import MetricField, PluginMetadata
 
 PLUGIN = "host-stats"

@@ -132,11 +132,8 @@ class LatestMetric(Base):
 
 
 class MetricSeries(Base):
-    """One rolled-up series: a declared metric of a plugin on a host, per item.
-
-    ``item`` is what the ``*`` of a per-item metric matched (``sda``), "" for
-    a plain metric. The tiers refer to this row so their rows stay narrow.
-    """
+    """A rolled-up series: a plugin's declared metric on a host; ``item``: what
+    a ``*`` matched (``sda``), "" for a plain metric."""
 
     __tablename__ = "metric_series"
     __table_args__ = (UniqueConstraint("plugin_id", "metric", "host", "item"),)
@@ -149,11 +146,7 @@ class MetricSeries(Base):
 
 
 class _RollupColumns:
-    """A tier's row: min/avg/max/count/last of one series over one bucket.
-
-    ``bucket`` is the bucket's start in epoch seconds; the average is
-    ``sum / count`` so buckets merge exactly into wider ones.
-    """
+    """One series over one bucket (start, epoch seconds); avg = sum / count."""
 
     series_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True
@@ -167,26 +160,17 @@ class _RollupColumns:
 
 
 class RollupMinute(_RollupColumns, Base):
-    """The 1-minute tier."""
-
     __tablename__ = "metric_rollups_1m"
 
 
 class RollupHour(_RollupColumns, Base):
-    """The 1-hour tier."""
-
     __tablename__ = "metric_rollups_1h"
 
 
 class RollupMark(Base):
-    """How far a plugin's tier is rolled up.
+    """How far a plugin's tier is rolled (see ``unity.storage.rollups``).
 
-    Buckets before ``until`` (epoch seconds) are complete for every raw row
-    with an id up to ``raw_id``; a later row older than ``until`` is a late
-    sample whose buckets the next pass recomputes. ``kept_from`` is the first
-    bucket the tier's retention keeps. ``metrics`` maps each rolled metric to
-    ``[since, booleans]``: its first rolled bucket and whether true/false
-    count as 1/0.
+    ``metrics`` maps each rolled metric to ``[since, booleans]``.
     """
 
     __tablename__ = "metric_rollup_marks"
@@ -195,9 +179,9 @@ class RollupMark(Base):
         String(64), ForeignKey("plugins.id", ondelete="CASCADE"), primary_key=True
     )
     tier: Mapped[str] = mapped_column(String(8), primary_key=True)
-    until: Mapped[int] = mapped_column(BigInteger)
-    raw_id: Mapped[int] = mapped_column(BigInteger, default=0)
-    kept_from: Mapped[int] = mapped_column(BigInteger, default=0)
+    until: Mapped[int] = mapped_column(BigInteger)  # buckets before it are rolled
+    raw_id: Mapped[int] = mapped_column(BigInteger, default=0)  # for ids up to this
+    kept_from: Mapped[int] = mapped_column(BigInteger, default=0)  # its retention
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
 
 

@@ -36,20 +36,11 @@ from unity.storage import registry
 from unity.storage.buckets import Partial, as_number, numbers
 from unity.storage.db import Database, is_unavailable
 from unity.storage.models import MetricSeries, PluginMetric, RollupHour, RollupMark, RollupMinute
+from unity.storage.tiers import HOUR, MINUTE, TIERS, Tier
 from unity.storage.types import utcnow
 from unity_sdk import MetricDisplay, MetricField
 
-__all__ = [
-    "HOUR",
-    "MINUTE",
-    "TIERS",
-    "Rolled",
-    "Rollups",
-    "Tier",
-    "purge_tiers",
-    "roll_plugin",
-    "rolled_metrics",
-]
+__all__ = ["Rolled", "Rollups", "purge_tiers", "roll_plugin", "rolled_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -59,23 +50,6 @@ SETTLE = 15
 # Seconds of raw history one transaction rolls while catching up.
 CHUNK = 6 * 3600
 
-
-@dataclass(frozen=True)
-class Tier:
-    name: str
-    width: int
-    model: type[RollupMinute] | type[RollupHour]
-
-    def floor(self, epoch: float) -> int:
-        return int(epoch // self.width) * self.width
-
-    def ceil(self, epoch: float) -> int:
-        return -int(-epoch // self.width) * self.width
-
-
-MINUTE = Tier("1m", 60, RollupMinute)
-HOUR = Tier("1h", 3600, RollupHour)
-TIERS = (MINUTE, HOUR)
 
 SeriesKey = tuple[str, str, str]  # metric, host, item
 Buckets = dict[tuple[SeriesKey, int], Partial]

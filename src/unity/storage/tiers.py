@@ -21,12 +21,15 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.storage.buckets import Partial
-from unity.storage.models import MetricSeries, RollupMark
-from unity.storage.rollups import HOUR, MINUTE, TIERS, Tier
+from unity.storage.models import MetricSeries, RollupHour, RollupMark, RollupMinute
 
 __all__ = [
+    "HOUR",
+    "MINUTE",
+    "TIERS",
     "Coverage",
     "Segment",
+    "Tier",
     "choose",
     "coverage",
     "item_partials",
@@ -37,6 +40,26 @@ __all__ = [
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LONG_RANGE = timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A rollup tier: its name in the marks, its bucket width in seconds, its table."""
+
+    name: str
+    width: int
+    model: type[RollupMinute] | type[RollupHour]
+
+    def floor(self, epoch: float) -> int:
+        return int(epoch // self.width) * self.width
+
+    def ceil(self, epoch: float) -> int:
+        return -int(-epoch // self.width) * self.width
+
+
+MINUTE = Tier("1m", 60, RollupMinute)
+HOUR = Tier("1h", 3600, RollupHour)
+TIERS = (MINUTE, HOUR)
 
 
 @dataclass(frozen=True)
