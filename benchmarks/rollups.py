@@ -86,7 +86,8 @@ HOUR_SQL = text("""
     GROUP BY b ORDER BY b
 """)
 SIZE_SQL = {
-    SQLITE: "SELECT sum(pgsize) FROM dbstat WHERE name = :t OR name LIKE 'sqlite_autoindex_' || :t || '%'",
+    SQLITE: "SELECT sum(pgsize) FROM dbstat "
+    "WHERE name = :t OR name LIKE 'sqlite_autoindex_' || :t || '%'",
     POSTGRESQL: "SELECT pg_total_relation_size(:t)",
 }
 

@@ -210,7 +210,10 @@ async def test_each_tier_keeps_its_own_retention(db: Database, settings: Setting
     await Retention(db, settings).purge(NOW + timedelta(minutes=1))
     minutes = {(k[0], k[2], k[3]) for k in await tier_rows(db, RollupMinute)}
     hours = {(k[0], k[2], k[3]) for k in await tier_rows(db, RollupHour)}
-    day = lambda d: epoch(NOW - timedelta(days=d))  # noqa: E731
+
+    def day(days: int) -> int:
+        return epoch(NOW - timedelta(days=days))
+
     assert minutes == {
         ("cpu.percent", "", MINUTE.floor(day(1))),
         ("disks.*.percent", "d1", MINUTE.floor(day(1))),
