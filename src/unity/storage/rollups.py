@@ -159,17 +159,19 @@ class _Writer:
     def __init__(self, session: AsyncSession, plugin_id: str) -> None:
         self.session = session
         self.plugin_id = plugin_id
-        self.ids: dict[SeriesKey, int] = {}
+        self.ids: dict[SeriesKey, int] | None = None  # loaded on the first write
 
-    async def load(self) -> None:
+    async def load(self) -> dict[SeriesKey, int]:
         stmt = select(MetricSeries.id, MetricSeries.metric, MetricSeries.host, MetricSeries.item)
         result = await self.session.execute(stmt.where(MetricSeries.plugin_id == self.plugin_id))
         self.ids = {(metric, host, item): sid for sid, metric, host, item in result.all()}
+        return self.ids
 
     async def write(self, tier: Tier, buckets: Buckets) -> None:
         if not buckets:
             return
-        missing = {key for key, _ in buckets} - self.ids.keys()
+        ids = self.ids if self.ids is not None else await self.load()
+        missing = {key for key, _ in buckets} - ids.keys()
         if missing:
             await self.session.execute(
                 insert(MetricSeries),
@@ -178,10 +180,10 @@ class _Writer:
                     for m, h, i in sorted(missing)
                 ],
             )
-            await self.load()
+            ids = await self.load()
         rows = [
             {
-                "series_id": self.ids[key],
+                "series_id": ids[key],
                 "bucket": bucket,
                 "count": p.count,
                 "sum": p.sum,
@@ -298,7 +300,6 @@ async def roll_plugin(
     for mark in (minute, hour):
         _declare(mark, metrics)
     writer = _Writer(session, plugin_id)
-    await writer.load()
     lo = minute.until
     hi = max(lo, min(MINUTE.floor(closed), lo + CHUNK))
     if minute.raw_id < horizon:
