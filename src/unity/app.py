@@ -41,6 +41,7 @@ from unity.retention import Retention
 from unity.settings import Settings, get_settings
 from unity.storage.db import Database
 from unity.storage.private import PRIVATE_DIR, tighten
+from unity.storage.rollups import Rollups
 from unity.web.mount import mount_dashboard
 
 __all__ = ["create_app"]
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
         app.state.db = db
         app.state.manager = manager
         app.state.retention = retention
+        app.state.rollups = rollups = Rollups(db, settings, manager.leases)
         await end_dead_sessions(db)
         token = await bootstrap_admin_token(db, settings) if settings.bootstrap_token else None
         await manager.start()
@@ -110,7 +112,10 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
         manager.recorder.observers.append(engine.observe)
         app.state.alerts = engine
         await engine.start()
-        watchers = [asyncio.create_task(retention.run(), name="retention")]
+        watchers = [
+            asyncio.create_task(retention.run(), name="retention"),
+            asyncio.create_task(rollups.run(), name="rollups"),
+        ]
         if settings.dev_mode:
             watchers += [
                 asyncio.create_task(watch_plugins(manager)),

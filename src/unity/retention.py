@@ -1,6 +1,7 @@
 """Retention: the periodic pass that deletes what the hub no longer keeps.
 
-Metrics and executions past each plugin's ``retention_days``, credential audit
+Metrics and executions past each plugin's ``retention_days``, rollup tiers past
+theirs (``rollup_minute_days``, ``rollup_hour_days``), credential audit
 entries past theirs, batch receipts past the idempotency window and ended
 dashboard sessions. It runs beside the plugins, not inside their manager.
 With several hubs on one PostgreSQL database, each pass runs on one of them:
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 from unity.auth.tokens import SESSION_TOKEN_PREFIX
 from unity.credentials import audit
 from unity.settings import Settings
-from unity.storage import events, housekeeping, registry
+from unity.storage import events, housekeeping, registry, rollups, tiers
 from unity.storage import metrics as metric_store
 from unity.storage.db import Database, is_unavailable
 from unity.storage.leases import RETENTION_LEASE, HubLeases
@@ -49,6 +50,16 @@ class Retention:
                 await events.purge_events(session, plugin_id=row.id, before=cutoff)
                 if any(counts):
                     removed[row.id] = counts
+            buckets = await rollups.purge_tiers(
+                session,
+                now=now,
+                days={
+                    tiers.MINUTE.name: self.settings.rollup_minute_days,
+                    tiers.HOUR.name: self.settings.rollup_hour_days,
+                },
+            )
+            if any(buckets.values()):
+                log.info("retention removed rollup buckets %s", buckets)
             audit_entries = await audit.purge(
                 session,
                 routine_before=metric_store.retention_cutoff(now, self.settings.retention_days),

@@ -93,6 +93,20 @@ class Settings(BaseSettings):
         description="Days an external plugin's batch id is remembered: a retry within "
         "them is answered as a duplicate, a later one is stored again.",
     )
+    rollup_minute_days: int = Field(
+        default=90,
+        ge=1,
+        description="Days the 1-minute rollup tier (min/avg/max/count/last of every "
+        "declared numeric metric) is kept.",
+    )
+    rollup_hour_days: int = Field(
+        default=730, ge=1, description="Days the 1-hour rollup tier is kept."
+    )
+    rollup_interval_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="How often the hub rolls closed minutes and hours into the rollup tiers.",
+    )
     retention_check_seconds: float = Field(
         default=3600, gt=0, description="How often the hub deletes data past retention."
     )

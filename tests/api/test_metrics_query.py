@@ -493,6 +493,7 @@ async def test_wildcards_match_list_items_and_nested_keys(
         app, "counter", [("h", BASE, {"disks": {"sda": {"used": 1.0}, "sdb": {"used": 2}}})]
     )
     from unity.storage import series as series_store
+    from unity.storage.buckets import numbers
 
     async with app.state.db.session() as session:
         found = await series_store.item_series(
@@ -505,11 +506,11 @@ async def test_wildcards_match_list_items_and_nested_keys(
         )
     assert {k: [p.avg for p in v] for k, v in found.items()} == {"sda": [1.0], "sdb": [2.0]}
     document = {"cpu": [10.0, 20.0], "io": {"sda": {"read": {"n": 1}, "write": {"n": 2}}}}
-    assert list(series_store._expand(document, ["cpu", "*"], (), booleans=False)) == [
+    assert list(numbers(document, ["cpu", "*"], booleans=False)) == [
         ("0", 10.0),
         ("1", 20.0),
     ]
-    assert list(series_store._expand(document, ["io", "*", "*", "n"], (), booleans=False)) == [
+    assert list(numbers(document, ["io", "*", "*", "n"], booleans=False)) == [
         ("sda.read", 1.0),
         ("sda.write", 2.0),
     ]

@@ -28,11 +28,21 @@ from unity.settings import Settings
 from unity.storage.db import Database, is_unavailable
 from unity.storage.models import HubLease
 
-__all__ = ["RETENTION_LEASE", "HubLeases", "claim", "holders", "hub_identity", "release", "renew"]
+__all__ = [
+    "RETENTION_LEASE",
+    "ROLLUP_LEASE",
+    "HubLeases",
+    "claim",
+    "holders",
+    "hub_identity",
+    "release",
+    "renew",
+]
 
 log = logging.getLogger(__name__)
 
 RETENTION_LEASE = "retention"
+ROLLUP_LEASE = "rollups"
 
 
 def hub_identity(settings: Settings) -> str:

@@ -1,33 +1,36 @@
 """Series: a declared metric's values along its dotted path, bucketed per step.
 
-Computed in the database from the stored documents (``plugin_metrics``): one
-series per metric, or one per item for a ``*`` path (``disks.*.percent``).
+One series per metric, or one per item for a ``*`` path (``disks.*.percent``).
+Where a rollup tier covers the range (see :mod:`unity.storage.tiers`) the
+answer is read from it, and the newest samples, not rolled up yet, from the
+raw documents (``plugin_metrics``); the two merge into exactly what the raw
+documents alone would give.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import BigInteger, Float, Select, case, cast, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from unity.storage import tiers
+from unity.storage.buckets import (
+    Partial,
+    SeriesPoint,
+    fill_buckets,
+    filled,
+    merge_into,
+    numbers,
+    walk,
+)
 from unity.storage.models import PluginMetric
 
 __all__ = ["SeriesPoint", "fill_buckets", "item_series", "series", "walk"]
-
-
-@dataclass(frozen=True)
-class SeriesPoint:
-    bucket: datetime
-    avg: float | None
-    min: float | None
-    max: float | None
-    count: int
 
 
 def _dialect(session: AsyncSession) -> str:
@@ -63,6 +66,60 @@ def _numeric_value(dialect: str, path: Sequence[str], *, booleans: bool) -> Colu
     return case((is_number, node.as_float()), else_=None)
 
 
+async def _segments(
+    session: AsyncSession,
+    *,
+    plugin_id: str,
+    metric: str,
+    start: datetime,
+    end: datetime,
+    step: int,
+    booleans: bool,
+) -> list[tiers.Segment]:
+    covered = await tiers.coverage(session, plugin_id=plugin_id, metric=metric, booleans=booleans)
+    chosen = tiers.choose(covered, start=start, end=end, step=step)
+    return tiers.plan(start, end, chosen)
+
+
+def _raw_select(
+    dialect: str,
+    *,
+    plugin_id: str,
+    path: Sequence[str],
+    lo: datetime,
+    hi: datetime,
+    step: int,
+    host: str | None,
+    booleans: bool,
+) -> Select[Any]:
+    """Per bucket, the aggregate of the raw documents in [lo, hi).
+
+    The value is computed once per row in a subquery; the OFFSET keeps both
+    databases from folding it into the aggregates, which would extract the
+    field once per aggregate.
+    """
+    bucket = func.floor(_epoch(dialect, PluginMetric.timestamp) / step) * step
+    rows = (
+        select(
+            cast(bucket, BigInteger).label("bucket"),
+            _numeric_value(dialect, path, booleans=booleans).label("value"),
+        )
+        .where(
+            PluginMetric.plugin_id == plugin_id,
+            PluginMetric.timestamp >= lo,
+            PluginMetric.timestamp < hi,
+        )
+        .offset(0)
+    )
+    if host is not None:
+        rows = rows.where(PluginMetric.host == host)
+    inner = rows.subquery()
+    value = inner.c.value
+    return select(
+        inner.c.bucket, func.count(value), func.sum(value), func.min(value), func.max(value)
+    ).group_by(inner.c.bucket)
+
+
 async def series(
     session: AsyncSession,
     *,
@@ -74,101 +131,90 @@ async def series(
     host: str | None = None,
     booleans: bool = False,
 ) -> list[SeriesPoint]:
-    """Average, min, max and count of one numeric field per ``step`` seconds."""
+    """Average, min, max and count of one numeric field per ``step`` seconds.
+
+    Every segment of the plan is one SELECT of a UNION ALL: one round trip.
+    """
     dialect = _dialect(session)
-    value = _numeric_value(dialect, path, booleans=booleans)
-    bucket = func.floor(_epoch(dialect, PluginMetric.timestamp) / step) * step
-    stmt = (
-        select(
-            bucket.label("bucket"),
-            func.avg(value),
-            func.min(value),
-            func.max(value),
-            func.count(value),
-        )
-        .where(
-            PluginMetric.plugin_id == plugin_id,
-            PluginMetric.timestamp >= start,
-            PluginMetric.timestamp < end,
-        )
-        .group_by(bucket)
-        .order_by(bucket)
+    metric = ".".join(path)
+    parts: list[Select[Any]] = []
+    for segment in await _segments(
+        session,
+        plugin_id=plugin_id,
+        metric=metric,
+        start=start,
+        end=end,
+        step=step,
+        booleans=booleans,
+    ):
+        if segment.source is None:
+            parts.append(
+                _raw_select(
+                    dialect,
+                    plugin_id=plugin_id,
+                    path=path,
+                    lo=segment.lo,
+                    hi=segment.hi,
+                    step=step,
+                    host=host,
+                    booleans=booleans,
+                )
+            )
+        else:
+            parts.append(
+                tiers.tier_select(segment, plugin_id=plugin_id, metric=metric, step=step, host=host)
+            )
+    merged: dict[int, Partial] = {}
+    if parts:
+        stmt = parts[0] if len(parts) == 1 else union_all(*parts)
+        for bucket, count, total, lo_v, hi_v in (await session.execute(stmt)).all():
+            if count:
+                merge_into(merged, int(bucket), tiers.partial(count, total, lo_v, hi_v))
+    return filled(merged, start=start, end=end, step=step)
+
+
+async def _raw_item_partials(
+    session: AsyncSession,
+    *,
+    plugin_id: str,
+    path: Sequence[str],
+    lo: datetime,
+    hi: datetime,
+    step: int,
+    host: str | None,
+    wanted: set[str] | None,
+    booleans: bool,
+) -> dict[str, dict[int, Partial]]:
+    """Per item, per bucket, the aggregate of the raw documents in [lo, hi).
+
+    The database hands over only the sub-document under the fixed prefix of
+    the path; the wildcards are walked here, because ``*`` matches list items
+    as well as mapping keys, which neither SQLite's ``json_each`` nor
+    PostgreSQL's ``jsonb_each`` does alike.
+    """
+    star = path.index("*")
+    prefix, rest = tuple(path[:star]), path[star:]
+    document = PluginMetric.data[prefix] if prefix else PluginMetric.data
+    stmt = select(PluginMetric.timestamp, document).where(
+        PluginMetric.plugin_id == plugin_id,
+        PluginMetric.timestamp >= lo,
+        PluginMetric.timestamp < hi,
     )
     if host is not None:
         stmt = stmt.where(PluginMetric.host == host)
-    result = await session.execute(stmt)
-    points = []
-    for bucket_epoch, avg, lo, hi, count in result.all():
-        stamp = datetime.fromtimestamp(float(bucket_epoch), tz=start.tzinfo)
-        points.append(
-            SeriesPoint(
-                bucket=stamp,
-                avg=float(avg) if avg is not None else None,
-                min=float(lo) if lo is not None else None,
-                max=float(hi) if hi is not None else None,
-                count=int(count),
-            )
-        )
-    return fill_buckets(points, start=start, end=end, step=step)
-
-
-def fill_buckets(
-    points: Sequence[SeriesPoint], *, start: datetime, end: datetime, step: int
-) -> list[SeriesPoint]:
-    """Every bucket of the range, those without a sample as nulls with a count of 0.
-
-    A chart draws a null as a gap; leaving the bucket out would draw a straight
-    line across the time nothing was collected.
-    """
-    found = {int(p.bucket.timestamp()): p for p in points}
-    first = math.floor(start.timestamp() / step) * step
-    filled = []
-    for epoch in range(first, math.ceil(end.timestamp()), step):
-        point = found.get(epoch)
-        if point is None:
-            stamp = datetime.fromtimestamp(epoch, tz=start.tzinfo)
-            point = SeriesPoint(bucket=stamp, avg=None, min=None, max=None, count=0)
-        filled.append(point)
-    return filled
-
-
-def _number(value: Any, *, booleans: bool) -> float | None:
-    if isinstance(value, bool):
-        return float(value) if booleans else None
-    if not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def walk(node: Any, path: Sequence[str], label: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
-    """(item, value) for every match of ``path`` under ``node``; ``*`` names the item.
-
-    ``*`` matches every key of a mapping and every index of a list; the item
-    is what the wildcards matched, joined by dots ("" without wildcards).
-    """
-    if not path:
-        yield ".".join(label), node
-        return
-    head, rest = path[0], path[1:]
-    if head == "*":
-        if isinstance(node, Mapping):
-            for key, child in node.items():
-                yield from walk(child, rest, (*label, str(key)))
-        elif isinstance(node, list):
-            for index, child in enumerate(node):
-                yield from walk(child, rest, (*label, str(index)))
-    elif isinstance(node, Mapping) and head in node:
-        yield from walk(node[head], rest, label)
-
-
-def _expand(
-    node: Any, path: Sequence[str], label: tuple[str, ...], *, booleans: bool
-) -> Iterator[tuple[str, float]]:
-    for item, value in walk(node, path, label):
-        number = _number(value, booleans=booleans)
-        if number is not None:
-            yield item, number
+    out: dict[str, dict[int, Partial]] = {}
+    for stamp, node in (await session.execute(stmt)).all():
+        aware = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp
+        epoch = math.floor(aware.timestamp() / step) * step
+        for item, value in numbers(node, rest, booleans=booleans):
+            if wanted is None or item in wanted:
+                buckets = out.setdefault(item, {})
+                found = buckets.get(epoch)
+                if found is None:
+                    buckets[epoch] = Partial.of(value)
+                else:
+                    found.add(value)
+    return out
 
 
 async def item_series(
@@ -186,40 +232,44 @@ async def item_series(
     """One bucketed series per item of a per-item metric (a path with ``*``).
 
     The item is what the wildcards matched, joined by dots (``sda.read`` for
-    ``disks.*.*.bytes``). The database hands over only the sub-document under
-    the fixed prefix of the path; the wildcards are walked here, because
-    ``*`` matches list items as well as mapping keys, which neither SQLite's
-    ``json_each`` nor PostgreSQL's ``jsonb_each`` does alike.
+    ``disks.*.*.bytes``).
     """
-    star = path.index("*")
-    prefix, rest = tuple(path[:star]), path[star:]
-    document = PluginMetric.data[prefix] if prefix else PluginMetric.data
-    stmt = select(PluginMetric.timestamp, document).where(
-        PluginMetric.plugin_id == plugin_id,
-        PluginMetric.timestamp >= start,
-        PluginMetric.timestamp < end,
-    )
-    if host is not None:
-        stmt = stmt.where(PluginMetric.host == host)
+    metric = ".".join(path)
     wanted = set(items) if items is not None else None
-    buckets: dict[str, dict[int, list[float]]] = {}
-    for stamp, node in (await session.execute(stmt)).all():
-        aware = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp
-        epoch = math.floor(aware.timestamp() / step) * step
-        for item, value in _expand(node, rest, (), booleans=booleans):
-            if wanted is None or item in wanted:
-                buckets.setdefault(item, {}).setdefault(epoch, []).append(value)
-    out: dict[str, list[SeriesPoint]] = {}
-    for item in sorted(buckets):
-        points = [
-            SeriesPoint(
-                bucket=datetime.fromtimestamp(epoch, tz=start.tzinfo),
-                avg=sum(values) / len(values),
-                min=min(values),
-                max=max(values),
-                count=len(values),
+    merged: dict[str, dict[int, Partial]] = {}
+    for segment in await _segments(
+        session,
+        plugin_id=plugin_id,
+        metric=metric,
+        start=start,
+        end=end,
+        step=step,
+        booleans=booleans,
+    ):
+        if segment.source is None:
+            found = await _raw_item_partials(
+                session,
+                plugin_id=plugin_id,
+                path=path,
+                lo=segment.lo,
+                hi=segment.hi,
+                step=step,
+                host=host,
+                wanted=wanted,
+                booleans=booleans,
             )
-            for epoch, values in sorted(buckets[item].items())
-        ]
-        out[item] = fill_buckets(points, start=start, end=end, step=step)
-    return out
+        else:
+            found = await tiers.item_partials(
+                session,
+                segment,
+                plugin_id=plugin_id,
+                metric=metric,
+                step=step,
+                host=host,
+                items=items,
+            )
+        for item, partials in found.items():
+            target = merged.setdefault(item, {})
+            for bucket, partial in partials.items():
+                merge_into(target, bucket, partial)
+    return {item: filled(merged[item], start=start, end=end, step=step) for item in sorted(merged)}
