@@ -7,9 +7,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from unity.alerts.rules import compile_rule, describe
-from unity_sdk import AlertRule, MetricField, MetricKind, PluginMetadata, rule_problems
-from unity_sdk.alerts import convert_unit, rate_scale
+from unity_sdk import (
+    AlertRule,
+    MetricField,
+    MetricKind,
+    PluginMetadata,
+    convert_unit,
+    rate_scale,
+)
 
 METRICS = [
     MetricField(name="uptime", unit="s"),
@@ -87,25 +92,3 @@ def test_units_convert_within_their_dimension_only() -> None:
     assert rate_scale("/h", "count") == 3600
     assert rate_scale("MiB/s", "bytes") == pytest.approx(1 / 1024**2)
     assert rate_scale("count/fortnight", "count") is None
-
-
-def test_the_hub_compiles_a_threshold_in_another_unit_into_the_metrics_unit() -> None:
-    rule = AlertRule(id="fresh-boot", metric="uptime", op="<", threshold=10, clear=15, unit="min")
-    assert rule_problems(rule, METRICS) == []
-    compiled = compile_rule("probe", rule, METRICS)
-    assert (compiled.threshold, compiled.clear, compiled.unit) == (600, 900, "s")
-    readings = list(compiled.readings({"uptime": 300}))
-    assert compiled.holds(readings[0].value, 600, 900, active=False)
-    assert compiled.holds(800, 600, 900, active=True)
-    assert not compiled.holds(800, 600, 900, active=False)
-    assert describe(rule, "s") == "uptime < 10 min, clears past 15 min"
-
-
-def test_per_item_readings_and_a_limit_from_a_sibling_metric() -> None:
-    rule = AlertRule(
-        id="hot", metric="sensors.*.celsius", op=">=", threshold_metric="sensors.*.high"
-    )
-    compiled = compile_rule("probe", rule, METRICS)
-    doc = {"sensors": {"cpu": {"celsius": 80, "high": 75}, "nvme": {"celsius": 40}}}
-    readings = list(compiled.readings(doc))
-    assert [(r.item, r.value, r.threshold) for r in readings] == [("cpu", 80, 75)]

@@ -9,7 +9,7 @@ An external plugin (its own process, reporting over HTTP) subclasses
 
 Public modules: this package, the contract modules it re-exports whole
 (:mod:`unity_sdk.plugin`, :mod:`unity_sdk.metadata`, :mod:`unity_sdk.errors`,
-:mod:`unity_sdk.state`), and the author tooling imported by module path:
+:mod:`unity_sdk.state`, :mod:`unity_sdk.alerts`), and the author tooling imported by module path:
 :mod:`unity_sdk.testing` (``FakeHub``, ``check_plugin``),
 :mod:`unity_sdk.pytest_plugin` (fixtures, a ``pytest11`` entry point) and
 :mod:`unity_sdk.run` (``python -m unity_sdk.run``). Modules whose names start
