@@ -96,3 +96,19 @@ async def test_series_questions_that_cannot_be_answered(
     async with app.state.db.session() as session:
         with pytest.raises(history.QueryError, match=message):
             await history.metric_series(session, "counter", name, **extra)
+
+
+def test_default_steps_are_whole_minutes_or_hours() -> None:
+    from unity.views.history import tier_step
+
+    assert [tier_step(s) for s in (1, 59, 60, 61, 288, 2016, 3599, 3600, 8640)] == [
+        1,
+        59,
+        60,
+        120,
+        300,
+        2040,
+        3600,
+        3600,
+        10800,
+    ]

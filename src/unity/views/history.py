@@ -43,6 +43,15 @@ DEFAULT_SPAN = timedelta(hours=24)
 DEFAULT_POINTS = 300
 
 
+def tier_step(step: int) -> int:
+    """``step`` rounded up to whole minutes, or whole hours past an hour, so the
+    rollup tiers can answer instead of a scan of every stored document."""
+    for size in (3600, 60):
+        if step >= size:
+            return -(-step // size) * size
+    return step
+
+
 class QueryError(ValueError):
     """The question cannot be answered as asked; the message says why."""
 
@@ -197,7 +206,7 @@ async def metric_series(
     end = end or datetime.now(UTC)
     start = start or end - DEFAULT_SPAN
     span = (end - start).total_seconds()
-    step = step or max(1, int(span // DEFAULT_POINTS))
+    step = step or tier_step(max(1, int(span // DEFAULT_POINTS)))
     if span / step > MAX_SERIES_POINTS:
         raise QueryError(f"range/step gives more than {MAX_SERIES_POINTS} points")
     out = Series(

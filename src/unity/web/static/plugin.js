@@ -554,6 +554,14 @@
     finish(figure, count, latest);
   }
 
+  // Whole minutes, or whole hours past an hour: the hub then answers from its
+  // rollup tiers instead of scanning every stored document.
+  function tierStep(step) {
+    if (step >= 3600) return Math.ceil(step / 3600) * 3600;
+    if (step >= 60) return Math.ceil(step / 60) * 60;
+    return step;
+  }
+
   let loading = 0;
   async function loadCharts() {
     if (!controls) return;
@@ -562,7 +570,7 @@
     const ticket = ++loading;
     const seconds = (span.end - span.start) / 1000;
     // Never finer than the collection interval: emptier buckets would read as gaps.
-    const step = Math.max(1, Math.ceil(seconds / POINTS), Math.ceil(interval));
+    const step = tierStep(Math.max(1, Math.ceil(seconds / POINTS), Math.ceil(interval)));
     const params = new URLSearchParams({ step: String(step), start: span.start.toISOString(), end: span.end.toISOString() });
     if (controls.host.value) params.set("host", controls.host.value);
     const jobs = [...figures.map((f) => [f, "chart"]), ...timelines.map((f) => [f, "state"])];
