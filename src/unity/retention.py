@@ -1,8 +1,9 @@
 """Retention: the periodic pass that deletes what the hub no longer keeps.
 
 Metrics and executions past each plugin's ``retention_days``, credential audit
-entries past theirs, batch receipts past the idempotency window and ended
-dashboard sessions. It runs beside the plugins, not inside their manager.
+entries past theirs, batch receipts past the idempotency window, ended
+dashboard sessions, and the notification delivery log and finished notices
+past ``notify_log_days``. It runs beside the plugins, not inside their manager.
 """
 
 from __future__ import annotations
@@ -61,6 +62,15 @@ class Retention:
             if receipts or sessions:
                 log.info(
                     "retention removed %d batch receipts, %d ended sessions", receipts, sessions
+                )
+            deliveries, notices = await housekeeping.purge_notifications(
+                session, before=now - timedelta(days=self.settings.notify_log_days)
+            )
+            if deliveries or notices:
+                log.info(
+                    "retention removed %d delivery-log entries, %d finished notices",
+                    deliveries,
+                    notices,
                 )
         return removed
 
