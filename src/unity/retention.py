@@ -1,9 +1,8 @@
 """Retention: the periodic pass that deletes what the hub no longer keeps.
 
 Metrics and executions past each plugin's ``retention_days``, credential audit
-entries past theirs, batch receipts past the idempotency window, ended
-dashboard sessions, and the notification delivery log and finished notices
-past ``notify_log_days``. It runs beside the plugins, not inside their manager.
+entries past theirs, batch receipts past the idempotency window and ended
+dashboard sessions. It runs beside the plugins, not inside their manager.
 """
 
 from __future__ import annotations
@@ -33,7 +32,11 @@ class Retention:
         self.settings = settings
 
     async def purge(self, now: datetime | None = None) -> dict[str, tuple[int, int]]:
-        """One pass; returns ``{plugin: (metrics, executions)}`` removed."""
+        """One pass; returns ``{plugin: (metrics, executions)}`` removed.
+
+        It also deletes the notification delivery log, and notices that failed for
+        good or were dropped, past ``notify_log_days``.
+        """
         now = now or utcnow()
         removed: dict[str, tuple[int, int]] = {}
         async with self.db.session() as session:
