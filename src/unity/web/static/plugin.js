@@ -435,7 +435,7 @@
       cursor: { drag: { x: false, y: false } },
       scales: {
         x: { time: true, range: () => [span.start.getTime() / 1000, span.end.getTime() / 1000] },
-        y: { range: yRange(figure) },
+        ...(thresholdsOf(figure).length ? { y: { range: yRange(figure) } } : {}),
       },
       hooks: { draw: [(u) => drawOverlays(u, figure, span)] },
       axes: [
