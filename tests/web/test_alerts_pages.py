@@ -160,6 +160,7 @@ async def test_a_notification_link_centres_the_charts_on_its_time(
     for given in ("2026-11-30T22:15:00+01:00", "2026-11-30T21:15:00 00:00", "2026-11-30T21:15"):
         page = (await admin_page.get(f"/plugins/probe?{urlencode({'at': given})}")).text
         assert _attribute(page, "data-chart-controls", "data-at") == at.isoformat(), given
-    nonsense = (await admin_page.get("/plugins/probe?at=yesterday")).text
-    controls = nonsense[nonsense.index("data-chart-controls") :]
-    assert "data-at" not in controls[: controls.index(">")]
+    for nonsense in ("yesterday", "9999-12-31T23:30:00-05:00"):
+        page = (await admin_page.get(f"/plugins/probe?{urlencode({'at': nonsense})}")).text
+        controls = page[page.index("data-chart-controls") :]
+        assert "data-at" not in controls[: controls.index(">")], nonsense

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -30,6 +30,7 @@ from unity.storage.models import (
     MaintenanceWindow,
     Plugin,
 )
+from unity.views.history import QueryError
 from unity_sdk import AlertKind, AlertRule, MetricField, MetricKind, convert_unit, rate_scale
 
 __all__ = [
@@ -215,6 +216,18 @@ class AlertPeriod:
     end: datetime | None
 
 
+def _span(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    try:
+        start, end = (
+            t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC) for t in (start, end)
+        )
+    except OverflowError as exc:
+        raise QueryError("start and end must be ordinary dates") from exc
+    if start >= end:
+        raise QueryError("start must be before end")
+    return start, end
+
+
 async def alert_periods(
     session: AsyncSession,
     *,
@@ -224,7 +237,11 @@ async def alert_periods(
     host: str | None = None,
 ) -> list[AlertPeriod]:
     """When the plugin's alerts fired between ``start`` and ``end``, from their stored
-    transitions (clipped to the range; alerts without a host count for every host)."""
+    transitions (clipped to the range; alerts without a host count for every host).
+
+    A time without a zone is UTC; a range that cannot be asked raises ``QueryError``.
+    """
+    start, end = _span(start, end)
     scope = [AlertTransition.plugin_id == plugin_id]
     if host is not None:
         scope.append(AlertTransition.host.in_((host, "")))

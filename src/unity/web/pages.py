@@ -150,11 +150,11 @@ def _instant(text: str) -> str:
     """``?at=`` (a notification's link) as an ISO time with a zone; "" when it is none."""
     try:
         moment = datetime.fromisoformat(text.strip().replace(" ", "+"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat()
+    except (ValueError, OverflowError):
         return ""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat()
 
 
 @router.get("/plugins/{plugin_id}", response_class=HTMLResponse)
