@@ -15,6 +15,7 @@ from unity.alerts import AlertEngine
 from unity.views.alerts import (
     RuleInForce,
     alert_periods,
+    firing_by_severity,
     rules_in_force,
     threshold_lines,
 )
@@ -204,3 +205,15 @@ async def test_periods_at_the_edges_of_time_are_refused_not_crashed(
         "/api/alerts/periods", params={"plugin_id": "probe", "start": start, "end": end}
     )
     assert answer.status_code == 422, answer.text
+
+
+async def test_firing_by_severity_is_what_metrics_shows(
+    app: FastAPI, engine: AlertEngine, clock: Clock, reader: httpx.AsyncClient
+) -> None:
+    # load-high (critical) fires at once; disk-full (warning) waits 60 s: pending.
+    await engine.observe(run(clock, {"load": 99.0, "disks": {"sda": {"percent": 97.0}}}))
+    async with app.state.db.session() as session:
+        assert await firing_by_severity(session) == {"critical": 1}
+    page = (await reader.get("/metrics")).text
+    assert 'unity_alerts_firing{severity="critical"} 1.0' in page
+    assert 'unity_alerts_firing{severity="warning"} 0.0' in page

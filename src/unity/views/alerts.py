@@ -45,6 +45,7 @@ __all__ = [
     "alert_periods",
     "current_silences",
     "current_windows",
+    "firing_by_severity",
     "plugin_rules",
     "rules_in_force",
     "threshold_lines",
@@ -58,6 +59,17 @@ async def active_alerts(
 ) -> list[AlertInstance]:
     """Active alerts: firing first, then pending; newest first within each."""
     return await active_instances(session, plugin_id=plugin_id)
+
+
+async def firing_by_severity(session: AsyncSession) -> dict[str, int]:
+    """How many alerts fire now, by severity, from the shared tables (so every hub
+    on one database tells the same numbers)."""
+    rows = await session.execute(
+        select(AlertInstance.severity, func.count())
+        .where(AlertInstance.state == FIRING)
+        .group_by(AlertInstance.severity)
+    )
+    return {str(severity): int(count) for severity, count in rows}
 
 
 async def alert_history(
