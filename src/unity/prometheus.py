@@ -29,13 +29,13 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.plugins.manager import PluginManager
 from unity.storage import metrics as metric_store
-from unity.storage.models import AlertInstance, LatestMetric
+from unity.storage.models import LatestMetric
 from unity.views import every_plugin
+from unity.views.alerts import firing_by_severity
 from unity_sdk import (
     AlertSeverity,
     MetricField,
@@ -134,12 +134,7 @@ async def _firing_alerts(session: AsyncSession) -> Metric:
     family = GaugeMetricFamily(
         "unity_alerts_firing", "Alerts firing now, by severity", labels=["severity"]
     )
-    rows = await session.execute(
-        select(AlertInstance.severity, func.count())
-        .where(AlertInstance.state == "firing")
-        .group_by(AlertInstance.severity)
-    )
-    counts: dict[str, int] = {str(severity): int(count) for severity, count in rows}
+    counts = await firing_by_severity(session)
     for severity in ALERT_SEVERITIES:
         family.add_metric([severity], counts.get(severity, 0))
     return family

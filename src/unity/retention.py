@@ -37,7 +37,11 @@ class Retention:
         self.leases = leases or HubLeases(db, settings)
 
     async def purge(self, now: datetime | None = None) -> dict[str, tuple[int, int]]:
-        """One pass; returns ``{plugin: (metrics, executions)}`` removed."""
+        """One pass; returns ``{plugin: (metrics, executions)}`` removed.
+
+        It also deletes the notification delivery log, and notices that failed for
+        good or were dropped, past ``notify_log_days``.
+        """
         now = now or utcnow()
         removed: dict[str, tuple[int, int]] = {}
         async with self.db.session() as session:
@@ -76,6 +80,15 @@ class Retention:
             if receipts or sessions:
                 log.info(
                     "retention removed %d batch receipts, %d ended sessions", receipts, sessions
+                )
+            deliveries, notices = await housekeeping.purge_notifications(
+                session, before=now - timedelta(days=self.settings.notify_log_days)
+            )
+            if deliveries or notices:
+                log.info(
+                    "retention removed %d delivery-log entries, %d finished notices",
+                    deliveries,
+                    notices,
                 )
         return removed
 

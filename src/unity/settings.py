@@ -344,6 +344,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Delivery attempts of a notice before it is marked failed for good.",
     )
+    notify_log_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Days the delivery log is kept, and notices that failed for good or "
+        "were dropped.",
+    )
     notify_lease_seconds: float = Field(
         default=300,
         gt=0,

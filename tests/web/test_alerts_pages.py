@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import html as html_module
+import json
+import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -12,6 +17,7 @@ from fastapi import FastAPI
 from tests.alerts.support import ProbePlugin, enable
 from tests.web.conftest import login
 from unity.plugins.observe import RunObserved
+from unity.storage.metrics import MetricSample, insert_samples
 from unity.storage.types import utcnow
 from unity_sdk import PluginState, RunStatus
 
@@ -107,3 +113,54 @@ async def test_silences_page_lists_silences_and_windows(
     assert "moving it" in page
     assert "upgrade" in page
     assert 'name="matchers.host"' in page
+
+
+def _attribute(html: str, marker: str, name: str) -> str:
+    tag = html[html.index(marker) :]
+    tag = tag[: tag.index(">")]
+    found = re.search(rf"{name}='([^']*)'|{name}=\"([^\"]*)\"", tag)
+    assert found is not None, (name, tag)
+    return html_module.unescape(found.group(1) or found.group(2))
+
+
+async def test_plugin_page_gives_each_chart_its_thresholds(
+    app: FastAPI, admin_page: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    page = (await admin_page.get("/plugins/probe")).text
+    load = json.loads(_attribute(page, 'data-field="load"', "data-thresholds"))
+    assert load == [
+        {"rule": "load-high", "severity": "critical", "op": ">", "value": 90.0, "clear": 80.0}
+    ]
+    rules = page[page.index('data-field="load"') : page.index('data-field="disks.*.percent"')]
+    assert "<code>load-high</code> &gt; 90.0%" in rules
+    # A limit read from another metric (the sensor's own high mark) is no fixed line.
+    assert json.loads(_attribute(page, 'data-field="disks.*.celsius"', "data-thresholds")) == []
+    # Switched off: no line.
+    off = {"enabled": False}
+    assert (
+        await client.put("/api/alerts/rules/probe/load-high/override", json=off)
+    ).status_code == 200
+    page = (await admin_page.get("/plugins/probe")).text
+    assert json.loads(_attribute(page, 'data-field="load"', "data-thresholds")) == []
+
+
+async def test_a_notification_link_centres_the_charts_on_its_time(
+    app: FastAPI, admin_page: httpx.AsyncClient
+) -> None:
+    at = datetime(2026, 11, 30, 21, 15, tzinfo=UTC)
+    async with app.state.db.session() as session:
+        for host in ("web1", "web2"):
+            await insert_samples(session, [MetricSample("probe", host, at, {"load": 5.0})])
+    link = f"/plugins/probe?{urlencode({'host': 'web2', 'at': at.isoformat()})}"
+    page = (await admin_page.get(link)).text
+    assert _attribute(page, "data-chart-controls", "data-at") == "2026-11-30T21:15:00+00:00"
+    assert '<option value="web2" selected>' in page
+    assert '<option value="web1">' in page
+    # Another zone, a '+' decoded to a space, no zone at all: the same instant, in UTC.
+    for given in ("2026-11-30T22:15:00+01:00", "2026-11-30T21:15:00 00:00", "2026-11-30T21:15"):
+        page = (await admin_page.get(f"/plugins/probe?{urlencode({'at': given})}")).text
+        assert _attribute(page, "data-chart-controls", "data-at") == at.isoformat(), given
+    for nonsense in ("yesterday", "9999-12-31T23:30:00-05:00"):
+        page = (await admin_page.get(f"/plugins/probe?{urlencode({'at': nonsense})}")).text
+        controls = page[page.index("data-chart-controls") :]
+        assert "data-at" not in controls[: controls.index(">")], nonsense

@@ -1,4 +1,5 @@
-"""Deleting bookkeeping rows nobody needs any more: old batch receipts, ended sessions.
+"""Deleting bookkeeping rows nobody needs any more: old batch receipts, ended
+sessions, old delivery-log entries and notices that will never go out.
 
 Called by the manager's retention pass next to the metric purge. Each function
 works in the caller's transaction and returns how many rows it removed.
@@ -12,9 +13,17 @@ from typing import Any
 from sqlalchemy import delete, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unity.storage.models import ApiToken, BatchReceipt
+from unity.storage.models import (
+    ApiToken,
+    BatchReceipt,
+    NotificationDelivery,
+    NotificationOutbox,
+)
 
-__all__ = ["purge_batch_receipts", "purge_ended_tokens"]
+__all__ = ["purge_batch_receipts", "purge_ended_tokens", "purge_notifications"]
+
+# Outbox rows in these states are finished: never sent again, kept only to be looked at.
+FINISHED_NOTICES = ("failed", "dropped")
 
 
 def _rowcount(result: Any) -> int:
@@ -36,3 +45,17 @@ async def purge_ended_tokens(session: AsyncSession, *, name_prefix: str, now: da
         )
     )
     return _rowcount(result)
+
+
+async def purge_notifications(session: AsyncSession, *, before: datetime) -> tuple[int, int]:
+    """Delivery-log entries from before ``before``, and notices created before it that
+    failed for good or were dropped; returns how many of each were removed."""
+    log = await session.execute(
+        delete(NotificationDelivery).where(NotificationDelivery.at < before)
+    )
+    notices = await session.execute(
+        delete(NotificationOutbox).where(
+            NotificationOutbox.state.in_(FINISHED_NOTICES), NotificationOutbox.created_at < before
+        )
+    )
+    return _rowcount(log), _rowcount(notices)

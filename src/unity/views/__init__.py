@@ -7,6 +7,9 @@ plugin has one metadata source and one state wherever it appears:
   :class:`~unity_sdk.PluginState` (:func:`plugin_metadata`, :func:`state_of`).
 - :mod:`unity.views.history`: a plugin's runs, documents and metric series.
 - :mod:`unity.views.overview`: the dashboard's overview (hosts, state counts).
+- :mod:`unity.views.alerts`: active alerts, their history and firing periods,
+  the rules in force and the threshold lines charts draw, silences, maintenance.
+- :mod:`unity.views.channels`: notification channels and the delivery log.
 
 Layering: ``web | api | cli → views → plugins | credentials | auth → storage``.
 The views return plain records; each caller shapes them (JSON, HTML, text).

@@ -15,11 +15,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from unity.api.deps import ManagerDep, SessionDep
-from unity.api.routes import credentials as credentials_api
-from unity.api.routes import enrollment as enrollment_api
 from unity.api.routes.credentials import credential_out
 from unity.api.routes.servers import server_out
 from unity.auth import external as external_auth
+from unity.auth.access import ADMIN
 from unity.credentials import CredentialError, CredentialKind, Inventory
 from unity.credentials.audit import AuditAction
 from unity.credentials.inventory import LOGIN_KINDS
@@ -68,7 +67,7 @@ async def external_page(
     agents = await external_plugins(session, manager)
     keys = (
         {a.id: await external_auth.list_plugin_keys(session, a.id) for a in agents}
-        if may(web, enrollment_api.list_keys)
+        if may(web, ADMIN)
         else None
     )
     now = utcnow()
@@ -77,7 +76,7 @@ async def external_page(
             Enrollment(row, _enrollment_status(row, now))
             for row in reversed(await external_auth.list_enrollments(session))
         ]
-        if may(web, enrollment_api.list_enrollments)
+        if may(web, ADMIN)
         else None
     )
     return render(
@@ -93,7 +92,7 @@ async def external_page(
 
 async def _audit(web: WebDep, manager: ManagerDep, *, limit: int) -> list[Any] | None:
     """The newest audit entries, None when the API would refuse them to the session."""
-    if not may(web, credentials_api.audit_log):
+    if not may(web, ADMIN):
         return None
     rows = await manager.credentials.audit_log(limit=limit)
     return list(rows)

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from unity.auth.access import READ, Principal, Requirement, declare, requirement_of
+from unity.auth.access import READ, Principal, Requirement, declare
 from unity.auth.sessions import WebSession
 from unity.web.session import request_session
 from unity.web.templating import templates
@@ -78,11 +78,12 @@ def principal_of(web: WebSession) -> Principal:
     return Principal("token", web.token_id, scope=web.scope)
 
 
-def may(web: WebSession, operation: Callable[..., Any]) -> bool:
-    """Whether the session may see what the API route function ``operation`` gives:
-    the route's own requirement decides, so page and API never disagree."""
-    requirement = requirement_of(operation)
-    return requirement is None or requirement.permits(principal_of(web))
+def may(web: WebSession, requirement: Requirement) -> bool:
+    """Whether the session meets ``requirement``: a page shows a part only to a
+    session whose token the API operation giving that data would accept (the
+    page names the operation's requirement; ``tests/web/test_authz.py`` checks
+    that the two agree)."""
+    return requirement.permits(principal_of(web))
 
 
 def secure_headers(response: Response) -> Response:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from unity.api.deps import ManagerDep, SessionDep, SettingsDep
-from unity.api.routes import enrollment as enrollment_api
 from unity.auth import external as external_auth
+from unity.auth.access import ADMIN
 from unity.credentials import CredentialError, Inventory
 from unity.plugins.runtime import PluginNotFoundError
 from unity.storage import metrics as metric_store
@@ -24,8 +25,8 @@ from unity.views import (
     plugin_detail,
     state_events,
 )
+from unity.views.alerts import plugin_rules, threshold_lines
 from unity.views.overview import lookup
-from unity.web.alerts import plugin_rules
 from unity.web.common import WebDep, may, render
 from unity.web.forms import config_form
 from unity.web.templating import format_fact
@@ -145,6 +146,17 @@ async def _plugin_context(
     return {"detail": detail, "executions": runs, "events": changes, "latest": latest}
 
 
+def _instant(text: str) -> str:
+    """``?at=`` (a notification's link) as an ISO time with a zone; "" when it is none."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace(" ", "+"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat()
+    except (ValueError, OverflowError):
+        return ""
+
+
 @router.get("/plugins/{plugin_id}", response_class=HTMLResponse)
 async def plugin_page(
     request: Request,
@@ -153,6 +165,8 @@ async def plugin_page(
     session: SessionDep,
     manager: ManagerDep,
     settings: SettingsDep,
+    host: str = "",
+    at: str = "",
 ) -> HTMLResponse:
     try:
         context = await _plugin_context(plugin_id, session, manager)
@@ -185,9 +199,11 @@ async def plugin_page(
     charts = [m for m in shown[MetricDisplay.CHART] if m.numeric]
     keys = (
         await external_auth.list_plugin_keys(session, plugin_id)
-        if detail.external and may(web, enrollment_api.list_keys)
+        if detail.external and may(web, ADMIN)
         else None
     )
+    rules = await plugin_rules(session, manager, plugin_id)
+    lines = threshold_lines(rules, charts)
     newest: Mapping[str, Any] = context["latest"][0].data if context["latest"] else {}
     retention = int(detail.config.get("retention_days") or settings.retention_days)
     return render(
@@ -209,7 +225,10 @@ async def plugin_page(
         keys=keys,
         newest=newest,
         lookup=lookup,
-        alert_rules=await plugin_rules(web, request.app.state.db, manager, plugin_id),
+        alert_rules=rules,
+        thresholds={name: [line.as_json() for line in found] for name, found in lines.items()},
+        focus_host=host,
+        focus_at=_instant(at),
         **context,
     )
 

@@ -1,4 +1,4 @@
-"""``/api/alerts``: active alerts, their history, rules, silences, maintenance.
+"""``/api/alerts``: active alerts, their history and firing periods, rules.
 
 Reading needs a read token; every change (rules, overrides, acknowledgement,
 silences, maintenance windows) an admin token. A rule on a metric the plugin
@@ -12,25 +12,20 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import delete, select, update
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, update
 
-from unity.alerts import AlertEngine, RuleError, effective_rules
+from unity.alerts import AlertEngine, RuleError
 from unity.alerts.rules import EXTERNAL_RULES, OVERRIDABLE, apply_override
-from unity.alerts.store import active_instances, history, load_rule_config
+from unity.alerts.store import load_rule_config
 from unity.api.body import body_schema, json_body
 from unity.api.deps import AdminToken, DatabaseDep, ManagerDep, ReadToken, SettingsDep
 from unity.api.errors import ApiError
 from unity.api.routes.credentials import actor_of
 from unity.plugins.manager import PluginManager
-from unity.plugins.runtime import PluginNotFoundError, PluginStateError
-from unity.storage.models import (
-    AlertInstance,
-    AlertRuleOverride,
-    AlertRuleRow,
-    Plugin,
-)
+from unity.storage.models import AlertInstance, AlertRuleOverride, AlertRuleRow
 from unity.storage.types import utcnow
+from unity.views import alerts as views
 from unity_sdk import AlertRule, PluginMetadata, rule_problems
 
 __all__ = ["router"]
@@ -84,6 +79,20 @@ class TransitionList(BaseModel):
     next_cursor: int | None = Field(default=None, description="`before` of the next page")
 
 
+class PeriodOut(BaseModel):
+    fingerprint: str
+    rule_id: str
+    host: str
+    item: str
+    severity: str
+    start: datetime
+    end: datetime | None = Field(description="None: still firing")
+
+
+class PeriodList(BaseModel):
+    items: list[PeriodOut]
+
+
 class Ack(BaseModel):
     note: str = Field(default="", max_length=1000)
 
@@ -135,7 +144,7 @@ def alert_out(row: AlertInstance) -> AlertOut:
 async def list_alerts(_: ReadToken, db: DatabaseDep, plugin_id: str | None = None) -> AlertList:
     """Active alerts: firing first, then pending."""
     async with db.session() as session:
-        rows = await active_instances(session, plugin_id=plugin_id)
+        rows = await views.active_alerts(session, plugin_id=plugin_id)
         return AlertList(items=[alert_out(r) for r in rows])
 
 
@@ -150,14 +159,33 @@ async def alert_history(
     fingerprint: str | None = None,
 ) -> TransitionList:
     """Every transition of every alert, newest first, with the value that caused it."""
+    if not 1 <= limit <= settings.max_page_size:
+        raise ApiError(422, f"limit must be from 1 to {settings.max_page_size}")
     async with db.session() as session:
-        if not 1 <= limit <= settings.max_page_size:
-            raise ApiError(422, f"limit must be from 1 to {settings.max_page_size}")
-        rows = await history(
+        rows = await views.alert_history(
             session, limit=limit + 1, before=before, plugin_id=plugin_id, fingerprint=fingerprint
         )
         items = [TransitionOut.model_validate(r, from_attributes=True) for r in rows[:limit]]
         return TransitionList(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
+
+
+@router.get("/periods", response_model=PeriodList)
+async def firing_periods(
+    _: ReadToken,
+    db: DatabaseDep,
+    plugin_id: Annotated[str, Query(max_length=64)],
+    start: datetime,
+    end: datetime,
+    host: Annotated[str | None, Query(max_length=255)] = None,
+) -> PeriodList:
+    """When the plugin's alerts were firing between ``start`` and ``end`` (what its
+    charts shade); an alert without a host counts for every host. A time without a
+    zone is UTC."""
+    async with db.session() as session:
+        found = await views.alert_periods(
+            session, plugin_id=plugin_id, start=start, end=end, host=host
+        )
+    return PeriodList(items=[PeriodOut.model_validate(p, from_attributes=True) for p in found])
 
 
 @router.post(
@@ -209,27 +237,14 @@ async def list_rules(
 ) -> RuleList:
     """Every rule in force: each plugin's default rules (with overrides), then users' rules."""
     async with db.session() as session:
-        config = await load_rule_config(session)
-        ids = [p for p in await session.scalars(select(Plugin.id)) if plugin_id in (None, p)]
-    items = []
-    for pid in sorted(ids):
-        try:
-            metadata = await _metadata(manager, pid)
-        except (PluginNotFoundError, PluginStateError, ValidationError):
-            continue  # its code is gone or its stored metadata unreadable: no rules to show
-        external = pid in config.external
-        try:
-            found = effective_rules(
-                metadata, config.overrides_of(pid), config.user_rules_of(pid), external=external
-            )
-        except RuleError:
-            found = effective_rules(metadata, {}, config.user_rules_of(pid), external=external)
-        items += [
-            RuleOut(plugin_id=pid, source=e.source, enabled=e.enabled, overridden=e.overridden,
-                    rule=e.rule)
-            for e in found
-        ]  # fmt: skip
-    return RuleList(items=items)
+        found = await views.rules_in_force(session, manager, plugin_id=plugin_id)
+    return RuleList(
+        items=[
+            RuleOut(plugin_id=r.plugin_id, source=r.source, enabled=r.enabled,
+                    overridden=r.overridden, rule=r.rule)
+            for r in found
+        ]
+    )  # fmt: skip
 
 
 def _refuse(problems: list[tuple[str, str]], prefix: str = "") -> ApiError:

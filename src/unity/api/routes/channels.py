@@ -14,7 +14,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from unity.api.body import body_schema, parse_body, read_json
 from unity.api.deps import AdminToken, ReadToken, SessionDep, SettingsDep
@@ -37,6 +36,7 @@ from unity.notify.schemas import (
 )
 from unity.notify.store import channel_out
 from unity.storage.models import NotificationDelivery
+from unity.views import channels as views
 
 __all__ = ["delivery_out", "router"]
 
@@ -84,10 +84,9 @@ def delivery_out(row: NotificationDelivery) -> DeliveryOut:
 
 
 @router.get("/channels", response_model=ChannelList)
-async def list_channels(_: ReadToken, dispatcher: DispatcherDep) -> ChannelList:
+async def list_channels(_: ReadToken, _running: DispatcherDep, session: SessionDep) -> ChannelList:
     """Every channel with its routing; URLs only masked (``ntfy://…``)."""
-    rows = await dispatcher.channels.list_channels()
-    return ChannelList(items=[channel_out(row) for row in rows])
+    return ChannelList(items=[channel_out(row) for row in await views.channels(session)])
 
 
 @router.post(
@@ -174,13 +173,8 @@ async def list_deliveries(
     how many notices it carried, and why it failed."""
     if limit > settings.max_page_size:
         raise ApiError(422, f"limit must be at most {settings.max_page_size}")
-    stmt = select(NotificationDelivery).order_by(NotificationDelivery.id.desc()).limit(limit + 1)
-    if channel is not None:
-        stmt = stmt.where(NotificationDelivery.channel == channel)
-    if state is not None:
-        stmt = stmt.where(NotificationDelivery.state == state)
-    if cursor is not None:
-        stmt = stmt.where(NotificationDelivery.id < cursor)
-    rows = list(await session.scalars(stmt))
+    rows = await views.deliveries(
+        session, limit=limit + 1, channel=channel, state=state, before=cursor
+    )
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return DeliveryList(items=[delivery_out(r) for r in rows[:limit]], next_cursor=next_cursor)

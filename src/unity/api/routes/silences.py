@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import select
 
 from unity.alerts import AlertEngine
 from unity.api.body import body_schema, json_body
@@ -21,6 +20,7 @@ from unity.api.errors import ApiError
 from unity.api.routes.credentials import actor_of
 from unity.storage.models import AlertSilence, MaintenanceWindow
 from unity.storage.types import utcnow
+from unity.views import alerts as views
 
 __all__ = ["router"]
 
@@ -115,30 +115,19 @@ class WindowList(BaseModel):
 
 
 def silence_out(row: AlertSilence, now: datetime) -> SilenceOut:
-    return SilenceOut(
-        id=row.id, matchers=row.matchers, starts_at=row.starts_at, ends_at=row.ends_at,
-        comment=row.comment, created_by=row.created_by,
-        active=row.starts_at <= now < row.ends_at,
-    )  # fmt: skip
+    return SilenceOut.model_validate(views.silence_view(row, now), from_attributes=True)
 
 
 def window_out(row: MaintenanceWindow, now: datetime) -> WindowOut:
-    return WindowOut(
-        id=row.id, host=row.host, starts_at=row.starts_at, ends_at=row.ends_at,
-        comment=row.comment, created_by=row.created_by,
-        active=row.starts_at <= now < row.ends_at,
-    )  # fmt: skip
+    return WindowOut.model_validate(views.window_view(row, now), from_attributes=True)
 
 
 @router.get("/silences", response_model=SilenceList)
 async def list_silences(_: ReadToken, db: DatabaseDep) -> SilenceList:
     """Silences that have not ended, by end."""
     async with db.session() as session:
-        now = utcnow()
-        rows = await session.scalars(
-            select(AlertSilence).where(AlertSilence.ends_at > now).order_by(AlertSilence.ends_at)
-        )
-        return SilenceList(items=[silence_out(r, now) for r in rows])
+        found = await views.current_silences(session, now=utcnow())
+    return SilenceList(items=[SilenceOut.model_validate(v, from_attributes=True) for v in found])
 
 
 @router.post(
@@ -194,13 +183,8 @@ async def delete_silence(
 async def list_windows(_: ReadToken, db: DatabaseDep) -> WindowList:
     """Maintenance windows that have not ended, by end."""
     async with db.session() as session:
-        now = utcnow()
-        rows = await session.scalars(
-            select(MaintenanceWindow)
-            .where(MaintenanceWindow.ends_at > now)
-            .order_by(MaintenanceWindow.ends_at)
-        )
-        return WindowList(items=[window_out(r, now) for r in rows])
+        found = await views.current_windows(session, now=utcnow())
+    return WindowList(items=[WindowOut.model_validate(v, from_attributes=True) for v in found])
 
 
 @router.post(

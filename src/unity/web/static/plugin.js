@@ -210,6 +210,7 @@
   const POINTS = 240;
   const SHOWN_ITEMS = 8;
   const HEIGHT = 190;
+  const FOCUS_SPAN = 2 * 3600 * 1000; // the range around a notification's time (?at=)
   const interval = Number(controls?.dataset.interval) || 60;
   // Readable on the light and the dark surface alike; the first is the theme's accent.
   const PALETTE = ["#e8803a", "#3aa17e", "#c64f9b", "#8a6bd1", "#c9a227", "#2f9fc4", "#d1544b", "#7f8c2f", "#9a7660"];
@@ -363,7 +364,68 @@
     return figure.dataset.kind === "counter" && figure.dataset.unit ? `${figure.dataset.unit}/s` : figure.dataset.unit;
   }
 
-  function baseOptions(canvas, span, unit) {
+  /* -- alert overlays: each threshold rule of the metric as a dashed line, and the
+   * times an alert of the plugin fired as shaded spans (from /api/alerts/periods). */
+
+  let periods = [];
+  const SEVERITY_COLOUR = { critical: "--bad", warning: "--warn", info: "--info" };
+
+  function thresholdsOf(figure) {
+    try {
+      return JSON.parse(figure.dataset.thresholds || "[]");
+    } catch {
+      return [];
+    }
+  }
+
+  /* The y range, widened so every threshold line is on the chart. */
+  function yRange(figure) {
+    const limits = thresholdsOf(figure).map((t) => t.value);
+    return (u, min, max) => {
+      const low = Math.min(...limits, ...(min == null ? [] : [min]));
+      const high = Math.max(...limits, ...(max == null ? [] : [max]));
+      if (!Number.isFinite(low) || !Number.isFinite(high)) return [0, 1];
+      return window.uPlot.rangeNum(low, high, 0.1, true);
+    };
+  }
+
+  function drawOverlays(u, figure, span) {
+    const { ctx } = u;
+    const { left, top, width, height } = u.bbox;
+    const from = span.start.getTime() / 1000;
+    const to = span.end.getTime() / 1000;
+    ctx.save();
+    let shaded = 0;
+    for (const p of periods) {
+      const start = Math.max(from, Date.parse(p.start) / 1000);
+      const end = Math.min(to, p.end ? Date.parse(p.end) / 1000 : to);
+      if (end <= start) continue;
+      const x0 = u.valToPos(start, "x", true);
+      const x1 = u.valToPos(end, "x", true);
+      ctx.fillStyle = faded(css(SEVERITY_COLOUR[p.severity] || "--bad"), 0.14);
+      ctx.fillRect(x0, top, Math.max(2, x1 - x0), height);
+      shaded += 1;
+    }
+    let drawn = 0;
+    for (const t of thresholdsOf(figure)) {
+      const y = u.valToPos(t.value, "y", true);
+      if (!(y >= top - 1 && y <= top + height + 1)) continue;
+      ctx.strokeStyle = css(SEVERITY_COLOUR[t.severity] || "--bad");
+      ctx.lineWidth = 1.5 * devicePixelRatio;
+      ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+      ctx.beginPath();
+      ctx.moveTo(left, y);
+      ctx.lineTo(left + width, y);
+      ctx.stroke();
+      drawn += 1;
+    }
+    ctx.restore();
+    // What was drawn, for people using assistive technology and for tests.
+    figure.dataset.thresholdsDrawn = String(drawn);
+    figure.dataset.periodsDrawn = String(shaded);
+  }
+
+  function baseOptions(canvas, span, unit, figure) {
     const axis = { stroke: css("--muted"), grid: { stroke: css("--chart-grid") }, ticks: { stroke: css("--chart-grid") } };
     const narrow = canvas.clientWidth < 420;
     return {
@@ -371,7 +433,11 @@
       height: HEIGHT,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true, range: () => [span.start.getTime() / 1000, span.end.getTime() / 1000] } },
+      scales: {
+        x: { time: true, range: () => [span.start.getTime() / 1000, span.end.getTime() / 1000] },
+        ...(thresholdsOf(figure).length ? { y: { range: yRange(figure) } } : {}),
+      },
+      hooks: { draw: [(u) => drawOverlays(u, figure, span)] },
       axes: [
         { ...axis, space: narrow ? 80 : 60 },
         {
@@ -406,7 +472,7 @@
     const data = columns(series.points, figure.dataset.kind === "counter", series.step);
     const accent = css("--accent");
     const count = data[1].filter((v) => v != null).length;
-    const options = baseOptions(figure.querySelector("[data-canvas]"), span, unit);
+    const options = baseOptions(figure.querySelector("[data-canvas]"), span, unit, figure);
     options.series = [
       {},
       { label: "average", stroke: accent, width: 2, spanGaps: false, points: { show: count <= 40, size: 5, fill: accent }, value: (u, v) => format(v, unit) },
@@ -433,7 +499,7 @@
     const rank = new Map(items.map((s, i) => [i, i]).sort((a, b) => peak[b[0]] - peak[a[0]] || a[0] - b[0]).map(([i], r) => [i, r]));
     const shown = items.map((s, i) => choice.get(s.item) ?? rank.get(i) < SHOWN_ITEMS);
     const count = data.slice(1).reduce((n, ys) => n + ys.filter((v) => v != null).length, 0);
-    const options = baseOptions(figure.querySelector("[data-canvas]"), span, unit);
+    const options = baseOptions(figure.querySelector("[data-canvas]"), span, unit, figure);
     options.series = [
       {},
       ...items.map((s, i) => ({
@@ -573,6 +639,15 @@
     const step = tierStep(Math.max(1, Math.ceil(seconds / POINTS), Math.ceil(interval)));
     const params = new URLSearchParams({ step: String(step), start: span.start.toISOString(), end: span.end.toISOString() });
     if (controls.host.value) params.set("host", controls.host.value);
+    try {
+      const query = new URLSearchParams({ plugin_id: pluginId, start: params.get("start"), end: params.get("end") });
+      if (controls.host.value) query.set("host", controls.host.value);
+      const found = await api("GET", `/api/alerts/periods?${query}`);
+      if (ticket !== loading) return;
+      periods = found.items;
+    } catch {
+      periods = []; // the charts still draw without the alert periods
+    }
     const jobs = [...figures.map((f) => [f, "chart"]), ...timelines.map((f) => [f, "state"])];
     await Promise.all(
       jobs.map(async ([figure, what]) => {
@@ -593,15 +668,26 @@
     );
   }
 
+  const localInput = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+
+  /* A notification's link (?at=...): the chart range centred on that time. */
+  const focus = controls?.dataset.at ? new Date(controls.dataset.at) : null;
+  if (focus && !Number.isNaN(focus.getTime())) {
+    const half = FOCUS_SPAN / 2;
+    controls.range.value = "custom";
+    controls.start.value = localInput(new Date(focus.getTime() - half));
+    controls.end.value = localInput(new Date(focus.getTime() + half));
+    controls.querySelectorAll("[data-custom]").forEach((n) => (n.hidden = false));
+  }
+
   if (controls) {
     controls.addEventListener("change", (event) => {
       const custom = controls.range.value === "custom";
       controls.querySelectorAll("[data-custom]").forEach((n) => (n.hidden = !custom));
       if (custom && event.target === controls.range && !controls.start.value) {
         const now = new Date();
-        const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-        controls.start.value = local(new Date(now.getTime() - 6 * 3600 * 1000));
-        controls.end.value = local(now);
+        controls.start.value = localInput(new Date(now.getTime() - 6 * 3600 * 1000));
+        controls.end.value = localInput(now);
       }
       loadCharts();
     });
