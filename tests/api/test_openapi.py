@@ -28,6 +28,7 @@ SPEC_ROUTES = {
     ("get", "/api/plugins/v2/{plugin_id}/health"),
     ("get", "/api/plugins/v2/{plugin_id}/metrics"),
     ("get", "/api/plugins/v2/{plugin_id}/executions"),
+    ("get", "/api/plugins/v2/{plugin_id}/events"),
 }
 
 

@@ -228,7 +228,7 @@ async def test_a_slow_foreign_schema_is_cut_off_and_the_hub_keeps_serving(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = app.state.manager.settings
-    assert (await _register(client, anon, _metadata("slow", _exponential_schema(13)))).is_success
+    assert (await _register(client, anon, _metadata("slow", _exponential_schema(14)))).is_success
     monkeypatch.setattr(settings, "schema_check_seconds", 0.5)
     put = client.put(f"{API}/slow/config", json={"a": 1})
     response, elapsed, slowest = await _while_polling_healthz(anon, put)
