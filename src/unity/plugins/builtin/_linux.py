@@ -97,10 +97,12 @@ def socket_states(proc: Path = PROC) -> dict[str, int] | None:
 
     None when neither netlink nor ``/proc/net`` can tell (not Linux, or denied).
     """
-    try:
-        return netlink_socket_states()
-    except OSError:
-        return proc_socket_states(proc)
+    if hasattr(socket, "AF_NETLINK"):  # Linux
+        try:
+            return netlink_socket_states()
+        except OSError:
+            pass  # sock_diag refused (a locked-down kernel or container): read the tables
+    return proc_socket_states(proc)
 
 
 def netlink_socket_states() -> dict[str, int]:
