@@ -23,12 +23,32 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from sqlalchemy.engine import make_url
 
-from benchmarks import alerts, ingest, metrics_query, misbehaving, rollups, scheduler, write_path
+from benchmarks import (
+    alerts,
+    collection,
+    idle,
+    ingest,
+    metrics_query,
+    misbehaving,
+    rollups,
+    scheduler,
+    write_path,
+)
 from benchmarks.harness import DEFAULT_POSTGRES_URL, Context, Table, machine_info, postgres_version
 
 BENCHMARKS: dict[str, ModuleType] = {
     module.NAME: module
-    for module in (scheduler, write_path, metrics_query, rollups, ingest, misbehaving, alerts)
+    for module in (
+        scheduler,
+        write_path,
+        metrics_query,
+        rollups,
+        ingest,
+        misbehaving,
+        alerts,
+        idle,
+        collection,
+    )
 }
 
 

@@ -2,7 +2,10 @@
 
 One module per resource, all registered on the typer app in ``main``::
 
-    main      the app, global options (--url, --token), ``serve``
+    root      global options (--url, --token) and the entry point, which
+              builds a serve-only app for ``unity serve`` (a lean process)
+    main      the full app: every group, and ``serve``
+    serve     ``unity serve``
     db        ``unity db upgrade``                    (talks to the database)
     tokens    ``unity token create|list|revoke``      (talks to the database)
     plugins   ``unity plugins list|info|enable|...``  (talks to a running hub)

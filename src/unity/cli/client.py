@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -20,6 +19,7 @@ import typer
 
 from unity import __version__
 from unity.cli.output import fail, load_settings
+from unity.cli.root import HubAccess
 from unity_sdk import error_lines
 
 __all__ = ["HubAccess", "RestClient", "RestError", "connect", "default_url"]
@@ -39,14 +39,6 @@ class RestError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details or []
-
-
-@dataclass(frozen=True)
-class HubAccess:
-    """Which hub to talk to and with what token: the global ``--url`` and ``--token``."""
-
-    url: str | None = None
-    token: str | None = None
 
 
 def default_url() -> str:

@@ -27,8 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
 from unity.credentials.errors import DecryptionError, MasterKeyError
@@ -238,6 +236,8 @@ class Keyring:
         return frozenset(self._keys)
 
     def seal(self, plaintext: bytes, *, aad: bytes) -> Sealed:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self._refresh()
         nonce = secrets.token_bytes(NONCE_BYTES)
         ciphertext = AESGCM(self.current.material).encrypt(nonce, plaintext, aad)
@@ -245,6 +245,10 @@ class Keyring:
 
     def open(self, sealed: Sealed, *, aad: bytes, what: str = "secret") -> bytes:
         """Decrypt and authenticate; ``DecryptionError`` (without detail) on any failure."""
+        # Imported on first use: a hub with nothing sealed never loads cryptography.
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self._refresh()
         key = self._keys.get(sealed.key_id)
         if key is None:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncssh
 from sqlalchemy import select
 
 from unity.credentials import audit
@@ -28,6 +27,9 @@ from unity.credentials.schemas import ServerInput, ServerUpdate
 from unity.credentials.store import CredentialStore
 from unity.storage.models import Credential, Plugin, Server
 from unity.storage.types import utcnow
+
+if TYPE_CHECKING:
+    import asyncssh
 
 __all__ = ["LOCAL_TARGET", "Inventory", "LoginTarget", "configured_targets"]
 

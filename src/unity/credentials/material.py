@@ -11,12 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncssh
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import ExtensionOID
 from pydantic import SecretStr
 
 from unity.credentials.errors import InvalidCredentialError
@@ -28,6 +24,12 @@ from unity.credentials.schemas import (
     SshKeyInput,
     TlsCertificateInput,
 )
+
+# asyncssh and cryptography are imported where they are used: the hub loads them
+# only when a credential is created or an SSH key read, not on every start.
+if TYPE_CHECKING:
+    import asyncssh
+    from cryptography import x509
 
 __all__ = ["PRIMARY_FIELDS", "Material", "build", "load_ssh_key", "primary_secret"]
 
@@ -63,6 +65,8 @@ def _reveal(value: SecretStr | None) -> str | None:
 
 def load_ssh_key(data: str, passphrase: str | None = None) -> asyncssh.SSHKey:
     """An SSH private key from OpenSSH or PEM text; errors never include the key."""
+    import asyncssh
+
     try:
         return asyncssh.import_private_key(data, passphrase)
     except asyncssh.KeyEncryptionError:
@@ -91,6 +95,8 @@ def _ssh_public(key: asyncssh.SSHKey) -> dict[str, Any]:
 
 
 def _ssh_key(request: SshKeyInput) -> Material:
+    import asyncssh
+
     if request.generate:
         key = asyncssh.generate_private_key("ssh-ed25519", comment=request.comment or request.name)
     else:
@@ -103,6 +109,9 @@ def _ssh_key(request: SshKeyInput) -> Material:
 
 
 def _names(certificate: x509.Certificate) -> list[str]:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID
+
     try:
         extension = certificate.extensions.get_extension_for_oid(
             ExtensionOID.SUBJECT_ALTERNATIVE_NAME
@@ -115,6 +124,10 @@ def _names(certificate: x509.Certificate) -> list[str]:
 
 
 def _tls_certificate(request: TlsCertificateInput) -> Material:
+    import asyncssh
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
     try:
         chain = x509.load_pem_x509_certificates(request.certificate.encode())
     except ValueError:

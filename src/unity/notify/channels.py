@@ -18,27 +18,30 @@ import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
-
-import apprise
-import httpx
 
 from unity.notify import AlertNotice
 from unity.notify.errors import DeliveryError, InvalidChannelError
 from unity.notify.message import Message, describe, link_of, number
 from unity.notify.scrub import hidden, install_log_filter, masked, remember, scrub
 
+# Apprise and httpx are imported when a channel is checked or sent to: a hub
+# without notification channels never loads them.
+if TYPE_CHECKING:
+    import apprise
+
 __all__ = ["Target", "deliver", "parse_target"]
 
 install_log_filter()
 
 ALERTMANAGER_SCHEMES = {"alertmanager": "http", "alertmanagers": "https"}
+# Apprise's NotifyType values, by severity.
 _NOTIFY_TYPE = {
-    "critical": apprise.NotifyType.FAILURE,
-    "warning": apprise.NotifyType.WARNING,
-    "info": apprise.NotifyType.INFO,
-    "resolved": apprise.NotifyType.SUCCESS,
+    "critical": "failure",
+    "warning": "warning",
+    "info": "info",
+    "resolved": "success",
 }
 _LABEL_NAME = re.compile(r"[^A-Za-z0-9_]")
 
@@ -74,6 +77,8 @@ def parse_target(url: str) -> Target:
                 )
             del port
             return Target("alertmanager", masked(url))
+        import apprise
+
         try:
             plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
         except Exception:
@@ -88,6 +93,8 @@ def parse_target(url: str) -> Target:
 
 
 def _apprise(url: str) -> apprise.Apprise:
+    import apprise
+
     client = apprise.Apprise()
     if not client.add(url):
         raise DeliveryError("the channel URL is no longer accepted by Apprise")
@@ -95,11 +102,13 @@ def _apprise(url: str) -> apprise.Apprise:
 
 
 async def _send_apprise(url: str, message: Message, timeout: float) -> None:
+    import apprise
+
     client = await asyncio.to_thread(_apprise, url)
     result = await client.async_notify(
         body=message.body,
         title=message.title,
-        notify_type=_NOTIFY_TYPE.get(message.severity, apprise.NotifyType.INFO),
+        notify_type=apprise.NotifyType(_NOTIFY_TYPE.get(message.severity, "info")),
         body_format=apprise.NotifyFormat.TEXT,
         timeout=timeout,
     )
@@ -148,6 +157,8 @@ async def _send_alertmanager(
     endpoint = base + split.path.rstrip("/") + "/api/v2/alerts"
     auth = (split.username or "", split.password or "") if split.username else None
     body = [alertmanager_alert(n, now=now, public_url=public_url) for n in notices]
+    import httpx
+
     async with httpx.AsyncClient(timeout=timeout, auth=auth, trust_env=False) as client:
         try:
             answer = await client.post(endpoint, json=body)

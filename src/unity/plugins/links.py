@@ -12,7 +12,7 @@ import copy
 import logging
 from typing import Any
 
-from unity.credentials import CredentialError, CredentialStore, Inventory, runner_for
+from unity.credentials import CredentialError, CredentialStore, Inventory
 from unity.plugins.runtime import HOOK_TIMEOUT, ManagedPlugin, as_document
 from unity.plugins.targets import TargetsFailedError, collect_each
 from unity.plugins.vault import ConfigVault
@@ -81,6 +81,9 @@ class ConfigLinks:
         """The plugin's instance for an inventory server, created (and enabled) once."""
         if server in managed.remotes:
             return managed.remotes[server][0]
+        # asyncssh loads with the first remote target, not with the hub.
+        from unity.credentials.ssh import runner_for
+
         try:
             runner = await runner_for(
                 self.db,

@@ -11,9 +11,8 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from unity.credentials import SSHRunner
 from unity.plugins.loader import LoadedPlugin
 from unity.plugins.worker import PluginWorker
 from unity_sdk import (
@@ -29,6 +28,9 @@ from unity_sdk import (
     encode_document,
     require_storable_numbers,
 )
+
+if TYPE_CHECKING:
+    from unity.credentials.ssh import SSHRunner
 
 __all__ = [
     "HOOK_TIMEOUT",

@@ -1,18 +1,22 @@
-"""The database handle: engine, session factory, migrations, and outage tracking."""
+"""The database handle: engine, session factory, migrations, and outage tracking.
+
+Alembic (with Mako) and asyncpg are imported only when needed: Alembic when a
+migration is pending (whether one is comes from a one-row query and the
+revision lines of the shipped migration files), asyncpg when the database is
+PostgreSQL. An idle hub on SQLite with a current schema loads neither.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, make_url
@@ -24,6 +28,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from unity.storage.private import private_sqlite_file
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "Database",
@@ -49,11 +56,9 @@ _SQLITE_UNAVAILABLE = (
 # PostgreSQL SQLSTATE classes of the same kind: connection exceptions,
 # insufficient resources, operator intervention (shutdown, starting up).
 _POSTGRES_UNAVAILABLE = ("08", "53", "57P")
-_CONNECT_ERRORS = (
-    OSError,
-    TimeoutError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
+# `revision = "0004"` / `down_revision: str | None = "0003"` in a migration file.
+_REVISION_LINE = re.compile(
+    r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(?:None|[\"']([^\"']+)[\"'])\s*$", re.MULTILINE
 )
 
 
@@ -111,7 +116,7 @@ def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
     # API can tell "database down" from a bug.
     try:
         return dialect.connect(*cargs, **cparams)
-    except _CONNECT_ERRORS as exc:
+    except _connect_errors(dialect) as exc:
         raise DatabaseUnavailableError(f"cannot connect to the database: {exc}") from exc
 
 
@@ -123,8 +128,23 @@ if _DRIVER_LOG.level == logging.NOTSET:
     _DRIVER_LOG.setLevel(logging.INFO)
 
 
+def _connect_errors(dialect: Dialect) -> tuple[type[BaseException], ...]:
+    if dialect.name != "postgresql":
+        return (OSError, TimeoutError)
+    import asyncpg
+
+    return (
+        OSError,
+        TimeoutError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.TooManyConnectionsError,
+    )
+
+
 def alembic_config() -> Config:
     """An Alembic config pointing at the migrations shipped in the package."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
@@ -209,9 +229,17 @@ class Database:
             yield session
 
     async def upgrade(self, revision: str = "head") -> None:
-        """Apply the shipped migrations up to ``revision``."""
+        """Apply the shipped migrations up to ``revision``.
+
+        When the database is already at the single shipped head, nothing else
+        is done (and Alembic is not imported).
+        """
 
         def run(connection: Connection) -> None:
+            if revision == "head" and _at_head(connection):
+                return
+            from alembic import command
+
             cfg = alembic_config()
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, revision)
@@ -226,3 +254,28 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def shipped_head() -> str | None:
+    """The one head revision of the shipped migrations; None when it is not clear-cut
+    (several heads, or a file this reader does not understand): Alembic decides then."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = dict(_REVISION_LINE.findall(path.read_text("utf-8")))
+        if not found.get("revision") or "down_revision" not in found:
+            return None
+        revisions.add(found["revision"])
+        if found["down_revision"]:
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _at_head(connection: Connection) -> bool:
+    """Whether the schema is at the shipped head, asked with one query."""
+    head = shipped_head()
+    if head is None or not connection.dialect.has_table(connection, "alembic_version"):
+        return False
+    stamped = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return list(stamped) == [head]

@@ -24,10 +24,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-import httpx
 from pydantic import BaseModel, ValidationError
 
 from unity_sdk._wire import (
@@ -50,6 +49,11 @@ from unity_sdk.errors import (
     error_details,
 )
 from unity_sdk.metadata import PluginMetadata
+
+# httpx is imported when a client is made: a hub that imports the SDK for its
+# models never loads it (nor the command-line extras httpx pulls in).
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["API_PATH", "HubClient"]
 
@@ -105,6 +109,8 @@ class HubClient:
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        import httpx
+
         self._http = httpx.AsyncClient(
             base_url=self.base_url + API_PATH,
             timeout=timeout,
@@ -223,6 +229,8 @@ class HubClient:
     async def _send(
         self, method: str, path: str, token: str, body: BaseModel | None
     ) -> httpx.Response:
+        import httpx
+
         headers = {"Authorization": f"Bearer {token}"}
         # pydantic's JSON keeps the wire format exact (UTC timestamps); the wire models
         # have already refused numbers the hub cannot store.

@@ -29,15 +29,17 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 from pydantic import BaseModel, ValidationError
 from referencing.exceptions import Unresolvable
 
 from unity_sdk._schemas import SELF_CONTAINED
 from unity_sdk.errors import ConfigError, error_details
 from unity_sdk.metadata import Isolation, PluginMetadata
+
+if TYPE_CHECKING:
+    import jsonschema
 
 __all__ = [
     "CREDENTIAL_REF",
@@ -248,6 +250,9 @@ def _without_secrets(
 def _validate_json_schema(
     plugin_id: str, schema: dict[str, Any], data: dict[str, Any], secrets: set[str]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    # Imported here: only plugins that declare a JSON Schema (not a model) need it.
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(schema, registry=SELF_CONTAINED)
     try:
         found = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))

@@ -29,9 +29,7 @@ import signal
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from unity_sdk._buffer import SampleBuffer
 from unity_sdk._client import HubClient
@@ -53,6 +51,9 @@ from unity_sdk.errors import (
 )
 from unity_sdk.metadata import HealthState, HealthStatus, PluginMetadata
 from unity_sdk.plugin import PluginBase
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["ExternalPluginBase"]
 

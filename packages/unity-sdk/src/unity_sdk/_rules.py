@@ -29,7 +29,6 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-import jsonschema
 from pydantic import ValidationError
 
 from unity_sdk._config import RESERVED_KEYS
@@ -59,15 +58,25 @@ _HOOKS = (
 )
 
 
+def _check_json_schema(schema: dict[str, Any]) -> None:
+    # Imported here: plugins with a config model (every built-in) never need jsonschema.
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(str(exc)) from exc
+
+
 def _schema_problems(metadata: PluginMetadata) -> list[str]:
     schema = metadata.config_schema
     name = f"config schema of {metadata.id!r}"
     try:
         if isinstance(schema, dict):
-            jsonschema.Draft202012Validator.check_schema(schema)
+            _check_json_schema(schema)
         elif schema is not None:
             schema.model_json_schema()
-    except (jsonschema.SchemaError, TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:
         return [f"{name} is invalid: {exc}"]
     except RecursionError:
         return [f"{name} is nested too deeply"]

@@ -18,13 +18,7 @@ from unity.api.body import body_schema, json_body
 from unity.api.deps import AdminToken, ManagerDep, ReadToken, SettingsDep
 from unity.api.errors import ApiError
 from unity.api.routes.credentials import actor_of, credential_errors, source_of
-from unity.credentials import (
-    Inventory,
-    ServerInput,
-    ServerUpdate,
-    SSHRunner,
-    change_credential_key,
-)
+from unity.credentials import Inventory, ServerInput, ServerUpdate
 from unity.plugins.manager import PluginManager
 from unity.storage.models import Server
 
@@ -179,6 +173,9 @@ async def check_server(
 ) -> CheckOut:
     """Connect and log in now. On first contact the host key is pinned and its
     fingerprint returned; a key other than the pinned one answers 409."""
+    # asyncssh loads with the first SSH use, not with the hub.
+    from unity.credentials.ssh import SSHRunner
+
     with credential_errors():
         inventory = _inventory(manager)
         await inventory.get(name)
@@ -239,6 +236,8 @@ async def _change_key(
     manager: PluginManager,
     request: Request,
 ) -> KeyChangeOut:
+    from unity.credentials.authorized_keys import change_credential_key
+
     with credential_errors():
         change = await change_credential_key(
             _inventory(manager),

@@ -18,11 +18,12 @@ import errno
 import os
 from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from unity_sdk import CollectionError, DependencyMissingError, PluginNotReadyError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["DockerEngine", "container_name", "container_usage"]
 
@@ -35,6 +36,9 @@ class DockerEngine:
     """An open connection to one Docker Engine; use as ``async with DockerEngine(path):``."""
 
     def __init__(self, socket_path: str, *, timeout: float = 10.0) -> None:
+        # Imported here: a hub that never runs the Docker plugins never loads httpx.
+        import httpx
+
         self.socket_path = socket_path
         self._client = httpx.AsyncClient(
             transport=httpx.AsyncHTTPTransport(uds=socket_path),
@@ -55,6 +59,8 @@ class DockerEngine:
 
     async def get(self, path: str, **params: str) -> Any:
         """The decoded JSON answer of ``GET path``; SDK errors for every failure."""
+        import httpx
+
         try:
             os.stat(self.socket_path)
         except FileNotFoundError:

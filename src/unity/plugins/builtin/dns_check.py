@@ -16,20 +16,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import dns.asyncquery
-import dns.exception
-import dns.message
-import dns.rcode
-import dns.rdata
-import dns.rdatatype
-import dns.resolver
-from dns.rdtypes.ANY.CNAME import CNAME
-from dns.rdtypes.ANY.MX import MX
-from dns.rdtypes.ANY.TXT import TXT
-from dns.rdtypes.IN.A import A
-from dns.rdtypes.IN.AAAA import AAAA
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from unity_sdk import (
@@ -44,6 +32,9 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
+
+if TYPE_CHECKING:
+    import dns.rdata
 
 __all__ = ["DnsCheckConfig", "DnsCheckPlugin", "DnsQuery", "split_resolver"]
 
@@ -227,7 +218,10 @@ class DnsCheckPlugin(PluginBase[DnsCheckConfig]):
         return HealthStatus.degraded(message, failed=failed)
 
 
+# dnspython is imported where it is used, so a hub that never runs this plugin never loads it.
 def _system_resolvers() -> list[str]:
+    import dns.resolver
+
     try:
         nameservers = dns.resolver.Resolver(configure=True).nameservers
     except dns.resolver.NoResolverConfiguration as exc:
@@ -238,6 +232,12 @@ def _system_resolvers() -> list[str]:
 
 
 async def _resolve(resolver: str, query: DnsQuery, timeout: float) -> dict[str, Any]:
+    import dns.asyncquery
+    import dns.exception
+    import dns.message
+    import dns.rcode
+    import dns.rdatatype
+
     host, port = split_resolver(resolver)
     rdtype = dns.rdatatype.from_text(query.type)
     request = dns.message.make_query(query.name, rdtype)
@@ -276,6 +276,12 @@ async def _resolve(resolver: str, query: DnsQuery, timeout: float) -> dict[str, 
 
 def _text(rdata: dns.rdata.Rdata) -> str:
     """One answer as people write it: an address, a name, 'preference host', or the text."""
+    from dns.rdtypes.ANY.CNAME import CNAME
+    from dns.rdtypes.ANY.MX import MX
+    from dns.rdtypes.ANY.TXT import TXT
+    from dns.rdtypes.IN.A import A
+    from dns.rdtypes.IN.AAAA import AAAA
+
     if isinstance(rdata, A | AAAA):
         return str(rdata.address)
     if isinstance(rdata, CNAME):

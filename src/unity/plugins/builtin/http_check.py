@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from unity_sdk import (
@@ -30,6 +29,9 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["Endpoint", "HttpCheckConfig", "HttpCheckPlugin"]
 
@@ -167,6 +169,9 @@ class HttpCheckPlugin(PluginBase[HttpCheckConfig]):
         )
 
     async def collect_data(self) -> dict[str, Any]:
+        # httpx is imported where it is used: a hub that never runs this plugin never loads it.
+        import httpx
+
         cfg = self.config
         verified = _tls_context(cfg.ca_bundle)
         async with (
@@ -218,6 +223,8 @@ def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
 
 
 async def _check(client: httpx.AsyncClient, endpoint: Endpoint) -> dict[str, Any]:
+    import httpx
+
     url = str(endpoint.url)
     result: dict[str, Any] = {"url": url}
     https = endpoint.url.scheme == "https"
@@ -272,6 +279,8 @@ def _down(result: dict[str, Any], error: str, https: bool) -> dict[str, Any]:
 
 def _describe(exc: httpx.HTTPError) -> str:
     """One line on why no answer came; TLS verification failures say so plainly."""
+    import httpx
+
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):

@@ -16,9 +16,8 @@ import asyncio
 import re
 import ssl
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from unity_sdk import (
@@ -34,6 +33,9 @@ from unity_sdk import (
     PluginNotReadyError,
     Requirements,
 )
+
+if TYPE_CHECKING:
+    import aiomqtt
 
 __all__ = ["MqttBrokerConfig", "MqttBrokerPlugin", "parse_sys_topics"]
 
@@ -150,6 +152,9 @@ class MqttBrokerPlugin(PluginBase[MqttBrokerConfig]):
     async def collect_data(self) -> dict[str, Any]:
         cfg = self.config
         where = f"MQTT broker at {cfg.host}:{cfg.port}"
+        # Imported here: a hub that never runs this plugin never loads paho-mqtt.
+        import aiomqtt
+
         topics: dict[str, str] = {}
         try:
             async with _client(cfg) as client:
@@ -205,6 +210,8 @@ class _ClosingSSLSocket(ssl.SSLSocket):
 
 
 def _client(cfg: MqttBrokerConfig) -> aiomqtt.Client:
+    import aiomqtt
+
     context = None
     if cfg.tls:
         try:

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncmy
-from asyncmy.errors import Error as MySQLError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from unity_sdk import (
@@ -39,6 +37,9 @@ from unity_sdk import (
     PluginNotReadyError,
     Requirements,
 )
+
+if TYPE_CHECKING:
+    from asyncmy.errors import Error as MySQLError
 
 __all__ = ["MysqlConfig", "MysqlPlugin"]
 
@@ -205,6 +206,10 @@ class MysqlPlugin(PluginBase[MysqlConfig]):
     async def collect_data(self) -> dict[str, Any]:
         cfg = self.config
         where = f"MySQL at {cfg.host}:{cfg.port}"
+        # Imported here: a hub that never runs this plugin never loads the driver.
+        import asyncmy
+        from asyncmy.errors import Error as MySQLError
+
         try:
             async with asyncio.timeout(cfg.connect_timeout):
                 connection = await asyncmy.connect(
@@ -324,6 +329,8 @@ def _number(value: Any) -> int | float:
 
 async def _replication(connection: Any) -> dict[str, dict[str, Any]]:
     """The replica status, one entry per connection (MariaDB) or channel (MySQL)."""
+    from asyncmy.errors import Error as MySQLError
+
     for statement in ("SHOW ALL REPLICAS STATUS", "SHOW REPLICA STATUS", "SHOW SLAVE STATUS"):
         try:
             columns, rows = await _rows(connection, statement)

@@ -25,6 +25,8 @@ from unity_sdk import (
     Requirements,
 )
 
+from ._linux import socket_states
+
 __all__ = ["NetworkMonitorConfig", "NetworkMonitorPlugin"]
 
 # (field, unit, description) of every psutil counter reported, totals and per NIC.
@@ -194,6 +196,11 @@ def _nics(sample: _Sample, rates: dict[str, dict[str, float]]) -> dict[str, dict
 
 
 def _connections() -> dict[str, int] | None:
+    # Counted from /proc/net where there is one: psutil would first map every
+    # socket to its process through every process's descriptors, unused here.
+    states = socket_states()
+    if states is not None:
+        return states
     # macOS, and hardened Linux kernels, deny listing sockets to non-root users;
     # the other metrics are still worth reporting.
     try:

@@ -11,9 +11,8 @@ check unhealthy.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
@@ -30,6 +29,9 @@ from unity_sdk import (
     PluginNotReadyError,
     Requirements,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["OllamaConfig", "OllamaPlugin"]
 
@@ -113,6 +115,9 @@ class OllamaPlugin(PluginBase[OllamaConfig]):
         )
 
     async def collect_data(self) -> dict[str, Any]:
+        # httpx is imported where it is used: a hub that never runs this plugin never loads it.
+        import httpx
+
         cfg = self.config
         async with httpx.AsyncClient(base_url=cfg.url, timeout=cfg.timeout) as client:
             version = await _get(client, "/api/version")
@@ -139,6 +144,8 @@ class OllamaPlugin(PluginBase[OllamaConfig]):
         }
 
     async def health_check(self) -> HealthStatus:
+        import httpx
+
         cfg = self.config
         try:
             async with httpx.AsyncClient(base_url=cfg.url, timeout=cfg.timeout) as client:
@@ -149,6 +156,8 @@ class OllamaPlugin(PluginBase[OllamaConfig]):
 
 
 async def _get(client: httpx.AsyncClient, path: str) -> dict[str, Any]:
+    import httpx
+
     url = f"{client.base_url}{path.lstrip('/')}"
     try:
         response = await client.get(path)

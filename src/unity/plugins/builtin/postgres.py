@@ -16,9 +16,8 @@ of max_connections, or a replica (or this standby) lagging more than
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from unity_sdk import (
@@ -36,6 +35,9 @@ from unity_sdk import (
     PluginNotReadyError,
     Requirements,
 )
+
+if TYPE_CHECKING:
+    import asyncpg
 
 __all__ = ["PostgresConfig", "PostgresPlugin"]
 
@@ -242,6 +244,9 @@ class PostgresPlugin(PluginBase[PostgresConfig]):
 
     async def collect_data(self) -> dict[str, Any]:
         cfg = self.config
+        # Imported here: a hub on SQLite that never runs this plugin never loads asyncpg.
+        import asyncpg
+
         connection = await _connect(cfg)
         try:
             return await _collect(connection)
@@ -284,6 +289,8 @@ class PostgresPlugin(PluginBase[PostgresConfig]):
 
 
 async def _connect(cfg: PostgresConfig) -> asyncpg.Connection:
+    import asyncpg
+
     where = f"PostgreSQL at {cfg.host}:{cfg.port}"
     try:
         return await asyncpg.connect(

@@ -19,10 +19,6 @@ import ssl
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from redis import exceptions as redis_errors
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from unity_sdk import (
     AlertRule,
@@ -185,6 +181,12 @@ class RedisPlugin(PluginBase[RedisConfig]):
     async def collect_data(self) -> dict[str, Any]:
         cfg = self.config
         where = f"Redis at {cfg.host}:{cfg.port}"
+        # Imported here: a hub that never runs this plugin never loads the client.
+        from redis import exceptions as redis_errors
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         client = Redis(
             host=cfg.host,
             port=cfg.port,

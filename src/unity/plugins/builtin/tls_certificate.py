@@ -21,9 +21,8 @@ import contextlib
 import datetime as dt
 import ipaddress
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from unity_sdk import (
@@ -38,6 +37,9 @@ from unity_sdk import (
     PluginMetadata,
     Requirements,
 )
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = ["TlsCertificateConfig", "TlsCertificatePlugin", "TlsTarget"]
 
@@ -320,6 +322,9 @@ async def _handshake(
 async def _inspect(
     target: TlsTarget, verifying: ssl.SSLContext, cfg: TlsCertificateConfig
 ) -> dict[str, Any]:
+    # Imported here: a hub that never runs this plugin never loads cryptography's x509.
+    from cryptography import x509
+
     host, port = split_address(target.address)
     reading = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     reading.check_hostname = False
@@ -378,6 +383,8 @@ def _unreachable(error: str) -> dict[str, Any]:
 
 def names_host(certificate: x509.Certificate, host: str) -> bool:
     """Whether the certificate's subjectAltName covers ``host`` (a DNS name or an IP)."""
+    from cryptography import x509
+
     try:
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
