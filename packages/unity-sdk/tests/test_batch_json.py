@@ -57,7 +57,9 @@ BODIES = {
     "short id": _body(_sample("{}"), batch_id="x"),
     "extra key": b'{"batch_id": "batch-0001", "samples": [], "more": 1}',
     "not an object": b"[]",
-    "too many": _body(*[_sample(f'{{"battery": {i % 100}}}') for i in range(MAX_BATCH_SAMPLES + 1)]),
+    "too many": _body(
+        *[_sample(f'{{"battery": {i % 100}}}') for i in range(MAX_BATCH_SAMPLES + 1)]
+    ),
     "duplicate key": b'{"batch_id": "batch-0001", "batch_id": "batch-0002", "samples": ['
     + _sample("{}").encode()
     + b"]}",
