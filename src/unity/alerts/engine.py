@@ -162,7 +162,9 @@ class AlertEngine:
                 elif rule.rule.kind is AlertKind.HEALTH:
                     await self._state(rule, _HEALTH_OF.get(event.current.value, "healthy"), now)
             return
-        for host, _ in event.documents:
+        # A batch holds many documents of few hosts: no data is judged per host.
+        hosts = dict.fromkeys(host for host, _ in event.documents)
+        for host in hosts:
             self._last_seen[(event.plugin_id, host)] = now
         for rule in rules:
             kind = rule.rule.kind
@@ -170,7 +172,7 @@ class AlertEngine:
                 for host, document in event.documents:
                     await self._document(rule, host, document, event.at, now)
             elif kind is AlertKind.NO_DATA:
-                for host, _ in event.documents:
+                for host in hosts:
                     await self._no_data(rule, host, 0.0, now)
             elif kind is AlertKind.STATE:
                 await self._state(rule, event.state.value, now)
