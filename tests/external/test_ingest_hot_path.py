@@ -213,3 +213,29 @@ async def test_the_one_pass_answers_bad_bodies_as_before(
     )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["message"].startswith(message)
+
+
+async def test_a_batch_is_checked_against_the_metadata_of_a_new_registration(
+    app: FastAPI, client: httpx.AsyncClient, anon: httpx.AsyncClient
+) -> None:
+    """The hub remembers a plugin's metadata between batches; a registration
+    changing it applies to the very next batch."""
+    enrollment = (await client.post("/api/enrollment-tokens", json={"max_uses": 2})).json()
+    headers = _auth(enrollment["token"])
+    body = {"metadata": METADATA, "hostname": "ups"}
+    first = await anon.post("/api/plugins/v2/register", json=body, headers=headers)
+    key = first.json()["api_key"]
+    online = _batch("status-0001")
+    for sample in online["samples"]:
+        sample["data"]["status"] = "online"
+    assert (await _post(anon, key, online)).json() == {"stored": 3, "duplicate": False}
+    # The new schema declares status a gauge: text there is refused from now on.
+    metrics = [*METADATA["metrics"], {"name": "status", "unit": "%"}]  # type: ignore[misc]
+    body = {"metadata": {**METADATA, "metrics": metrics}, "hostname": "ups"}
+    again = await anon.post("/api/plugins/v2/register", json=body, headers=headers)
+    assert again.status_code == 201, again.text
+    online["batch_id"] = "status-0002"
+    response = await _post(anon, key, online)
+    assert response.status_code == 422, response.text
+    assert await _count(app, BatchReceipt) == 1
+    assert await _count(app, PluginMetric) == 3

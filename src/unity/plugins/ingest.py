@@ -12,10 +12,13 @@ and the plugin's row. Observers hear of the batch once it is committed.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 
 from unity.plugins.external import external_state, report_interval
 from unity.plugins.manager import PluginManager
@@ -23,6 +26,8 @@ from unity.plugins.observe import RunObserved, StateChanged
 from unity.plugins.runtime import PluginNotFoundError, PluginStateError
 from unity.storage import batches, events
 from unity.storage import metrics as metric_store
+from unity.storage.batches import PluginRow
+from unity.storage.db import Database
 from unity.storage.types import utcnow
 from unity_sdk import (
     BatchAccepted,
@@ -35,18 +40,26 @@ from unity_sdk import (
 
 __all__ = ["ingest", "store_batch"]
 
-# Each external plugin's metadata as last parsed, with the document it came from:
-# parsed again only when a registration changed it.
-_parsed: dict[str, tuple[dict[str, Any], PluginMetadata]] = {}
+# Per database, each external plugin's row as last read, its metadata parsed. A
+# batch is checked against it before its transaction; the transaction reads the
+# row again and checks the batch again only if a registration changed it.
+_known: weakref.WeakKeyDictionary[Database, dict[str, tuple[PluginRow, PluginMetadata]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _metadata(plugin_id: str, document: dict[str, Any]) -> PluginMetadata:
-    cached = _parsed.get(plugin_id)
-    if cached is not None and cached[0] == document:
-        return cached[1]
-    metadata = PluginMetadata.model_validate(document)
-    _parsed[plugin_id] = (document, metadata)
-    return metadata
+def _remember(db: Database, plugin_id: str, row: PluginRow | None) -> PluginMetadata:
+    """The metadata of ``plugin_id`` if ``row`` is an external plugin; 404 or 409 otherwise."""
+    known = _known.setdefault(db, {})
+    if row is None or not row.external:
+        known.pop(plugin_id, None)
+        if row is None:
+            raise PluginNotFoundError(plugin_id)
+        raise PluginStateError(f"plugin {plugin_id!r} is not an external plugin")
+    cached = known.get(plugin_id)
+    if cached is None or cached[0] != row:
+        cached = known[plugin_id] = (row, PluginMetadata.model_validate(row.metadata))
+    return cached[1]
 
 
 async def ingest(
@@ -63,40 +76,57 @@ async def ingest(
     rulebook's 413/422 (``parse`` reads a body the one pass refused, raising
     the caller's answer when it is not JSON); nothing is stored unless the
     whole batch is accepted."""
-    async with manager.db.connection() as connection:
-        row = await batches.read_plugin(connection, plugin_id)
-    if row is None:
-        raise PluginNotFoundError(plugin_id)
-    if not row.external:
-        raise PluginStateError(f"plugin {plugin_id!r} is not an external plugin")
-    batch = accept_batch_json(
-        _metadata(plugin_id, row.metadata), body, max_future_skew=max_future_skew, parse=parse
-    )
-    return await store_batch(manager, plugin_id, batch, interval_of=row.metadata)
+    db = manager.db
+    cached = _known.get(db, {}).get(plugin_id)
+    if cached is None:
+        async with db.connection() as connection:
+            found = await batches.read_plugin(connection, plugin_id)
+        metadata = _remember(db, plugin_id, found)
+        assert found is not None
+        row = found
+    else:
+        row, metadata = cached
+    check = partial(accept_batch_json, body=body, max_future_skew=max_future_skew, parse=parse)
+    batch = check(metadata)
+    return await store_batch(manager, plugin_id, batch, checked=(row, check))
 
 
 async def store_batch(
-    manager: PluginManager, plugin_id: str, batch: MetricBatch, *, interval_of: dict[str, Any]
+    manager: PluginManager,
+    plugin_id: str,
+    batch: MetricBatch,
+    *,
+    checked: tuple[PluginRow, Callable[[PluginMetadata], MetricBatch]],
 ) -> BatchAccepted:
     """Store every sample of an accepted batch in one transaction, or none of them.
 
-    ``interval_of`` is the plugin's metadata document (its default interval
-    says when it is stale)."""
+    ``checked``: the plugin row the batch was accepted against, and how to check
+    it again should the transaction find the row changed."""
     now = utcnow()
     samples = batch.samples
     async with manager.db.write_connection() as connection:
-        claimed = await batches.claim_receipt(
-            connection,
-            plugin_id=plugin_id,
-            batch_id=batch.batch_id,
-            received_at=now,
-            samples=len(samples),
-        )
+        try:
+            claimed = await batches.claim_receipt(
+                connection,
+                plugin_id=plugin_id,
+                batch_id=batch.batch_id,
+                received_at=now,
+                samples=len(samples),
+            )
+        except IntegrityError:
+            # The receipt's plugin is gone from under a remembered row.
+            _known.get(manager.db, {}).pop(plugin_id, None)
+            raise PluginNotFoundError(plugin_id) from None
         if not claimed:
             return BatchAccepted(stored=0, duplicate=True)
         found = await batches.lock_plugin(connection, plugin_id)
-        if found is None:
-            raise PluginNotFoundError(plugin_id)
+        if found is None or found.plugin != checked[0]:
+            # Registered again meanwhile: refused here, the receipt is rolled back.
+            metadata = _remember(manager.db, plugin_id, None if found is None else found.plugin)
+            batch = checked[1](metadata)
+            samples = batch.samples
+        assert found is not None
+        interval_of = found.plugin.metadata
         state = partial(
             external_state,
             enabled=found.enabled,

@@ -44,6 +44,8 @@ _LOCK = (
         _PLUGINS.c.health_status,
         _PLUGINS.c.last_seen_at,
         _PLUGINS.c.config,
+        _PLUGINS.c.external,
+        _PLUGINS.c["metadata"],
     )
     .where(_PLUGINS.c.id == bindparam("plugin_id"))
     .with_for_update(key_share=True)
@@ -73,13 +75,15 @@ class PluginRow:
 
 @dataclass(frozen=True)
 class PushedState:
-    """The columns a plugin's state is derived from, as the batch found them."""
+    """The columns a plugin's state is derived from, as the batch found them,
+    and what the batch was checked against."""
 
     enabled: bool
     state: str
     health_status: str
     last_seen_at: datetime | None
     config: dict[str, Any]
+    plugin: PluginRow
 
 
 @cache
@@ -119,7 +123,9 @@ async def lock_plugin(connection: AsyncConnection, plugin_id: str) -> PushedStat
     row = (await connection.execute(_LOCK, {"plugin_id": plugin_id})).first()
     if row is None:
         return None
-    return PushedState(bool(row[0]), row[1], row[2], row[3], row[4] or {})
+    return PushedState(
+        bool(row[0]), row[1], row[2], row[3], row[4] or {}, PluginRow(bool(row[5]), row[6])
+    )
 
 
 async def record_push(

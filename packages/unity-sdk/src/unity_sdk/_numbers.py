@@ -45,19 +45,31 @@ def storable(value: int | float) -> bool:
 
 
 def _all_storable(value: Any) -> bool:
-    # The common case, every number fine, without building a path per node.
+    # The common case, every number fine, without building a path per node;
+    # exact types first (what a JSON parser makes), subclasses after.
     stack = [value]
     while stack:
         node = stack.pop()
-        if isinstance(node, dict):
+        kind = type(node)
+        if kind is dict:
             stack.extend(node.values())
-        elif isinstance(node, list | tuple):
+        elif kind is str or kind is bool or node is None:
+            continue
+        elif kind is float:
+            if not math.isfinite(node):
+                return False
+        elif kind is int:
+            if not INT_MIN <= node <= INT_MAX:
+                return False
+        elif kind is list:
             stack.extend(node)
         elif isinstance(node, int | float):
             if not storable(node):
                 return False
         elif isinstance(node, Mapping):
             stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
     return True
 
 
