@@ -7,10 +7,17 @@ samples back to back. Every request's latency is recorded and every answer
 must be 200 with all 100 samples stored. Afterwards the database must hold
 exactly what the clients were told was stored.
 
-The baseline, measured in the same run on the same database once the hub has
-stopped, inserts the same rows into ``plugin_metrics`` with SQLAlchemy Core
-``insert()`` in chunks of 10,000 per transaction: the floor of what storing
-those samples costs, without HTTP, validation or one transaction per batch.
+Then eight of the clients post on for a shorter window: the latency and the
+hub's CPU per batch at a load a small site sees.
+
+The anchors, measured in the same run on the same database once the hub has
+stopped (:mod:`benchmarks.ingest_anchors`): the same rows into
+``plugin_metrics`` with SQLAlchemy Core ``insert()`` in chunks of 10,000 per
+transaction, and with the bare driver 100 rows per transaction (``aiosqlite``
+``executemany``, ``asyncpg`` ``copy_records_to_table``): the floor of what
+storing those samples costs, without HTTP or validation. And the CPU a
+FastAPI app served by uvicorn spends on a POST of the same 100 points that it
+validates and does not store, at the same eight clients.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -38,6 +46,7 @@ import psutil
 from sqlalchemy import func, insert, select
 
 from benchmarks.harness import BenchmarkError, Context, Table, fresh_database, percentile
+from benchmarks.ingest_anchors import ROWS_PER_TRANSACTION, raw_driver
 from unity.storage.db import Database
 from unity.storage.models import Base, BatchReceipt, PluginMetric
 from unity.storage.types import utcnow
@@ -48,6 +57,8 @@ SUMMARY = "samples/s and latency of concurrent HTTP clients posting batches vs a
 
 BATCH = 100
 CHUNK = 10_000
+FEW = 8  # clients of the second window: latency and CPU per batch at a small site's load
+RAW_DRIVER_ROWS = 200_000  # at most this many of the hub's rows again through the bare driver
 WARMUP = 1.0
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -75,9 +86,17 @@ MEASURES: list[tuple[str, str]] = [
     ("request latency max", "ms"),
     ("raw: Core insert of the same rows", "rows/s"),
     ("hub / raw", ""),
+    (f"raw driver, {ROWS_PER_TRANSACTION} rows/txn (see notes)", "rows/s"),
+    ("hub / raw driver", ""),
     ("rows in plugin_metrics afterwards (checked)", ""),
     ("hub process CPU", "cores"),
     ("benchmark process CPU (the clients)", "cores"),
+    ("hub CPU per batch of 100", "ms"),
+    (f"{FEW} clients: samples stored per second", "1/s"),
+    (f"{FEW} clients: request latency p99", "ms"),
+    (f"{FEW} clients: hub CPU per batch of 100", "ms"),
+    (f"{FEW} clients: FastAPI POST of 100 validated points, storing nothing: CPU per batch", "ms"),
+    (f"{FEW} clients: hub CPU per batch / FastAPI anchor", ""),
 ]
 
 
@@ -138,6 +157,7 @@ class Hub:
     url: str
     proc: subprocess.Popen[bytes]
     log: Path
+    ready_path: str = "/healthz"
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -202,7 +222,7 @@ async def _wait_ready(hub: Hub) -> None:
                     f"{hub.output()[-3000:]}"
                 )
             try:
-                if (await http.get("/healthz")).status_code == 200:
+                if (await http.get(hub.ready_path)).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -211,8 +231,12 @@ async def _wait_ready(hub: Hub) -> None:
 
 
 @asynccontextmanager
-async def serving(database_url: str, folder: Path) -> AsyncIterator[Hub]:
-    """A real ``unity serve`` on a free loopback port; stopped with SIGTERM afterwards."""
+async def serving(
+    database_url: str, folder: Path, command: list[str] | None = None
+) -> AsyncIterator[Hub]:
+    """A real ``unity serve`` on a free loopback port; stopped with SIGTERM afterwards.
+
+    ``command`` runs another server instead (``{port}`` in it is replaced)."""
     port = _free_port()
     # The caller's own UNITY_* settings (token, master key, config file) stay out.
     env = {name: value for name, value in os.environ.items() if not name.startswith("UNITY_")}
@@ -227,14 +251,16 @@ async def serving(database_url: str, folder: Path) -> AsyncIterator[Hub]:
     )
     log = folder / "hub.log"
     with log.open("wb") as out:
+        argv = [part.replace("{port}", str(port)) for part in command or [str(UNITY), "serve"]]
         proc = subprocess.Popen(
-            [str(UNITY), "serve"],
+            argv,
+            cwd=Path(__file__).parents[1],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    hub = Hub(f"http://127.0.0.1:{port}", proc, log)
+    hub = Hub(f"http://127.0.0.1:{port}", proc, log, "/healthz" if command is None else "/docs")
     try:
         await _wait_ready(hub)
         yield hub
@@ -349,8 +375,21 @@ async def _count(db: Database, model: type[Base]) -> int:
         return int((await conn.execute(select(func.count()).select_from(model))).scalar_one())
 
 
+async def _window(
+    hub: Hub, team: list[Client], plan: Plan, seconds: float
+) -> tuple[list[float], float, float, int]:
+    """Every client of ``team`` posting for ``seconds`` after a warm-up: the latencies,
+    the wall time, the hub's CPU seconds and the batches posted."""
+    await _phase(team, plan, WARMUP)
+    before = sum(client.batches for client in team)
+    hub_cpu = hub.cpu_seconds()
+    latencies, wall = await _phase(team, plan, seconds)
+    batches = sum(client.batches for client in team) - before
+    return latencies, wall, hub.cpu_seconds() - hub_cpu, batches
+
+
 async def _measure(ctx: Context, dialect: str, clients: int, seconds: float) -> list[Any]:
-    """One value per row of ``MEASURES``."""
+    """One value per row of ``MEASURES`` (the FastAPI anchor's two left out)."""
     async with fresh_database(ctx, dialect) as (db, folder):
         plan = Plan(clients, base=utcnow().replace(microsecond=0) - timedelta(days=1))
         MetricBatch.model_validate_json(plan.body(0, 0))  # the bodies keep to the wire model
@@ -369,44 +408,92 @@ async def _measure(ctx: Context, dialect: str, clients: int, seconds: float) -> 
                 latencies, wall = await _phase(team, plan, seconds)
                 hub_cpu = hub.cpu_seconds() - hub_cpu
                 own_cpu = time.process_time() - own_cpu
+                ends = [client.sent for client in team]
+                batches = sum(client.batches for client in team) - warm_batches
+                few_seconds = min(seconds, 10.0)
+                ctx.log(f"  {dialect}: {FEW} clients for {few_seconds:g} s")
+                few = await _window(hub, team[:FEW], plan, few_seconds)
         errors = ERROR_LINE.findall(hub.output())
         if errors:
             raise BenchmarkError(f"the hub logged {len(errors)} errors:\n{hub.output()[-3000:]}")
 
         told = sum(client.sent for client in team)
-        batches = sum(client.batches for client in team)
+        posted = sum(client.batches for client in team)
         stored, receipts = await _count(db, PluginMetric), await _count(db, BatchReceipt)
-        if (stored, receipts) != (told, batches):
+        if (stored, receipts) != (told, posted):
             raise BenchmarkError(
                 f"the database holds {stored} samples in {receipts} batches; "
-                f"the clients were told {told} in {batches}"
+                f"the clients were told {told} in {posted}"
             )
-        spans = [(c.index, first, c.sent) for c, first in zip(team, firsts, strict=True)]
+        spans = [(c.index, first, end) for c, first, end in zip(team, firsts, ends, strict=True)]
         samples = sum(end - first for _, first, end in spans)
-        ctx.log(f"  {dialect}: raw insert of the same {samples:,} rows")
+        ctx.log(f"  {dialect}: raw inserts of the same {samples:,} rows")
         raw_rows, raw_seconds = await _raw(db, plan, spans)
-        if await _count(db, PluginMetric) != told + raw_rows:
+        driver, driver_rows, driver_seconds = await raw_driver(
+            db, islice(_window_rows(plan, spans), RAW_DRIVER_ROWS)
+        )
+        if await _count(db, PluginMetric) != told + raw_rows + driver_rows:
             raise BenchmarkError("plugin_metrics does not hold the hub's rows plus the raw rows")
 
-    ours, floor = samples / wall, raw_rows / raw_seconds
+    ours, floor, driver_floor = samples / wall, raw_rows / raw_seconds, driver_rows / driver_seconds
+    few_latencies, few_wall, few_cpu, few_batches = few
+    ctx.log(f"  {dialect}: raw driver: {driver}")
 
-    def ms(q: float) -> float:
-        return percentile(latencies, q) * 1000
+    def ms(values: list[float], q: float) -> float:
+        return percentile(values, q) * 1000
 
     return [
         clients,
-        batches - warm_batches,
+        batches,
         samples,
         ours,
-        ms(0.5),
-        ms(0.99),
-        ms(1.0),
+        ms(latencies, 0.5),
+        ms(latencies, 0.99),
+        ms(latencies, 1.0),
         floor,
         ours / floor,
-        told + raw_rows,
+        driver_floor,
+        ours / driver_floor,
+        told + raw_rows + driver_rows,
         hub_cpu / wall,
         own_cpu / wall,
+        hub_cpu / batches * 1000,
+        few_batches * BATCH / few_wall,
+        ms(few_latencies, 0.99),
+        few_cpu / few_batches * 1000,
     ]
+
+
+async def _fastapi_anchor(ctx: Context, seconds: float) -> float:
+    """Milliseconds of server CPU per POST of 100 points that FastAPI validates and
+    drops, FEW clients posting back to back."""
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.ingest_anchors:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+    ]
+    plan = Plan(FEW, base=utcnow().replace(microsecond=0) - timedelta(days=1))
+    ctx.log(f"  anchor: FastAPI POST of {BATCH} validated points, {FEW} clients")
+    with tempfile.TemporaryDirectory(prefix="unity-bench-") as scratch:
+        async with serving("", Path(scratch), command) as server, AsyncExitStack() as stack:
+            team = []
+            for index in range(FEW):
+                http = httpx.AsyncClient(
+                    base_url=server.url,
+                    headers={"Content-Type": "application/json"},
+                    timeout=REQUEST_TIMEOUT,
+                    trust_env=False,
+                )
+                team.append(Client(index, await stack.enter_async_context(http), "/points"))
+            _, _, cpu, batches = await _window(server, team, plan, seconds)
+    return cpu / batches * 1000
 
 
 async def run(ctx: Context) -> list[Table]:
@@ -414,6 +501,9 @@ async def run(ctx: Context) -> list[Table]:
     seconds = 5.0 if ctx.quick else 30.0
     size = len(json.dumps(json.loads(Plan(clients, utcnow()).body(0, 0))["samples"][0]))
     measured = {dialect: await _measure(ctx, dialect, clients, seconds) for dialect in ctx.dialects}
+    anchor = await _fastapi_anchor(ctx, min(seconds, 10.0))
+    for values in measured.values():
+        values += [anchor, values[-1] / anchor]
     table = Table(
         title=f"ingest: {clients} clients posting {BATCH}-sample batches ({size} B a sample) "
         f"to unity serve for {seconds:g} s vs raw Core bulk insert",
@@ -426,6 +516,14 @@ async def run(ctx: Context) -> list[Table]:
         "and one plugin key per client; latency is one POST .../metrics, as the client saw it.",
         f"raw: the same rows into plugin_metrics with Core insert(), {CHUNK:,} per transaction, "
         "after the hub stopped; hub / raw = hub samples/s / raw rows/s.",
+        f"raw driver: at most {RAW_DRIVER_ROWS:,} of the same rows with the bare driver, "
+        f"{ROWS_PER_TRANSACTION} per transaction (SQLite: aiosqlite executemany, WAL, "
+        "synchronous=FULL as the hub; PostgreSQL: asyncpg copy_records_to_table), "
+        "rows built before the clock starts.",
+        f"{FEW} clients: the first {FEW} clients alone for min(window, 10 s) after a warm-up. "
+        "FastAPI anchor: uvicorn serving one FastAPI route that validates the same bodies "
+        "(pydantic) and stores nothing, the same clients and window; "
+        "measured once, shown in every column.",
         "CPU in cores (1.0 = one core busy): the hub process, and this process "
         "(the clients and their JSON); both share this machine's cores.",
         "Checked: every answer 200 with all samples stored; the database holds exactly that; "

@@ -77,6 +77,9 @@ class AlertEngine:
         self._by_host: dict[tuple[str, str, str], set[str]] = {}
         self._last_seen: dict[tuple[str, str], datetime] = {}
         self._intervals: dict[str, float] = {}  # enabled plugins -> their interval
+        # Plugins enabled since the last sync (an external plugin registering) ->
+        # their metadata's interval, so a batch does not look it up again.
+        self._looked_up: dict[str, float] = {}
         self._purged_at: datetime | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -162,7 +165,9 @@ class AlertEngine:
                 elif rule.rule.kind is AlertKind.HEALTH:
                     await self._state(rule, _HEALTH_OF.get(event.current.value, "healthy"), now)
             return
-        for host, _ in event.documents:
+        # A batch holds many documents of few hosts: no data is judged per host.
+        hosts = dict.fromkeys(host for host, _ in event.documents)
+        for host in hosts:
             self._last_seen[(event.plugin_id, host)] = now
         for rule in rules:
             kind = rule.rule.kind
@@ -170,7 +175,7 @@ class AlertEngine:
                 for host, document in event.documents:
                     await self._document(rule, host, document, event.at, now)
             elif kind is AlertKind.NO_DATA:
-                for host, _ in event.documents:
+                for host in hosts:
                     await self._no_data(rule, host, 0.0, now)
             elif kind is AlertKind.STATE:
                 await self._state(rule, event.state.value, now)
@@ -237,13 +242,15 @@ class AlertEngine:
             await self._evaluate(rule, fp, host, "", holds, round(age, 1), limit, now)
 
     async def _interval(self, plugin_id: str) -> float:
-        known = self._intervals.get(plugin_id)
+        known = self._intervals.get(plugin_id) or self._looked_up.get(plugin_id)
         if known is not None:
             return known
         try:
-            return (await self.metadata(plugin_id)).default_interval
+            interval = (await self.metadata(plugin_id)).default_interval
         except Exception:
             return 60.0
+        self._looked_up[plugin_id] = interval
+        return interval
 
     async def _evaluate(
         self,
@@ -320,6 +327,7 @@ class AlertEngine:
                 pid: float((config or {}).get("interval") or meta.get("default_interval", 60))
                 for pid, config, meta in enabled
             }
+            self._looked_up = {}
         if signature != self._signature:
             self._signature = signature
             self.invalidate()

@@ -18,7 +18,15 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from unity.api.errors import ApiError
 from unity_sdk import error_details
 
-__all__ = ["body_schema", "json_body", "merge_patch", "parse_body", "read_json"]
+__all__ = [
+    "body_schema",
+    "json_body",
+    "merge_patch",
+    "parse_body",
+    "parse_json",
+    "read_body",
+    "read_json",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -31,15 +39,8 @@ def _keep_constant(name: str) -> float:
     return float(name)
 
 
-async def read_json(
-    request: Request, limit: int | None = None, *, model_checks_numbers: bool = False
-) -> Any:
-    """The body as JSON: 413 past ``limit`` bytes (default: the ``max_body_bytes``
-    setting), 422 when it is not strict JSON.
-
-    ``NaN`` and ``Infinity`` are refused here unless ``model_checks_numbers``:
-    then the wire model refuses them with the field that holds them
-    (:func:`unity_sdk.number_problems`)."""
+async def read_body(request: Request, limit: int | None = None) -> bytes:
+    """The raw body: 413 past ``limit`` bytes (default: the ``max_body_bytes`` setting)."""
     if limit is None:
         limit = int(request.app.state.settings.max_body_bytes)
     declared = request.headers.get("content-length")
@@ -50,6 +51,15 @@ async def read_json(
         body.extend(chunk)
         if len(body) > limit:
             raise ApiError(413, f"request body is larger than {limit} bytes")
+    return bytes(body)
+
+
+def parse_json(body: bytes | str, *, model_checks_numbers: bool = False) -> Any:
+    """``body`` as JSON; 422 when it is not strict JSON.
+
+    ``NaN`` and ``Infinity`` are refused here unless ``model_checks_numbers``:
+    then the wire model refuses them with the field that holds them
+    (:func:`unity_sdk.number_problems`)."""
     try:
         constant = _keep_constant if model_checks_numbers else _reject_constant
         return json.loads(body, parse_constant=constant)
@@ -57,6 +67,15 @@ async def read_json(
         raise ApiError(422, f"body is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise ApiError(422, "body is nested too deeply") from exc
+
+
+async def read_json(
+    request: Request, limit: int | None = None, *, model_checks_numbers: bool = False
+) -> Any:
+    """The body as JSON: 413 past ``limit`` bytes (default: the ``max_body_bytes``
+    setting), 422 when it is not strict JSON (see :func:`parse_json`)."""
+    body = await read_body(request, limit)
+    return parse_json(body, model_checks_numbers=model_checks_numbers)
 
 
 def parse_body(model: type[M] | TypeAdapter[M], raw: Any) -> M:

@@ -28,7 +28,7 @@ from unity.auth.access import (
     Requirement,
     declare,
 )
-from unity.auth.external import verify_plugin_key
+from unity.auth.plugin_keys import authenticate_plugin_key
 from unity.auth.ratelimit import TooManyFailuresError
 from unity.auth.sessions import (
     CSRF_HEADER,
@@ -125,12 +125,14 @@ async def _session_principal(request: Request, db: Database) -> Principal | None
     return Principal("token", web.token_id, scope=web.scope)
 
 
-async def _bearer_principal(session: AsyncSession, value: str) -> Principal | None:
+async def _bearer_principal(db: Database, value: str) -> Principal | None:
     if value.startswith(API_KEY_PREFIX):
-        key = await verify_plugin_key(session, value)
+        # Remembered once verified: no database session on every batch.
+        key = await authenticate_plugin_key(db, value)
         return None if key is None else Principal("plugin", key.id, plugin_id=key.plugin_id)
-    token = await verify_token(session, value)
-    return None if token is None else Principal("token", token.id, scope=Scope(token.scope))
+    async with db.session() as session:
+        token = await verify_token(session, value)
+        return None if token is None else Principal("token", token.id, scope=Scope(token.scope))
 
 
 async def _principal(
@@ -146,8 +148,7 @@ async def _principal(
         raise _unauthorized("authentication required: send 'Authorization: Bearer <token>'")
     try:
         async with failure_limiter(request).attempt(client_address(request)) as attempt:
-            async with db.session() as session:
-                principal = await _bearer_principal(session, credentials.credentials)
+            principal = await _bearer_principal(db, credentials.credentials)
             if principal is None:
                 attempt.failed()
     except TooManyFailuresError as exc:

@@ -19,6 +19,7 @@ from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.auth import bearer
+from unity.auth.plugin_keys import forget_after_commit
 from unity.storage.models import EnrollmentToken, Plugin, PluginApiKey
 from unity.storage.types import utcnow
 from unity_sdk import API_KEY_PREFIX, ENROLLMENT_PREFIX
@@ -36,7 +37,6 @@ __all__ = [
     "revoke_enrollment",
     "revoke_plugin_key",
     "revoke_plugin_keys",
-    "verify_plugin_key",
 ]
 
 
@@ -190,20 +190,6 @@ async def find_proposed_key(
     )
 
 
-async def verify_plugin_key(session: AsyncSession, value: str) -> PluginApiKey | None:
-    parsed = bearer.parse(API_KEY_PREFIX, value)
-    if parsed is None:
-        return None
-    key_id, secret = parsed
-    row = await session.get(PluginApiKey, key_id)
-    if row is None or row.revoked_at is not None or not bearer.matches(secret, row.secret_hash):
-        return None
-    now = utcnow()
-    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
-        row.last_used_at = now
-    return row
-
-
 async def list_plugin_keys(session: AsyncSession, plugin_id: str) -> list[PluginApiKey]:
     rows = await session.scalars(
         select(PluginApiKey)
@@ -218,11 +204,13 @@ async def revoke_plugin_key(session: AsyncSession, *, plugin_id: str, key_id: st
     if row is None or row.plugin_id != plugin_id or row.revoked_at is not None:
         return False
     row.revoked_at = utcnow()
+    forget_after_commit(session, key_id=key_id)
     return True
 
 
 async def revoke_plugin_keys(session: AsyncSession, plugin_id: str) -> int:
     """Revoke every live key of ``plugin_id``; how many were live."""
+    forget_after_commit(session, plugin_id=plugin_id)
     result = cast(
         CursorResult[Any],
         await session.execute(

@@ -2,11 +2,9 @@
 
 External plugins run on other hosts and push over HTTP; the hub keeps their
 registry row, config, metrics and health like any other plugin but never runs
-their code. What a registration and a batch must satisfy is the SDK's rulebook
-(:func:`unity_sdk.parse_metadata`, :func:`unity_sdk.accept_batch`), which the
-SDK's ``FakeHub`` applies too. A batch is stored whole or not at all, and a
-batch id is stored once (a retry after a lost response is answered
-``duplicate``).
+their code. What a registration must satisfy is the SDK's rulebook
+(:func:`unity_sdk.parse_metadata`), which the SDK's ``FakeHub`` applies too.
+Metric batches are stored by :mod:`unity.plugins.ingest`.
 
 An id belongs to the enrollment token of its first registration: another
 token registering it is refused (409) unless an admin made that token to take
@@ -27,25 +25,20 @@ from unity.auth import external as external_auth
 from unity.auth.external import IssuedSecret
 from unity.plugins.config import check_off_loop
 from unity.plugins.manager import PluginManager
-from unity.plugins.observe import RunObserved, StateChanged
+from unity.plugins.observe import StateChanged
 from unity.plugins.runtime import PluginNotFoundError, PluginStateError
 from unity.storage import events, registry
-from unity.storage import metrics as metric_store
-from unity.storage.models import BatchReceipt, EnrollmentToken, Plugin
+from unity.storage.models import EnrollmentToken, Plugin
 from unity.storage.types import utcnow
 from unity_sdk import (
     RESERVED_KEYS,
     RUN_STATES,
-    BatchAccepted,
     HealthReport,
     HealthState,
-    MetricBatch,
     PluginMetadata,
     PluginState,
     RegisterRequest,
     RegisterResponse,
-    RunStatus,
-    accept_batch,
     parse_metadata,
     plugin_state,
     secret_fields,
@@ -55,11 +48,12 @@ __all__ = [
     "EnrollmentRefusedError",
     "EnrollmentScopeError",
     "RegistrationConflictError",
-    "accept",
+    "external_row",
+    "external_state",
     "is_stale",
     "record_health",
     "register",
-    "store_batch",
+    "report_interval",
 ]
 
 
@@ -213,7 +207,7 @@ def _drop_unmasked_secrets(row: Plugin, metadata: PluginMetadata) -> None:
         )
 
 
-async def _external_row(session: Any, plugin_id: str) -> Plugin:
+async def external_row(session: Any, plugin_id: str) -> Plugin:
     row = await registry.get_plugin(session, plugin_id)
     if row is None:
         raise PluginNotFoundError(plugin_id)
@@ -222,87 +216,46 @@ async def _external_row(session: Any, plugin_id: str) -> Plugin:
     return row
 
 
-async def accept(
-    manager: PluginManager, plugin_id: str, raw: Any, *, max_future_skew: timedelta
-) -> MetricBatch:
-    """The batch in ``raw`` if the rulebook accepts it for the plugin's declared
-    metrics; ``BatchRefusedError`` (413/422, naming sample and field) otherwise."""
-    async with manager.db.session() as session:
-        row = await _external_row(session, plugin_id)
-        document = row.plugin_metadata
-    return accept_batch(
-        PluginMetadata.model_validate(document), raw, max_future_skew=max_future_skew
-    )
-
-
-async def store_batch(manager: PluginManager, plugin_id: str, batch: MetricBatch) -> BatchAccepted:
-    """Store every sample of the batch in one transaction, or none of them."""
-    now = utcnow()
-    try:
-        async with manager.db.writer() as session:
-            row = await _external_row(session, plugin_id)
-            previous = _state(row, manager, now)
-            session.add(
-                BatchReceipt(
-                    plugin_id=plugin_id,
-                    batch_id=batch.batch_id,
-                    received_at=now,
-                    samples=len(batch.samples),
-                )
-            )
-            await session.flush()
-            await metric_store.insert_samples(
-                session,
-                [
-                    metric_store.MetricSample(plugin_id, s.host, s.timestamp, s.data)
-                    for s in batch.samples
-                ],
-            )
-            await metric_store.record_execution(
-                session,
-                plugin_id=plugin_id,
-                started_at=now,
-                completed_at=now,
-                status=RunStatus.SUCCESS.value,
-                duration_ms=0.0,
-                metrics_count=len(batch.samples),
-                trigger="push",
-            )
-            row.last_seen_at = now
-            row.last_run_at = max(s.timestamp for s in batch.samples)
-            row.last_success_at = now
-            row.run_count += 1
-            row.state = PluginState.HEALTHY.value
-            row.consecutive_failures = 0
-            change = await _changed(session, row, previous, _state(row, manager, now), now, "")
-    except IntegrityError:
-        # The receipt's primary key exists: this batch id was stored before.
-        return BatchAccepted(stored=0, duplicate=True)
-    manager.stats.runs.labels(plugin_id, RunStatus.SUCCESS.value).inc()
-    await manager.recorder.tell(
-        RunObserved(
-            plugin_id=plugin_id,
-            at=now,
-            status=RunStatus.SUCCESS,
-            state=change.current if change else previous,
-            documents=[(s.host, s.data) for s in batch.samples],
-            external=True,
-        )
-    )
-    if change is not None:
-        await manager.recorder.tell(change)
-    return BatchAccepted(stored=len(batch.samples), duplicate=False)
-
-
 def _state(row: Plugin, manager: PluginManager, now: datetime) -> PluginState:
     """The state of an external plugin, from its row."""
-    health = row.health_status if row.health_status != HealthState.UNKNOWN else None
-    return plugin_state(
+    return external_state(
         enabled=row.enabled,
-        runs=row.state if row.state in RUN_STATES else PluginState.UNKNOWN,
-        health=health,
-        stale=is_stale(row, missed=manager.settings.stale_after_missed, now=now),
+        runs=row.state,
+        health_status=row.health_status,
+        last_seen_at=row.last_seen_at,
+        interval=report_interval(row.config, row.plugin_metadata),
+        missed=manager.settings.stale_after_missed,
+        now=now,
     )
+
+
+def external_state(
+    *,
+    enabled: bool,
+    runs: str,
+    health_status: str,
+    last_seen_at: datetime | None,
+    interval: float,
+    missed: int,
+    now: datetime,
+) -> PluginState:
+    """The state of an external plugin from the columns of its row."""
+    return plugin_state(
+        enabled=enabled,
+        runs=runs if runs in RUN_STATES else PluginState.UNKNOWN,
+        health=health_status if health_status != HealthState.UNKNOWN else None,
+        stale=enabled and _overdue(last_seen_at, interval * missed, now),
+    )
+
+
+def report_interval(config: dict[str, Any] | None, metadata: dict[str, Any]) -> float:
+    """Seconds between an external plugin's reports: its configured interval, else
+    the default its metadata declares."""
+    return float((config or {}).get("interval") or metadata.get("default_interval", 60))
+
+
+def _overdue(last_seen_at: datetime | None, seconds: float, now: datetime) -> bool:
+    return last_seen_at is not None and now - last_seen_at > timedelta(seconds=seconds)
 
 
 async def _changed(
@@ -330,7 +283,7 @@ async def _changed(
 async def record_health(manager: PluginManager, plugin_id: str, report: HealthReport) -> datetime:
     now = utcnow()
     async with manager.db.session() as session:
-        row = await _external_row(session, plugin_id)
+        row = await external_row(session, plugin_id)
         previous = _state(row, manager, now)
         row.health_status = report.status.value
         row.health_message = report.message
@@ -351,7 +304,7 @@ async def record_health(manager: PluginManager, plugin_id: str, report: HealthRe
 
 def is_stale(row: Plugin, *, missed: int, now: datetime | None = None) -> bool:
     """An enabled external plugin that has not reported for ``missed`` intervals."""
-    if not (row.external and row.enabled) or row.last_seen_at is None:
+    if not (row.external and row.enabled):
         return False
-    interval = (row.config or {}).get("interval") or row.plugin_metadata.get("default_interval", 60)
-    return (now or utcnow()) - row.last_seen_at > timedelta(seconds=float(interval) * missed)
+    interval = report_interval(row.config, row.plugin_metadata)
+    return _overdue(row.last_seen_at, interval * missed, now or utcnow())

@@ -21,12 +21,14 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 
+from unity.storage import jsoncodec
 from unity.storage.private import private_sqlite_file
 
 if TYPE_CHECKING:
@@ -167,7 +169,13 @@ class Database:
         self.url = make_url(url)
         self.outage = Outage()
         # Parameters stay out of log lines and error messages (they hold secrets).
-        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
+        kwargs: dict[str, Any] = {
+            "echo": echo,
+            "hide_parameters": True,
+            # JSON columns (and asyncpg's json/jsonb codecs) through orjson.
+            "json_serializer": jsoncodec.dumps,
+            "json_deserializer": jsoncodec.loads,
+        }
         if self.is_sqlite:
             database = self.url.database
             if database and database != ":memory:" and not database.startswith("file:"):
@@ -227,6 +235,29 @@ class Database:
             return
         async with self._write_lock, self.session() as session:
             yield session
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection inside a transaction (committed on success), for
+        hot paths that run Core statements and need no ORM session."""
+        try:
+            async with self.engine.begin() as connection:
+                yield connection
+        except Exception as exc:
+            if is_unavailable(exc):
+                self.outage.failed(exc)
+            raise
+        self.outage.recovered()
+
+    @asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+        """:meth:`connection` queued like :meth:`writer` on SQLite."""
+        if self._write_lock is None:
+            async with self.connection() as connection:
+                yield connection
+            return
+        async with self._write_lock, self.connection() as connection:
+            yield connection
 
     async def upgrade(self, revision: str = "head") -> None:
         """Apply the shipped migrations up to ``revision``.

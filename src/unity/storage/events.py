@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from unity.storage.models import PluginEvent
 
@@ -13,7 +13,7 @@ __all__ = ["list_events", "purge_events", "record_event"]
 
 
 async def record_event(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     *,
     plugin_id: str,
     at: datetime,

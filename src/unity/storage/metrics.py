@@ -2,7 +2,8 @@
 
 Series (values along a metric's path, bucketed) are in :mod:`unity.storage.series`.
 
-Plain functions with keyword-only arguments; each takes the session it runs in.
+Plain functions with keyword-only arguments; each takes the session (or Core
+connection, for the writes) it runs in. The write statements are built once.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from unity.storage.models import Base, LatestMetric, Plugin, PluginExecution, PluginMetric
 from unity.storage.pagination import decode_cursor, encode_cursor
@@ -53,8 +54,14 @@ class MetricSample:
     data: dict[str, Any]
 
 
-def _dialect(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
+# Where the writes run: an ORM session, or a Core connection on the hot paths.
+Executor = AsyncSession | AsyncConnection
+
+
+def _dialect(executor: Executor) -> str:
+    if isinstance(executor, AsyncConnection):
+        return executor.dialect.name
+    return executor.get_bind().dialect.name
 
 
 def _table(model: type[Base]) -> Table:
@@ -66,6 +73,8 @@ def _table(model: type[Base]) -> Table:
 _METRICS = _table(PluginMetric)
 _EXECUTIONS = _table(PluginExecution)
 _LATEST = _table(LatestMetric)
+_INSERT_METRICS = insert(_METRICS)
+_INSERT_EXECUTION = insert(_EXECUTIONS)
 
 
 @cache
@@ -80,7 +89,7 @@ def _latest_upsert(dialect: str) -> Insert:
     )
 
 
-async def insert_samples(session: AsyncSession, samples: Sequence[MetricSample]) -> None:
+async def insert_samples(session: Executor, samples: Sequence[MetricSample]) -> None:
     """Store samples and move the latest-value rows forward, in the caller's transaction."""
     if not samples:
         return
@@ -89,7 +98,7 @@ async def insert_samples(session: AsyncSession, samples: Sequence[MetricSample])
         for s in samples
     ]
     # Core statements on the tables: no ORM bookkeeping on the hottest write path.
-    await session.execute(insert(_METRICS), rows)
+    await session.execute(_INSERT_METRICS, rows)
     newest: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
         key = (row["plugin_id"], row["host"])
@@ -99,7 +108,7 @@ async def insert_samples(session: AsyncSession, samples: Sequence[MetricSample])
 
 
 async def record_execution(
-    session: AsyncSession,
+    session: Executor,
     *,
     plugin_id: str,
     started_at: datetime,
@@ -111,16 +120,17 @@ async def record_execution(
     trigger: str = "schedule",
 ) -> None:
     await session.execute(
-        insert(_EXECUTIONS).values(
-            plugin_id=plugin_id,
-            started_at=started_at,
-            completed_at=completed_at,
-            status=status,
-            duration_ms=duration_ms,
-            error=error,
-            metrics_count=metrics_count,
-            trigger=trigger,
-        )
+        _INSERT_EXECUTION,
+        {
+            "plugin_id": plugin_id,
+            "started_at": started_at,
+            "completed_at": completed_at,
+            "status": status,
+            "duration_ms": duration_ms,
+            "error": error,
+            "metrics_count": metrics_count,
+            "trigger": trigger,
+        },
     )
 
 

@@ -57,6 +57,7 @@ from unity_sdk._prometheus import (
 )
 from unity_sdk._rules import (
     accept_batch,
+    accept_batch_json,
     check_metadata,
     check_plugin_class,
     parse_metadata,
@@ -192,6 +193,7 @@ __all__ = [
     "ValidatedConfig",
     "__version__",
     "accept_batch",
+    "accept_batch_json",
     "batch_problems",
     "check_document",
     "check_metadata",

@@ -7,16 +7,17 @@ plugin's declaration and document are read the same way everywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from unity_sdk._numbers import number_problems
+from unity_sdk._numbers import number_problems, storable
 from unity_sdk.errors import DocumentTooLargeError
 from unity_sdk.metadata import MetricField, PluginMetadata
 
 __all__ = [
     "DEFAULT_MAX_DOCUMENT_BYTES",
     "check_document",
+    "document_checker",
     "encode_document",
     "iter_metric_values",
     "undeclared_numbers",
@@ -76,42 +77,76 @@ def iter_metric_values(
 
 
 def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and not number_problems(value)
-    )
+    return isinstance(value, int | float) and not isinstance(value, bool) and storable(value)
+
+
+def _values(
+    field: MetricField, path: tuple[str, ...], document: Mapping[str, Any]
+) -> list[tuple[tuple[str, ...], Any]]:
+    if "*" in path:
+        return list(iter_metric_values(field, document))
+    # A plain path reaches at most one value: look it up directly.
+    node: Any = document
+    for head in path:
+        # dict first: the ABC check is several times slower.
+        if not isinstance(node, (dict, Mapping)) or head not in node:
+            return []
+        node = node[head]
+    return [((), node)]
 
 
 def check_document(
-    metadata: PluginMetadata, document: Any, *, require_all: bool = True
+    metadata: PluginMetadata,
+    document: Any,
+    *,
+    require_all: bool = True,
+    numbers_checked: bool = False,
 ) -> list[str]:
     """Problems with ``document`` against the declared metrics (empty when fine).
 
     Numeric kinds (gauge, counter) must be finite numbers; with
     ``require_all`` every declared path without ``*`` must be present. Any
-    number, declared or not, must be storable (:mod:`unity_sdk._numbers`).
+    number, declared or not, must be storable (:mod:`unity_sdk._numbers`);
+    ``numbers_checked`` says that was checked already (the wire models do).
     """
-    if not isinstance(document, Mapping):
-        return [f"collect_data returned {type(document).__name__}, expected a dict"]
+    return document_checker(metadata, require_all=require_all, numbers_checked=numbers_checked)(
+        document
+    )
+
+
+def document_checker(
+    metadata: PluginMetadata, *, require_all: bool = True, numbers_checked: bool = False
+) -> Callable[[Any], list[str]]:
+    """:func:`check_document` for many documents of one plugin: the declared
+    fields are read once."""
+    fields = [(field, field.path, field.numeric) for field in metadata.metrics]
     # A declared gauge or counter gets its own message below.
-    declared = [field.path for field in metadata.metrics if field.numeric]
-    problems = [
-        f"value at {'.'.join(path)!r} cannot be stored: {problem}"
-        for path, problem in number_problems(document)
-        if not _covered(declared, path)
-    ]
-    for field in metadata.metrics:
-        values = list(iter_metric_values(field, document))
-        if not values and require_all and "*" not in field.path:
-            problems.append(f"declared metric {field.name!r} is missing from the document")
-        for keys, value in values:
-            if field.numeric and not _is_number(value):
-                where = f"{field.name}[{','.join(keys)}]" if keys else field.name
-                problems.append(
-                    f"metric {where!r} is declared {field.kind.value} but the value is {value!r}"
-                )
-    return problems
+    declared = [path for _, path, numeric in fields if numeric]
+
+    def check(document: Any) -> list[str]:
+        if not isinstance(document, (dict, Mapping)):
+            return [f"collect_data returned {type(document).__name__}, expected a dict"]
+        problems: list[str] = []
+        if not numbers_checked:
+            problems = [
+                f"value at {'.'.join(path)!r} cannot be stored: {problem}"
+                for path, problem in number_problems(document)
+                if not _covered(declared, path)
+            ]
+        for field, path, numeric in fields:
+            values = _values(field, path, document)
+            if not values and require_all and "*" not in path:
+                problems.append(f"declared metric {field.name!r} is missing from the document")
+            for keys, value in values:
+                if numeric and not _is_number(value):
+                    where = f"{field.name}[{','.join(keys)}]" if keys else field.name
+                    problems.append(
+                        f"metric {where!r} is declared {field.kind.value} "
+                        f"but the value is {value!r}"
+                    )
+        return problems
+
+    return check
 
 
 def _numeric_leaves(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-__all__ = ["INT_MAX", "INT_MIN", "number_problems", "require_storable_numbers"]
+__all__ = ["INT_MAX", "INT_MIN", "number_problems", "require_storable_numbers", "storable"]
 
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
@@ -37,12 +37,50 @@ def _describe(value: int | float) -> str | None:
     return f"an integer of {len(str(abs(value)))} digits is beyond 64 bits"
 
 
+def storable(value: int | float) -> bool:
+    """Whether the number ``value`` can be stored (see the module docstring)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return INT_MIN <= value <= INT_MAX
+
+
+def _all_storable(value: Any) -> bool:
+    # The common case, every number fine, without building a path per node;
+    # exact types first (what a JSON parser makes), subclasses after.
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is dict:
+            stack.extend(node.values())
+        elif kind is str or kind is bool or node is None:
+            continue
+        elif kind is float:
+            if not math.isfinite(node):
+                return False
+        elif kind is int:
+            if not INT_MIN <= node <= INT_MAX:
+                return False
+        elif kind is list:
+            stack.extend(node)
+        elif isinstance(node, int | float):
+            if not storable(node):
+                return False
+        elif isinstance(node, Mapping):
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+    return True
+
+
 def number_problems(value: Any) -> list[tuple[tuple[str, ...], str]]:
     """``(path, problem)`` for each number in ``value`` the hub cannot store.
 
     ``path`` holds the keys and list indexes down to the number, as strings.
     The walk is iterative: nesting depth is bounded by the JSON parser, not here.
     """
+    if _all_storable(value):
+        return []
     problems: list[tuple[tuple[str, ...], str]] = []
     stack: list[tuple[tuple[str, ...], Any]] = [((), value)]
     while stack:

@@ -18,6 +18,8 @@ plugin passes the author tooling exactly when the hub takes it:
   most ``max_future_skew`` ahead, every number storable, and every declared
   gauge or counter it holds a number (422 naming the sample and the field;
   nothing of the batch is stored). Values no metric declares are accepted.
+  :func:`accept_batch_json` applies the same rules to the raw body in one
+  pass (the answers are those of ``accept_batch`` on the parsed body).
 
 Errors carry one ``{"loc", "msg"}`` per problem, the details of the hub's 422.
 """
@@ -25,14 +27,15 @@ Errors carry one ``{"loc", "msg"}`` per problem, the details of the hub's 422.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from unity_sdk._config import RESERVED_KEYS
-from unity_sdk._metrics import check_document
+from unity_sdk._metrics import document_checker
 from unity_sdk._prometheus import prometheus_collisions
 from unity_sdk._schemas import reference_problems
 from unity_sdk._wire import DEFAULT_MAX_FUTURE_SKEW, MAX_BATCH_SAMPLES, MetricBatch, batch_problems
@@ -42,6 +45,7 @@ from unity_sdk.plugin import PluginBase
 
 __all__ = [
     "accept_batch",
+    "accept_batch_json",
     "check_metadata",
     "check_plugin_class",
     "parse_metadata",
@@ -182,12 +186,43 @@ def accept_batch(
         batch = MetricBatch.model_validate(raw, context={"max_future_skew": max_future_skew})
     except ValidationError as exc:
         raise BatchRefusedError(422, *batch_problems(exc)) from None
+    _check_documents(metadata, batch)
+    return batch
+
+
+def _check_documents(metadata: PluginMetadata, batch: MetricBatch) -> None:
+    # The wire model refused every unstorable number already.
+    check = document_checker(metadata, require_all=False, numbers_checked=True)
     errors = [
         {"loc": ["samples", index, "data"], "msg": problem}
         for index, sample in enumerate(batch.samples)
-        for problem in check_document(metadata, sample.data, require_all=False)
+        for problem in check(sample.data)
     ]
     if errors:
         first = errors[0]["loc"][1]
         raise BatchRefusedError(422, f"sample {first} is invalid; nothing was stored", errors)
+
+
+def accept_batch_json(
+    metadata: PluginMetadata,
+    body: bytes | str,
+    *,
+    max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
+    parse: Callable[[bytes | str], Any] = json.loads,
+) -> MetricBatch:
+    """:func:`accept_batch` of the JSON ``body``, validated as it is parsed.
+
+    A body the one pass refuses is parsed with ``parse`` (which raises its
+    own error for text that is not JSON) and judged by :func:`accept_batch`,
+    so every refusal is exactly its answer; only accepted batches take the
+    fast path.
+    """
+    context = {"max_future_skew": max_future_skew}
+    try:
+        batch = MetricBatch.model_validate_json(body, context=context)
+    except ValidationError:
+        return accept_batch(metadata, parse(body), max_future_skew=max_future_skew)
+    if len(batch.samples) > MAX_BATCH_SAMPLES:
+        raise BatchRefusedError(413, f"a batch holds at most {MAX_BATCH_SAMPLES} samples")
+    _check_documents(metadata, batch)
     return batch

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from unity.api.body import body_schema, parse_body, read_json
+from unity.api.body import body_schema, parse_body, parse_json, read_body, read_json
 from unity.api.clients import client_address, failure_limiter, too_many_failures
 from unity.api.deps import ManagerDep, PluginKey, SettingsDep
 from unity.api.errors import ApiError
 from unity.auth.ratelimit import TooManyFailuresError
-from unity.plugins import external
+from unity.plugins import external, ingest
 from unity_sdk import (
     MAX_HEALTH_REPORT_BYTES,
     BatchAccepted,
@@ -88,10 +89,18 @@ async def report_metrics(
     invalid sample (unstorable number, timestamp too far ahead, a declared
     gauge or counter holding something other than a number) refuses the whole
     batch with 422 naming the sample and the field (:func:`unity_sdk.accept_batch`)."""
-    raw = await read_json(request, settings.max_batch_bytes, model_checks_numbers=True)
-    skew = timedelta(seconds=settings.max_future_skew_seconds)
-    batch = await external.accept(manager, plugin_id, raw, max_future_skew=skew)
-    return await external.store_batch(manager, plugin_id, batch)
+    body = await read_body(request, settings.max_batch_bytes)
+    return await ingest.ingest(
+        manager,
+        plugin_id,
+        body,
+        max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
+        parse=_parse_batch,
+    )
+
+
+# NaN and Infinity reach the wire model, which refuses them naming the field.
+_parse_batch = partial(parse_json, model_checks_numbers=True)
 
 
 @router.post(
