@@ -196,4 +196,8 @@ def test_a_sparkline_breaks_where_nothing_was_collected() -> None:
     assert 0 < top < SPARK_HEIGHT / 2, "60 % is drawn above the middle"
     lone = sparkline("Disk", [None, 42.0, None], percent=True)
     assert len(lone.lines) == 1, "a lone sample still shows"
+    (start, end) = (float(point.split(",")[0]) for point in lone.lines[0].split())
+    assert end - start == 2, "as a tick with a length, not a zero-length line"
+    edge = sparkline("Disk", [None, None, 42.0], percent=True).lines[0].split()
+    assert [float(p.split(",")[0]) for p in edge] == [118.0, 120.0], "drawn inside the box"
     assert sparkline("Memory", [None, None], percent=True).lines == []

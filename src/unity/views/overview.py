@@ -145,12 +145,15 @@ def sparkline(label: str, values: list[float | None], *, percent: bool) -> Spark
         bottom, top = bottom - 1, top + 1
     last = max(1, len(values) - 1)
     lines: list[str] = []
-    run: list[str] = []
+    run: list[tuple[float, float]] = []
     for index, value in enumerate([*values, None]):
         if value is None:
-            if run:
-                # A lone sample still shows: a dot-long line.
-                lines.append(" ".join(run if len(run) > 1 else [*run, run[0]]))
+            if len(run) == 1:
+                # A lone sample still shows: a tick two pixels long, towards the inside.
+                ((x, y),) = run
+                lines.append(f"{max(0.0, x - 2):.1f},{y:.1f} {max(2.0, x):.1f},{y:.1f}")
+            elif run:
+                lines.append(" ".join(f"{x:.1f},{y:.1f}" for x, y in run))
             run = []
             continue
         x = index * SPARK_WIDTH / last
@@ -159,7 +162,7 @@ def sparkline(label: str, values: list[float | None], *, percent: bool) -> Spark
             - 1
             - (min(max(value, bottom), top) - bottom) / (top - bottom) * (SPARK_HEIGHT - 2)
         )
-        run.append(f"{x:.1f},{y:.1f}")
+        run.append((x, y))
     return Sparkline(label, lines, low, high)
 
 
