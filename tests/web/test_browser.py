@@ -332,7 +332,11 @@ def test_per_item_charts_state_timelines_and_facts(
     # The overview: a last-hour sparkline per headline number of each host.
     page.goto(f"{hub.url}/")
     card = page.locator("article.host", has_text="web-host")
-    card.locator("[data-spark=cpu] polyline").first.wait_for()
+    # Attached, not "visible": a flat line (steady CPU, or a lone sample's tick)
+    # has a zero-height bounding box, which Playwright counts as hidden.
+    spark = card.locator("[data-spark=cpu] polyline").first
+    spark.wait_for(state="attached")
+    assert spark.get_attribute("points")
     _no_horizontal_overflow(page)
     _shoot_both(page, "overview-sparklines")
     assert problems == [], problems
