@@ -13,6 +13,7 @@ import httpx
 import pytest
 from tests.external.test_hub_side import NAS_METADATA, _auth, _enroll, _register
 from tests.notify.receivers import http_receiver
+from tests.support.alerting import prompt_settings
 
 from unity.settings import Settings
 
@@ -21,19 +22,7 @@ METRICS = "/api/plugins/v2/nas-temp/metrics"
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        hostname="test-host",
-        autoenable=[],
-        bootstrap_token=False,
-        scheduler_jitter=0.0,
-        auth_failure_burst=1_000_000,
-        auth_failure_limit=1_000_000,
-        alert_eval_seconds=1,
-        notify_poll_seconds=0.2,
-        notify_group_wait_seconds=0,
-    )
+    return prompt_settings(tmp_path, database_url)
 
 
 def _batch(number: int) -> dict[str, Any]:

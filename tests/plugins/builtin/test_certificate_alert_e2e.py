@@ -14,6 +14,7 @@ import pytest
 from applications_support import TestCA
 from test_applications_tls import tls_server
 from tests.notify.receivers import http_receiver
+from tests.support.alerting import prompt_settings
 
 from unity.plugins.builtin.tls_certificate import TlsCertificatePlugin
 from unity.settings import Settings
@@ -26,19 +27,7 @@ def plugin_classes() -> list[type[Any]]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        hostname="test-host",
-        autoenable=[],
-        bootstrap_token=False,
-        scheduler_jitter=0.0,
-        auth_failure_burst=1_000_000,
-        auth_failure_limit=1_000_000,
-        alert_eval_seconds=1,
-        notify_poll_seconds=0.2,
-        notify_group_wait_seconds=0,
-    )
+    return prompt_settings(tmp_path, database_url)
 
 
 async def test_a_certificate_expiring_in_five_days_fires_and_tells_the_webhook(

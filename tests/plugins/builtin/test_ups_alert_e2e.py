@@ -23,6 +23,7 @@ import test_hardware_upsc
 from test_hardware_common import FIXTURES
 from test_hardware_upsc import Nut
 from tests.notify.receivers import MailReceiver
+from tests.support.alerting import prompt_settings
 
 from unity.plugins.builtin.upsc import UpscPlugin
 from unity.settings import Settings
@@ -38,19 +39,7 @@ def plugin_classes() -> list[type[Any]]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        hostname="test-host",
-        autoenable=[],
-        bootstrap_token=False,
-        scheduler_jitter=0.0,
-        auth_failure_burst=1_000_000,
-        auth_failure_limit=1_000_000,
-        alert_eval_seconds=1,
-        notify_poll_seconds=0.2,
-        notify_group_wait_seconds=0,
-    )
+    return prompt_settings(tmp_path, database_url)
 
 
 @pytest.fixture
