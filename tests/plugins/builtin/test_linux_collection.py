@@ -195,7 +195,7 @@ def test_cut_names_are_completed_as_psutil_does(
 
 
 def test_read_stat_agrees_with_psutil_for_every_process() -> None:
-    compared = agreed = 0
+    compared = agreed = close = 0
     for process in psutil.process_iter():
         try:
             with process.oneshot():
@@ -207,13 +207,14 @@ def test_read_stat_agrees_with_psutil_for_every_process() -> None:
         if stat is None:
             continue  # exited in between
         assert full_name(process.pid, stat) == name, (process.pid, stat, name)
-        # Resident memory moves while it is read twice: same page count, give or take.
-        assert abs(stat.rss - rss) <= max(64 * PAGE_SIZE, rss // 10), (process.pid, stat, rss)
-        # A busy process may be running in one read and sleeping in the next.
+        # Between the two reads a process may wake, sleep, start a thread or touch
+        # memory: most must agree exactly (state, threads), nearly (resident memory).
         compared += 1
         agreed += (stat.status, stat.threads) == (status, threads)
+        close += abs(stat.rss - rss) <= max(64 * PAGE_SIZE, rss // 10)
     assert compared >= 5
     assert agreed >= 0.8 * compared
+    assert close >= 0.9 * compared
 
 
 async def test_process_monitor_reads_proc_and_gives_psutils_document() -> None:
