@@ -170,7 +170,9 @@ async def test_execute_a_hanging_plugin_times_out(app: FastAPI, client: httpx.As
 async def test_execute_while_a_blocked_run_holds_the_worker_is_409(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    put = await client.put(f"{API}/blocking/config", json={"seconds": 1.5})
+    # Blocked well past its 0.5 s timeout, so the second request still finds it
+    # busy on a loaded machine.
+    put = await client.put(f"{API}/blocking/config", json={"seconds": 4.0})
     assert put.status_code == 200
     first = asyncio.create_task(client.post(f"{API}/blocking/execute"))
 
@@ -184,7 +186,7 @@ async def test_execute_while_a_blocked_run_holds_the_worker_is_409(
     assert (await first).json()["status"] == "timed_out"
     assert len(await execution_rows(app, "blocking")) == 1
     managed = app.state.manager.plugins["blocking"]
-    await eventually(lambda: not managed.busy, message="the blocked thread to return")
+    await eventually(lambda: not managed.busy, timeout=10, message="the blocked thread to return")
 
 
 async def test_execute_of_a_thread_blocking_plugin_answers_within_its_timeout(
