@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.alerts import AlertEngine, RuleError
 from unity.alerts.rules import EXTERNAL_RULES, OVERRIDABLE, apply_override
@@ -299,6 +300,14 @@ async def add_rule(
     return result
 
 
+async def _user_rule(session: AsyncSession, plugin_id: str, rule_id: str) -> AlertRuleRow:
+    """A rule a user added to the plugin; 404 when there is none."""
+    row = await session.get(AlertRuleRow, (plugin_id, rule_id))
+    if row is None:
+        raise ApiError(404, f"plugin {plugin_id!r} has no user rule {rule_id!r}")
+    return row
+
+
 @router.put(
     "/rules/{plugin_id}/{rule_id}",
     response_model=RuleOut,
@@ -315,9 +324,7 @@ async def replace_rule(
 ) -> RuleOut:
     """Replace a user's rule (a default rule is changed with an override)."""
     async with db.session() as session:
-        row = await session.get(AlertRuleRow, (plugin_id, rule_id))
-        if row is None:
-            raise ApiError(404, f"plugin {plugin_id!r} has no user rule {rule_id!r}")
+        row = await _user_rule(session, plugin_id, rule_id)
         if body.id != rule_id:
             raise ApiError(422, "id: the rule's id cannot change", details=[_loc("id")])
         await _check_rule(manager, plugin_id, body)
@@ -336,9 +343,7 @@ async def delete_rule(
 ) -> Response:
     """Delete a user's rule; its active alerts resolve."""
     async with db.session() as session:
-        row = await session.get(AlertRuleRow, (plugin_id, rule_id))
-        if row is None:
-            raise ApiError(404, f"plugin {plugin_id!r} has no user rule {rule_id!r}")
+        row = await _user_rule(session, plugin_id, rule_id)
         await session.delete(row)
         await session.execute(
             delete(AlertRuleOverride).where(
