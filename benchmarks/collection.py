@@ -35,10 +35,10 @@ from typing import Any
 import psutil
 
 from benchmarks.harness import BenchmarkError, Context, Table
-from unity.plugins.builtin.disk_monitor import DiskMonitorPlugin
-from unity.plugins.builtin.network_monitor import NetworkMonitorPlugin
-from unity.plugins.builtin.process_monitor import ProcessMonitorPlugin
-from unity.plugins.builtin.system_info import SystemInfoPlugin
+from unity_catalogue.disk_monitor import DiskMonitorPlugin
+from unity_catalogue.network_monitor import NetworkMonitorPlugin
+from unity_catalogue.process_monitor import ProcessMonitorPlugin
+from unity_catalogue.system_info import SystemInfoPlugin
 from unity_sdk import PluginBase
 
 NAME = "collection"

@@ -78,7 +78,7 @@ def _python(code: str, env: dict[str, str] | None = None) -> str:
 def test_importing_the_app_loads_no_heavy_module() -> None:
     stdout = _python(
         _REPORT + "import unity.app, unity.server, unity.cli.serve\n"
-        "from unity.plugins.builtin import BUILTIN_PLUGINS\n"
+        "from unity_catalogue import BUILTIN_PLUGINS\n"
     )
     assert _loaded(stdout) == []
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from tests.alerts.support import Clock, Recorder, run
 from unity.alerts import AlertEngine
-from unity.plugins.builtin import BUILTIN_PLUGINS
+from unity_catalogue import BUILTIN_PLUGINS
 from unity_sdk import PluginMetadata
 
 BUILTIN = {m.id: m for m in (cls().get_metadata() for cls in BUILTIN_PLUGINS)}

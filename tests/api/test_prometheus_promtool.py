@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.api.helpers import API, insert_documents
 from tests.support.processes import free_port
 from tests.support.promtool import promtool_check
-from unity.plugins.builtin import BUILTIN_PLUGINS
+from unity_catalogue import BUILTIN_PLUGINS
 from unity_sdk import MetricKind, PluginMetadata
 
 EXTERNAL = {

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from tests.support.processes import TOKEN_RE, Hub, free_port
 
-from unity.plugins.builtin import BUILTIN_PLUGINS
+from unity_catalogue import BUILTIN_PLUGINS
 
 
 @pytest.fixture

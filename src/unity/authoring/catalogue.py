@@ -129,7 +129,7 @@ def render_catalogue(plugins: Sequence[PluginMetadata]) -> str:
 
 
 def builtin_metadata() -> list[PluginMetadata]:
-    loaded, failures = PluginLoader(group="unity.plugins.builtin-only").discover()
+    loaded, failures = PluginLoader(group="unity.builtin-only").discover()
     if failures:
         raise SystemExit(f"built-in plugins failed to load: {failures}")
     return [plugin.metadata for plugin in loaded]

@@ -1,7 +1,7 @@
 """Finding plugins: the built-in list and the ``unity.plugins`` entry points.
 
 There are exactly two sources, both explicit: ``BUILTIN_PLUGINS`` in
-``unity.plugins.builtin`` and the entry-point group ``unity.plugins`` (the
+``unity_catalogue`` and the entry-point group ``unity.plugins`` (the
 entry-point name is the plugin id). Every plugin is validated here by the
 SDK's rule (:func:`unity_sdk.check_plugin_class`, the one ``unity author check``
 and ``check_plugin`` apply too); one that fails to import or validate becomes
@@ -170,7 +170,7 @@ class PluginLoader:
         skip: Iterable[str] = (),
     ) -> None:
         if builtins is None:
-            from unity.plugins.builtin import BUILTIN_PLUGINS
+            from unity_catalogue import BUILTIN_PLUGINS
 
             builtins = BUILTIN_PLUGINS
         self.builtins = list(builtins)

@@ -27,8 +27,8 @@ import pytest
 from applications_support import check_metadata, collect_checked, free_port, make, timed_collect
 from pydantic import ValidationError
 
-from unity.plugins.builtin import BUILTIN_PLUGINS
-from unity.plugins.builtin.dns_check import DnsCheckConfig, DnsCheckPlugin, split_resolver
+from unity_catalogue import BUILTIN_PLUGINS
+from unity_catalogue.dns_check import DnsCheckConfig, DnsCheckPlugin, split_resolver
 from unity_sdk import HealthState
 
 RECORDS = [

@@ -26,8 +26,8 @@ from applications_support import (
 )
 from pydantic import ValidationError
 
-from unity.plugins.builtin import BUILTIN_PLUGINS
-from unity.plugins.builtin.http_check import HttpCheckConfig, HttpCheckPlugin
+from unity_catalogue import BUILTIN_PLUGINS
+from unity_catalogue.http_check import HttpCheckConfig, HttpCheckPlugin
 from unity_sdk import CollectionError, HealthState
 
 SLOW_SECONDS = 1.0

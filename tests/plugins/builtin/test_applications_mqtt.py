@@ -31,8 +31,8 @@ from applications_support import (
 )
 from pydantic import ValidationError
 
-from unity.plugins.builtin import BUILTIN_PLUGINS
-from unity.plugins.builtin.mqtt_broker import (
+from unity_catalogue import BUILTIN_PLUGINS
+from unity_catalogue.mqtt_broker import (
     MqttBrokerConfig,
     MqttBrokerPlugin,
     parse_sys_topics,

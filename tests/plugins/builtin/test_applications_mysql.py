@@ -27,8 +27,8 @@ from applications_support import check_metadata, collect_checked, free_port, mak
 from asyncmy.errors import Error as MySQLError
 from pydantic import ValidationError
 
-from unity.plugins.builtin import BUILTIN_PLUGINS
-from unity.plugins.builtin.mysql import MysqlConfig, MysqlPlugin
+from unity_catalogue import BUILTIN_PLUGINS
+from unity_catalogue.mysql import MysqlConfig, MysqlPlugin
 from unity_sdk import HealthState, PluginAuthError, PluginNotReadyError
 
 URL = urlsplit(os.environ.get("UNITY_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"))

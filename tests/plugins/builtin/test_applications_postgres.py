@@ -28,8 +28,8 @@ import pytest
 from applications_support import check_metadata, collect_checked, free_port, make, timed_collect
 from pydantic import SecretStr, ValidationError
 
-from unity.plugins.builtin import BUILTIN_PLUGINS
-from unity.plugins.builtin.postgres import PostgresConfig, PostgresPlugin
+from unity_catalogue import BUILTIN_PLUGINS
+from unity_catalogue.postgres import PostgresConfig, PostgresPlugin
 from unity_sdk import HealthState, PluginAuthError, PluginNotReadyError
 
 URL = urlsplit(

@@ -30,8 +30,8 @@ from applications_support import (
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from unity.plugins.builtin import BUILTIN_PLUGINS
-from unity.plugins.builtin.redis_server import RedisConfig, RedisPlugin
+from unity_catalogue import BUILTIN_PLUGINS
+from unity_catalogue.redis_server import RedisConfig, RedisPlugin
 from unity_sdk import CollectionError, HealthState, PluginAuthError, PluginNotReadyError
 
 URL = urlsplit(os.environ.get("UNITY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))

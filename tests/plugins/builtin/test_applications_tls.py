@@ -24,8 +24,8 @@ from applications_support import (
 )
 from pydantic import ValidationError
 
-from unity.plugins.builtin import BUILTIN_PLUGINS
-from unity.plugins.builtin.tls_certificate import (
+from unity_catalogue import BUILTIN_PLUGINS
+from unity_catalogue.tls_certificate import (
     TlsCertificateConfig,
     TlsCertificatePlugin,
     split_address,

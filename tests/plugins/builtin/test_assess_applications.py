@@ -22,12 +22,12 @@ from test_applications_postgres import LOCAL as POSTGRES
 from test_applications_redis import RedisServers
 from test_applications_tls import tls_server
 
-from unity.plugins.builtin.dns_check import DnsCheckPlugin
-from unity.plugins.builtin.http_check import HttpCheckPlugin
-from unity.plugins.builtin.mysql import MysqlPlugin
-from unity.plugins.builtin.postgres import PostgresPlugin
-from unity.plugins.builtin.redis_server import RedisPlugin
-from unity.plugins.builtin.tls_certificate import TlsCertificatePlugin
+from unity_catalogue.dns_check import DnsCheckPlugin
+from unity_catalogue.http_check import HttpCheckPlugin
+from unity_catalogue.mysql import MysqlPlugin
+from unity_catalogue.postgres import PostgresPlugin
+from unity_catalogue.redis_server import RedisPlugin
+from unity_catalogue.tls_certificate import TlsCertificatePlugin
 from unity_sdk import HealthState, HealthStatus, PluginBase, PluginNotReadyError
 
 # The fixtures of the DNS and Redis tests, fixtures of this module too.

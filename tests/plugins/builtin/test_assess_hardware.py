@@ -36,14 +36,14 @@ from test_hardware_upsc import Nut
 from test_hardware_upsc import plugin_for as ups_for
 from test_hardware_zpool_status import LIST, host
 
-from unity.plugins.builtin.gpu import GpuPlugin
-from unity.plugins.builtin.ipmitool import IpmitoolPlugin
-from unity.plugins.builtin.lm_sensors import LmSensorsPlugin
-from unity.plugins.builtin.mdadm import MdadmPlugin
-from unity.plugins.builtin.nvidia_smi import NvidiaSmiPlugin
-from unity.plugins.builtin.smartctl import SmartctlPlugin
-from unity.plugins.builtin.upsc import UpscPlugin
-from unity.plugins.builtin.zpool_status import ZpoolStatusPlugin
+from unity_catalogue.gpu import GpuPlugin
+from unity_catalogue.ipmitool import IpmitoolPlugin
+from unity_catalogue.lm_sensors import LmSensorsPlugin
+from unity_catalogue.mdadm import MdadmPlugin
+from unity_catalogue.nvidia_smi import NvidiaSmiPlugin
+from unity_catalogue.smartctl import SmartctlPlugin
+from unity_catalogue.upsc import UpscPlugin
+from unity_catalogue.zpool_status import ZpoolStatusPlugin
 from unity_sdk import HealthState, HealthStatus, LocalRunner, PluginBase
 
 # The real upsd of the upsc tests, a fixture of this module too.

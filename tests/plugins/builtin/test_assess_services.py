@@ -26,11 +26,11 @@ from test_hardware_iostat import IOSTAT
 from test_services_systemctl import LIST_JSON, UNITS
 from test_services_systemctl import recorded as systemd_252
 
-from unity.plugins.builtin import BUILTIN_PLUGINS
-from unity.plugins.builtin.disk_monitor import DiskMonitorPlugin
-from unity.plugins.builtin.docker import DockerPlugin
-from unity.plugins.builtin.iostat import IostatPlugin
-from unity.plugins.builtin.systemctl import SystemctlPlugin
+from unity_catalogue import BUILTIN_PLUGINS
+from unity_catalogue.disk_monitor import DiskMonitorPlugin
+from unity_catalogue.docker import DockerPlugin
+from unity_catalogue.iostat import IostatPlugin
+from unity_catalogue.systemctl import SystemctlPlugin
 from unity_sdk import HealthState, HealthStatus, PluginBase
 
 # The recorded Docker Engine of the docker tests, a fixture of this module too.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from unity.plugins.builtin.postgres import PostgresPlugin
-from unity.plugins.builtin.system_info import SystemInfoPlugin
+from unity_catalogue.postgres import PostgresPlugin
+from unity_catalogue.system_info import SystemInfoPlugin
 from unity_sdk import MetricDisplay
 
 

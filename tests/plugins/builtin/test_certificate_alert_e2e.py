@@ -16,8 +16,8 @@ from test_applications_tls import tls_server
 from tests.notify.receivers import http_receiver
 from tests.support.alerting import prompt_settings
 
-from unity.plugins.builtin.tls_certificate import TlsCertificatePlugin
 from unity.settings import Settings
+from unity_catalogue.tls_certificate import TlsCertificatePlugin
 
 
 @pytest.fixture

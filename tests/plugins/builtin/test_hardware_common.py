@@ -22,7 +22,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 from tests.support.plugin_checks import collect_checked as collect_checked
 
-from unity.plugins.builtin import BUILTIN_PLUGINS
+from unity_catalogue import BUILTIN_PLUGINS
 from unity_sdk import (
     CommandResult,
     HealthState,

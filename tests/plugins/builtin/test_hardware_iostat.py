@@ -15,7 +15,7 @@ from test_hardware_common import (
     require_tool,
 )
 
-from unity.plugins.builtin.iostat import IostatPlugin
+from unity_catalogue.iostat import IostatPlugin
 from unity_sdk import CollectionError, DependencyMissingError, HealthState, LocalRunner
 
 ID = "iostat"

@@ -17,7 +17,7 @@ from test_hardware_common import (
     require_tool,
 )
 
-from unity.plugins.builtin.ipmitool import IpmitoolPlugin
+from unity_catalogue.ipmitool import IpmitoolPlugin
 from unity_sdk import CollectionError, DependencyMissingError, HealthState, LocalRunner
 
 ID = "ipmitool"

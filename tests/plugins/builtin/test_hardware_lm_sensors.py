@@ -15,7 +15,7 @@ from test_hardware_common import (
     require_tool,
 )
 
-from unity.plugins.builtin.lm_sensors import LmSensorsPlugin
+from unity_catalogue.lm_sensors import LmSensorsPlugin
 from unity_sdk import DependencyMissingError, HealthState, LocalRunner
 
 ID = "lm-sensors"

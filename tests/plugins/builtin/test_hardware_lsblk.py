@@ -15,7 +15,7 @@ from test_hardware_common import (
     require_tool,
 )
 
-from unity.plugins.builtin.lsblk import LsblkPlugin
+from unity_catalogue.lsblk import LsblkPlugin
 from unity_sdk import CollectionError, DependencyMissingError, HealthState, LocalRunner
 
 ID = "lsblk"

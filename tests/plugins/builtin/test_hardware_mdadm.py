@@ -14,7 +14,7 @@ from test_hardware_common import (
     recorded,
 )
 
-from unity.plugins.builtin.mdadm import MdadmPlugin
+from unity_catalogue.mdadm import MdadmPlugin
 from unity_sdk import DependencyMissingError, HealthState, LocalRunner
 
 ID = "mdadm"

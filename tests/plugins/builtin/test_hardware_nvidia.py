@@ -13,8 +13,8 @@ from test_hardware_common import (
     recorded,
 )
 
-from unity.plugins.builtin.gpu import GpuPlugin
-from unity.plugins.builtin.nvidia_smi import NvidiaSmiPlugin
+from unity_catalogue.gpu import GpuPlugin
+from unity_catalogue.nvidia_smi import NvidiaSmiPlugin
 from unity_sdk import DependencyMissingError, HealthState, PluginBase
 
 ID = "nvidia-smi"

@@ -15,7 +15,7 @@ from test_hardware_common import (
     require_tool,
 )
 
-from unity.plugins.builtin.smartctl import SmartctlPlugin
+from unity_catalogue.smartctl import SmartctlPlugin
 from unity_sdk import CollectionError, DependencyMissingError, HealthState, LocalRunner
 
 ID = "smartctl"

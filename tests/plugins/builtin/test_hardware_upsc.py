@@ -26,7 +26,7 @@ from test_hardware_common import (
     recorded,
 )
 
-from unity.plugins.builtin.upsc import UpscPlugin
+from unity_catalogue.upsc import UpscPlugin
 from unity_sdk import (
     CollectionError,
     DependencyMissingError,

@@ -13,7 +13,7 @@ from test_hardware_common import (
     recorded,
 )
 
-from unity.plugins.builtin.zpool_status import ZpoolStatusPlugin
+from unity_catalogue.zpool_status import ZpoolStatusPlugin
 from unity_sdk import CollectionError, DependencyMissingError, HealthState
 
 ID = "zpool-status"

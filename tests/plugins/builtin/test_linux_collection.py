@@ -21,7 +21,7 @@ import psutil
 import pytest
 from services_support import require_command
 
-from unity.plugins.builtin._linux import (
+from unity_catalogue._linux import (
     PAGE_SIZE,
     ProcStat,
     full_name,
@@ -29,8 +29,8 @@ from unity.plugins.builtin._linux import (
     proc_socket_states,
     read_stat,
 )
-from unity.plugins.builtin.network_monitor import NetworkMonitorPlugin
-from unity.plugins.builtin.process_monitor import ProcessMonitorPlugin
+from unity_catalogue.network_monitor import NetworkMonitorPlugin
+from unity_catalogue.process_monitor import ProcessMonitorPlugin
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 

@@ -16,12 +16,12 @@ import pytest
 from pydantic import BaseModel, ValidationError
 from tests.support.plugin_checks import collect_checked
 
-import unity.plugins.builtin as builtin
-from unity.plugins.builtin import BUILTIN_PLUGINS
-from unity.plugins.builtin.disk_monitor import DiskMonitorPlugin
-from unity.plugins.builtin.network_monitor import NetworkMonitorPlugin
-from unity.plugins.builtin.process_monitor import ProcessMonitorPlugin
-from unity.plugins.builtin.system_info import SystemInfoPlugin
+import unity_catalogue as builtin
+from unity_catalogue import BUILTIN_PLUGINS
+from unity_catalogue.disk_monitor import DiskMonitorPlugin
+from unity_catalogue.network_monitor import NetworkMonitorPlugin
+from unity_catalogue.process_monitor import ProcessMonitorPlugin
+from unity_catalogue.system_info import SystemInfoPlugin
 from unity_sdk import (
     HealthState,
     MetricKind,

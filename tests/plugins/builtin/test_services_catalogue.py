@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from unity.plugins.builtin import BUILTIN_PLUGINS
 from unity.plugins.loader import PluginLoader
+from unity_catalogue import BUILTIN_PLUGINS
 
 EXPECTED = [
     ("docker-stats", "container"),

@@ -32,8 +32,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from unity.plugins.builtin.docker import DockerPlugin
-from unity.plugins.builtin.docker_stats import DockerStatsPlugin
+from unity_catalogue.docker import DockerPlugin
+from unity_catalogue.docker_stats import DockerStatsPlugin
 from unity_sdk import DependencyMissingError, HealthState, PluginBase, PluginNotReadyError
 
 RECORDED = FIXTURES / "docker"
@@ -223,8 +223,8 @@ async def test_engine_not_answering(cls: type[PluginBase], socket_dir: Path) -> 
 
 UNPRIVILEGED_RUN = """
 import asyncio, sys
-from unity.plugins.builtin.docker import DockerPlugin
-from unity.plugins.builtin.docker_stats import DockerStatsPlugin
+from unity_catalogue.docker import DockerPlugin
+from unity_catalogue.docker_stats import DockerStatsPlugin
 
 async def main() -> None:
     for cls in (DockerPlugin, DockerStatsPlugin):

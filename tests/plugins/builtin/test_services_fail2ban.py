@@ -22,7 +22,7 @@ from services_support import (
     require_command,
 )
 
-from unity.plugins.builtin.fail2ban import Fail2banPlugin
+from unity_catalogue.fail2ban import Fail2banPlugin
 from unity_sdk import DependencyMissingError, HealthState, PluginNotReadyError
 
 RECORDED = {

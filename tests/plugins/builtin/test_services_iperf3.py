@@ -18,7 +18,7 @@ from services_support import (
     require_command,
 )
 
-from unity.plugins.builtin.iperf3 import Iperf3Plugin
+from unity_catalogue.iperf3 import Iperf3Plugin
 from unity_sdk import CollectionError, DependencyMissingError, HealthState, PluginNotReadyError
 
 

@@ -21,7 +21,7 @@ from services_support import (
     require_command,
 )
 
-from unity.plugins.builtin.journalctl import JournalctlPlugin
+from unity_catalogue.journalctl import JournalctlPlugin
 from unity_sdk import DependencyMissingError, HealthState
 
 JOURNAL_REMOTE = Path("/lib/systemd/systemd-journal-remote")

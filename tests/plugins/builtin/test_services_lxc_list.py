@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from unity.plugins.builtin.lxc_list import LxcListPlugin
+from unity_catalogue.lxc_list import LxcListPlugin
 from unity_sdk import DependencyMissingError, HealthState, PluginNotReadyError
 
 RECORDED = FIXTURES / "lxc-list"

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from unity.plugins.builtin.ollama import OllamaPlugin
+from unity_catalogue.ollama import OllamaPlugin
 from unity_sdk import CollectionError, HealthState, PluginAuthError, PluginNotReadyError
 
 RECORDED = FIXTURES / "ollama"

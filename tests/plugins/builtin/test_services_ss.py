@@ -16,7 +16,7 @@ from services_support import (
     require_command,
 )
 
-from unity.plugins.builtin.ss import SsPlugin
+from unity_catalogue.ss import SsPlugin
 from unity_sdk import DependencyMissingError, HealthState
 
 RECORDED = {

@@ -15,7 +15,7 @@ from services_support import (
     require_command,
 )
 
-from unity.plugins.builtin.systemctl import SystemctlPlugin
+from unity_catalogue.systemctl import SystemctlPlugin
 from unity_sdk import DependencyMissingError, HealthState, PluginNotReadyError
 
 LIST_JSON = "systemctl list-units --state=failed --no-pager --output=json"

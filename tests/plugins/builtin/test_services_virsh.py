@@ -20,7 +20,7 @@ from services_support import (
     require_command,
 )
 
-from unity.plugins.builtin.virsh import VirshPlugin
+from unity_catalogue.virsh import VirshPlugin
 from unity_sdk import DependencyMissingError, HealthState, PluginNotReadyError
 
 TEST_NODE = f"test://{FIXTURES / 'virsh' / 'test-node.xml'}"

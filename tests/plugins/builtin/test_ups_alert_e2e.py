@@ -25,8 +25,8 @@ from test_hardware_upsc import Nut
 from tests.notify.receivers import MailReceiver
 from tests.support.alerting import prompt_settings
 
-from unity.plugins.builtin.upsc import UpscPlugin
 from unity.settings import Settings
+from unity_catalogue.upsc import UpscPlugin
 
 nut = test_hardware_upsc.nut
 INTERVAL = 2
