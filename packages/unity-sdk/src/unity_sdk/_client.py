@@ -1,9 +1,10 @@
 """``HubClient``: an external plugin's async client for the hub's plugin API.
 
-It talks to the four endpoints of :mod:`unity_sdk._wire` with the wire models
-the hub itself uses. Transient failures (connection errors, 5xx, 429) are
-retried with full-jitter exponential backoff, honouring ``Retry-After``; any
-other 4xx is final at once. Failures surface as :class:`unity_sdk.HubError`
+It talks to the four endpoints of :mod:`unity_sdk._wire` (and, for an agent,
+those of :mod:`unity_sdk._agent_wire`) with the wire models the hub itself
+uses. Transient failures (connection errors, 5xx, 429) are retried with
+full-jitter exponential backoff, honouring ``Retry-After``; any other 4xx is
+final at once. Failures surface as :class:`unity_sdk.HubError`
 subclasses carrying the hub's own message. Example::
 
     async with HubClient("http://hub:8000") as hub:
@@ -29,6 +30,17 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
+from unity_sdk._agent_wire import (
+    AGENT_API_PATH,
+    AgentStatus,
+    Assignments,
+    HostPlatform,
+    JoinRequest,
+    JoinResponse,
+    ProposalReport,
+    ProposalsAccepted,
+    StatusAccepted,
+)
 from unity_sdk._wire import (
     KEY_SECRET_PATTERN,
     BatchAccepted,
@@ -53,6 +65,8 @@ from unity_sdk.metadata import PluginMetadata
 # httpx is imported when a client is made: a hub that imports the SDK for its
 # models never loads it (nor the command-line extras httpx pulls in).
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 __all__ = ["API_PATH", "HubClient"]
@@ -89,6 +103,8 @@ class HubClient:
     ``max_retries`` counts retries after the first attempt; the delay before
     retry *n* is uniform in ``[0, min(backoff_max, backoff_base * 2**n)]``.
     ``transport`` replaces the network (e.g. ``FakeHub.transport`` in tests).
+    ``verify`` is httpx's: an ``ssl.SSLContext`` pins a certificate (the agent
+    trusts only the one it saw when it joined).
     """
 
     def __init__(
@@ -101,6 +117,7 @@ class HubClient:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/").removesuffix(API_PATH)
         # Every secret this client has seen, scrubbed from error messages.
@@ -112,9 +129,10 @@ class HubClient:
         import httpx
 
         self._http = httpx.AsyncClient(
-            base_url=self.base_url + API_PATH,
+            base_url=self.base_url,
             timeout=timeout,
             transport=transport,
+            verify=verify,
             headers={"Accept": "application/json"},
         )
 
@@ -175,7 +193,8 @@ class HubClient:
             hostname=hostname or socket.gethostname(),
             key_secret=key_secret,
         )
-        answer = await self._call("POST", "/register", enrollment_token, body, RegisterResponse)
+        path = f"{API_PATH}/register"
+        answer = await self._call("POST", path, enrollment_token, body, RegisterResponse)
         self.api_key = answer.api_key
         return answer
 
@@ -201,9 +220,51 @@ class HubClient:
         path = self._path(plugin_id, "health")
         return await self._call("POST", path, None, report, HealthAccepted)
 
+    # -- the agent API --------------------------------------------------------------
+
+    async def join_agent(
+        self,
+        platform: HostPlatform,
+        *,
+        enrollment_token: str,
+        host_id: str | None = None,
+        key_secret: str | None = None,
+    ) -> JoinResponse:
+        """Join this host with an enrollment token; returns (and adopts) the agent's key.
+
+        As with :meth:`register_plugin`, every retry proposes the same
+        ``key_secret``, so a join whose answer was lost gets the same key and
+        does not spend the token again. The key is shown once: save it."""
+        self._secrets.add(enrollment_token)
+        if key_secret is None:
+            key_secret = new_key_secret()
+        elif re.fullmatch(KEY_SECRET_PATTERN, key_secret) is None:
+            raise ValueError("key_secret must be 43 URL-safe base64 characters (new_key_secret)")
+        self._secrets.add(key_secret)
+        body = JoinRequest(platform=platform, host_id=host_id, key_secret=key_secret)
+        path = f"{AGENT_API_PATH}/join"
+        answer = await self._call("POST", path, enrollment_token, body, JoinResponse)
+        self.api_key = answer.api_key
+        return answer
+
+    async def get_assignments(self) -> Assignments:
+        """What this agent runs, with real config values (never log them)."""
+        path = f"{AGENT_API_PATH}/assignments"
+        return await self._call("GET", path, None, None, Assignments)
+
+    async def report_agent_status(self, status: AgentStatus) -> StatusAccepted:
+        """The agent's buffer counts and the instances it cannot run."""
+        path = f"{AGENT_API_PATH}/status"
+        return await self._call("POST", path, None, status, StatusAccepted)
+
+    async def report_proposals(self, report: ProposalReport) -> ProposalsAccepted:
+        """Every proposal of one discovery scan of this host."""
+        path = f"{AGENT_API_PATH}/proposals"
+        return await self._call("PUT", path, None, report, ProposalsAccepted)
+
     @staticmethod
     def _path(plugin_id: str, endpoint: str) -> str:
-        return f"/{quote(plugin_id, safe='')}/{endpoint}"
+        return f"{API_PATH}/{quote(plugin_id, safe='')}/{endpoint}"
 
     async def _call(
         self,
