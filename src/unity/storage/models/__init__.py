@@ -1,5 +1,5 @@
 """The tables: plugin registry, metrics and their rollup tiers, executions, hub
-tokens, credentials, notifications and alerts.
+tokens, credentials, notifications, alerts, hosts and their agents.
 
 Only sealed bytes of a secret are stored in ``credentials``; ``public`` holds
 what may be shown (fingerprints, public keys, user names, certificate subject
@@ -20,6 +20,7 @@ from unity.storage.models.alerts import (
     MaintenanceWindow,
 )
 from unity.storage.models.credentials import Credential, CredentialAudit, Server
+from unity.storage.models.hosts import AgentKey, DiscoveryProposal, Host
 from unity.storage.models.hub import HubLease
 from unity.storage.models.notify import (
     NotificationChannel,
@@ -39,6 +40,7 @@ from unity.storage.models.plugins import (
 )
 
 __all__ = [
+    "AgentKey",
     "AlertInstance",
     "AlertRuleOverride",
     "AlertRuleRow",
@@ -49,7 +51,9 @@ __all__ = [
     "BatchReceipt",
     "Credential",
     "CredentialAudit",
+    "DiscoveryProposal",
     "EnrollmentToken",
+    "Host",
     "HubLease",
     "LatestMetric",
     "MaintenanceWindow",

@@ -62,6 +62,12 @@ class Plugin(Base):
     run_count: Mapped[int] = mapped_column(Integer, default=0)
     # External plugins: the enrollment token whose registration owns this id.
     owner_enrollment_id: Mapped[str | None] = mapped_column(String(16))
+    # A plugin instance run by an agent: its host, and the catalogue plugin it is
+    # (the row's id is "{plugin_type}@{host_id}", unity_sdk.instance_id).
+    host_id: Mapped[str | None] = mapped_column(
+        String(24), ForeignKey("hosts.id", ondelete="CASCADE"), index=True
+    )
+    plugin_type: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
