@@ -17,4 +17,5 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 echo "Installing Unity into $VENV" >&2
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -e "$ROOT/packages/unity-sdk" -e "$ROOT/packages/unity-catalogue" -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+    -e "$ROOT/packages/unity-sdk" -e "$ROOT/packages/unity-catalogue" \
+    -e "$ROOT/packages/unity-agent" -e "$ROOT${EXTRAS:+[$EXTRAS]}"
