@@ -203,6 +203,29 @@ def test_nothing_is_proposed_that_could_not_run() -> None:
     assert discover(facts=HostFacts()) == []
 
 
+def test_a_big_host_still_gets_its_proposals_described_in_short() -> None:
+    disks = tuple(
+        BlockDevice(f"sd{chr(97 + i % 26)}{i}", 16 * 10**12, True, "ST16000NM001G-2KK103")
+        for i in range(60)
+    )
+    long_name = "a-very-long-process-name." * 12
+    facts = HostFacts(
+        listeners=(tcp("0.0.0.0", 8080, long_name, 7),),
+        block_devices=disks,
+        executables=("smartctl",),
+    )
+    found = by_key(facts)
+    assert set(found) == {"smartctl", "http-check:8080"}
+    assert found["smartctl"].title == "SMART health of 60 disks"
+    assert len(found["smartctl"].reason) == 1000
+    assert found["smartctl"].reason.endswith("\u2026")
+    assert len(found["http-check:8080"].title) == 200
+    name = found["http-check:8080"].config["endpoints"][0]["name"]
+    assert name.startswith("a-very-long-process-name-a-very")
+    assert name.endswith("-8080")
+    assert len(name) <= 100
+
+
 def test_keys_and_configs_are_stable_across_scans() -> None:
     restarted = replace(
         BUSY, listeners=tuple(replace(s, pid=(s.pid or 0) + 5000) for s in BUSY.listeners)

@@ -12,7 +12,12 @@ from typing import Any
 
 from unity_sdk import HostFacts, ListeningSocket, PluginBase, Proposal
 
-__all__ = ["bound", "one_proposal", "plugin_id", "seen", "service_proposals"]
+__all__ = ["bound", "one_proposal", "plugin_id", "propose", "seen", "service_proposals"]
+
+# Proposal's own limits on these fields: a host with forty disks still gets
+# its proposal, with a shortened description, instead of a refused one.
+_MAX_TITLE = 200
+_MAX_REASON = 1000
 
 
 def plugin_id(cls: type[PluginBase[Any]]) -> str:
@@ -36,6 +41,31 @@ def seen(socket: ListeningSocket) -> str:
     return f"{owner} listens on {socket.protocol.upper()} {bound(socket)}"
 
 
+def _fit(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def propose(
+    cls: type[PluginBase[Any]],
+    *,
+    what: str = "",
+    title: str,
+    reason: str,
+    config: dict[str, Any] | None = None,
+    credential: str | None = None,
+) -> Proposal:
+    """A proposal of ``cls`` keyed ``"{plugin}:{what}"`` (just the id without ``what``)."""
+    plugin = plugin_id(cls)
+    return Proposal(
+        key=f"{plugin}:{what}" if what else plugin,
+        plugin=plugin,
+        title=_fit(title, _MAX_TITLE),
+        reason=_fit(reason, _MAX_REASON),
+        config=config or {},
+        credential=credential,
+    )
+
+
 def service_proposals(
     cls: type[PluginBase[Any]],
     facts: HostFacts,
@@ -48,11 +78,10 @@ def service_proposals(
     advice: str = "",
 ) -> list[Proposal]:
     """One proposal per port a service listens on, keyed ``"{plugin}:{port}"``."""
-    plugin = plugin_id(cls)
     return [
-        Proposal(
-            key=f"{plugin}:{socket.port}",
-            plugin=plugin,
+        propose(
+            cls,
+            what=str(socket.port),
             title=f"{service} on port {socket.port}",
             reason=" ".join(part for part in (f"{seen(socket)}.", advice) if part),
             config=config(socket),
@@ -66,5 +95,4 @@ def one_proposal(
     cls: type[PluginBase[Any]], *, title: str, reason: str, config: dict[str, Any] | None = None
 ) -> list[Proposal]:
     """The single proposal of a plugin that watches a whole host (disks, GPUs, units)."""
-    plugin = plugin_id(cls)
-    return [Proposal(key=plugin, plugin=plugin, title=title, reason=reason, config=config or {})]
+    return [propose(cls, title=title, reason=reason, config=config)]

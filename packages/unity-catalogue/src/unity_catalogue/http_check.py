@@ -32,7 +32,7 @@ from unity_sdk import (
     Requirements,
 )
 
-from ._proposing import plugin_id, seen
+from ._proposing import propose, seen
 
 if TYPE_CHECKING:
     import httpx
@@ -184,11 +184,10 @@ class HttpCheckPlugin(PluginBase[HttpCheckConfig]):
     @classmethod
     def discover(cls, facts: HostFacts) -> list[Proposal]:
         """Web servers on the ports web apps commonly use (not every open port)."""
-        plugin = plugin_id(cls)
         return [
-            Proposal(
-                key=f"{plugin}:{socket.port}",
-                plugin=plugin,
+            propose(
+                cls,
+                what=str(socket.port),
                 title=f"HTTP on port {socket.port}"
                 + (f" ({socket.process})" if socket.process else ""),
                 reason=f"{seen(socket)}. Up means it answers (a login redirect counts).",
@@ -332,6 +331,7 @@ def _describe(exc: httpx.HTTPError) -> str:
 
 
 def _endpoint_name(process: str, port: int) -> str:
-    """``"grafana-3000"``: a process name made safe as a metric key (no dots)."""
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in process).strip("-")
+    """``"grafana-3000"``: a process name made safe as a metric key (no dots) and
+    short enough for ``Endpoint.name``."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in process[:64]).strip("-")
     return f"{safe or 'http'}-{port}"
