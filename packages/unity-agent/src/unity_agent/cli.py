@@ -117,10 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(args.verbose)
     data_dir: Path = getattr(args, "data_dir", None) or default_data_dir()
     try:
         if args.command == "join":
@@ -135,6 +132,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"unity-agent: {exc}", file=sys.stderr)
         return 1
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Log to stderr (journald under systemd), unless the host program already
+    logs somewhere (a test, an embedding). httpx's line per request is debug detail."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @contextlib.contextmanager

@@ -83,12 +83,13 @@ def save_identity(data_dir: Path, identity: AgentIdentity) -> Path:
     A directory that already exists keeps its mode (``--data-dir`` may name a
     shared one); the file itself is never readable by anyone else."""
     if not data_dir.is_dir():
-        data_dir.mkdir(parents=True, mode=0o700)
-        # mkdir's mode passes through the umask; the agent's directory is private whatever it is.
-        os.chmod(data_dir, 0o700)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = data_dir / IDENTITY_FILE
     temporary = data_dir / f".{IDENTITY_FILE}.{os.getpid()}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A leftover of a crashed write may have another mode: start from a new file.
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(asdict(identity), handle, indent=2)

@@ -133,7 +133,14 @@ def _refusal(url: str, exc: HubError, host_id: str | None) -> CommandError:
             "make a new one on the hub (unity token create --enroll)"
         )
     if isinstance(exc, HubUnavailableError):
-        return CommandError(f"cannot reach the hub at {url}: {exc}")
+        message = str(exc)
+        _, untrusted, reason = message.partition("certificate verify failed: ")
+        if untrusted:
+            return CommandError(
+                f"the hub's certificate is not trusted by this system "
+                f"({reason.split(' (_ssl')[0]}); without --no-pin the agent pins it instead"
+            )
+        return CommandError(f"the hub at {url} did not answer the join: {message}")
     if isinstance(exc, HubRequestError) and exc.status == 409:
         taken = f"host id {host_id!r}" if host_id else "this host's id"
         return CommandError(
