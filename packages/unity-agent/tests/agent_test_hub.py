@@ -188,9 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
             state.requests.append(("GET", self.path))
             if self.path == f"{AGENT_API_PATH}/assignments":
                 if host := self._agent():
-                    answer = Assignments(
-                        host_id=host, revision="r1", poll_seconds=1, instances=[]
-                    )
+                    answer = Assignments(host_id=host, revision="r1", poll_seconds=1, instances=[])
                     self._reply(200, answer.model_dump_json())
             else:
                 self._error(404, f"no route {self.path}")
@@ -256,7 +254,9 @@ class AgentHub:
             self.use_certificate(certificate)
         scheme = "https" if certificate else "http"
         self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
 
     def use_certificate(self, certificate: Certificate) -> None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -37,9 +37,9 @@ def agent(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str
     return code, captured.out, captured.err
 
 
-def join(capsys: pytest.CaptureFixture[str], hub: AgentHub, data: Path, *extra: str) -> tuple[
-    int, str, str
-]:
+def join(
+    capsys: pytest.CaptureFixture[str], hub: AgentHub, data: Path, *extra: str
+) -> tuple[int, str, str]:
     return agent(capsys, "join", hub.url, GOOD_TOKEN, "--data-dir", str(data), "--no-start", *extra)
 
 
@@ -130,8 +130,7 @@ def test_a_matching_fingerprint_is_accepted_as_written_by_either(
     given = (
         certificate.sha256
         if spelling == "agent"
-        else "sha256 Fingerprint="
-        + ":".join(digest[i : i + 2] for i in range(0, 64, 2)).upper()
+        else "sha256 Fingerprint=" + ":".join(digest[i : i + 2] for i in range(0, 64, 2)).upper()
     )
     code, _, err = join(capsys, hub, tmp_path / "agent", "--fingerprint", given)
     assert (code, err) == (0, "")
@@ -158,7 +157,8 @@ def test_a_fingerprint_is_only_for_https(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     with AgentHub(None).running() as plain:
-        code, _, err = join(capsys, plain, tmp_path / "agent", "--fingerprint", "sha256:" + "a" * 64)
+        fingerprint = "sha256:" + "a" * 64
+        code, _, err = join(capsys, plain, tmp_path / "agent", "--fingerprint", fingerprint)
         assert plain.agent_calls() == []
     assert code == 1
     assert err == "unity-agent: --fingerprint needs an https:// hub URL\n"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +138,11 @@ class Subject:
 
     def can_use(self, path: str) -> bool | None:
         """Read-write access to ``path`` by its mode bits; ``None`` when it does not exist."""
+        return self.may(path, "rw")
+
+    def may(self, path: str | os.PathLike[str], access: str) -> bool | None:
+        """Whether the mode bits of ``path`` give this subject ``access`` (letters
+        of ``"rwx"``); ``None`` when it does not exist. Root may do anything."""
         try:
             info = os.stat(path)
         except FileNotFoundError:
@@ -148,17 +152,18 @@ class Subject:
         if self.uid == 0:
             return True
         if info.st_uid == self.uid:
-            mask = stat.S_IRUSR | stat.S_IWUSR
+            shift = 6
         elif info.st_gid in self.gids:
-            mask = stat.S_IRGRP | stat.S_IWGRP
+            shift = 3
         else:
-            mask = stat.S_IROTH | stat.S_IWOTH
+            shift = 0
+        mask = sum({"r": 4, "w": 2, "x": 1}[letter] for letter in access) << shift
         return info.st_mode & mask == mask
 
 
 def _effective_capabilities() -> frozenset[str] | None:
     try:
-        status = Path("/proc/self/status").read_text(encoding="ascii")
+        status = Path("/proc/self/status").read_text(encoding="utf-8")
     except OSError:
         return None
     for line in status.splitlines():
@@ -189,10 +194,10 @@ def _verdict(need: Need, who: Subject) -> str:
         return "yes (root)"
     subject = "you are" if who.current else f"{who.name} is"
     parts: list[str] = []
-    for group in need.groups:
-        member = who.in_group(group)
-        if member is not None:
-            parts.append(f"{subject} in {group}: {'yes' if member else 'no'}")
+    present = {group: who.in_group(group) for group in need.groups}
+    members = [group for group, member in present.items() if member]
+    for group in members or [group for group, member in present.items() if member is not None]:
+        parts.append(f"{subject} in {group}: {'yes' if members else 'no'}")
     if need.groups and not parts:
         parts.append(f"no {' or '.join(need.groups)} group on this machine")
     if need.capabilities and who.capabilities is not None:

@@ -28,7 +28,14 @@ from unity_agent.capabilities import NEEDS, Subject, existing_groups, report
 from unity_agent.errors import CommandError
 from unity_agent.identity import IDENTITY_FILE
 
-__all__ = ["UNIT_NAME", "ServiceOptions", "agent_command", "install_service", "render_unit"]
+__all__ = [
+    "UNIT_NAME",
+    "ServiceOptions",
+    "agent_command",
+    "blocked_path",
+    "install_service",
+    "render_unit",
+]
 
 UNIT_NAME = "unity-agent.service"
 DEFAULT_USER = "unity-agent"
@@ -37,7 +44,10 @@ _USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 # changed, no identity), 2 a usage error: systemd stops there instead of looping.
 _FINAL_EXIT_STATUSES = "1 2"
 # Groups that give what root has: worth saying out loud.
-_AS_GOOD_AS_ROOT = ("disk", "docker")
+_AS_GOOD_AS_ROOT = {
+    "disk": "it reads and writes every disk, raw",
+    "docker": "it can start a privileged container",
+}
 
 
 @dataclass(frozen=True)
@@ -240,16 +250,24 @@ def _explain(
         service = dataclasses.replace(
             subject, gids=subject.gids | granted, capabilities=frozenset(capabilities)
         )
+        blocked = blocked_path(agent_command(), service)
+        if blocked is not None:
+            print(
+                f"warning: {options.user} cannot reach {blocked}, on the way to the agent's "
+                "executable: install the agent where it can (PIPX_HOME=/opt/pipx "
+                "PIPX_BIN_DIR=/usr/local/bin pipx install unity-agent), then install-service again",
+                file=sys.stderr,
+            )
         print("", file=out)
         for line in report(service):
             print(line, file=out)
-    strong = [group for group in groups if group in _AS_GOOD_AS_ROOT]
-    if strong:
-        print(
-            f"Note: {' and '.join(strong)} {'is' if len(strong) == 1 else 'are'} as good as "
-            "root (raw disks, the Docker socket); --without-group GROUP leaves one out.",
-            file=out,
-        )
+    for group in groups:
+        if group in _AS_GOOD_AS_ROOT:
+            print(
+                f"Note: the {group} group is as good as root ({_AS_GOOD_AS_ROOT[group]}); "
+                f"--without-group {group} leaves it out.",
+                file=out,
+            )
     if not options.capabilities and any(need.capabilities for need in NEEDS):
         print("Note: --capabilities grants CAP_SYS_RAWIO, for smartctl.", file=out)
     if options.dry_run:
@@ -260,6 +278,41 @@ def _explain(
         print("\nNext:", file=out)
         for step in steps:
             print(f"  {step}", file=out)
+
+
+def blocked_path(command: Sequence[str], who: Subject) -> Path | None:
+    """The first path on the way to the agent's executable (or to the
+    interpreter its ``#!`` line names, through symlinks) that ``who`` cannot
+    pass: a root-only home (``/root``) is the usual one. ``None`` when the
+    service user can start the agent."""
+    executable = Path(command[0])
+    targets = _hops(executable)
+    try:
+        with executable.open("rb") as script:
+            first = script.readline(512)
+    except OSError:
+        first = b""
+    if first.startswith(b"#!"):
+        words = first[2:].decode(errors="replace").split()
+        if words:
+            targets += _hops(Path(words[0]))
+    for target in targets:
+        for directory in reversed(target.parents):
+            if who.may(directory, "x") is False:
+                return directory
+        if who.may(target, "rx") is False:
+            return target
+    return None
+
+
+def _hops(path: Path) -> list[Path]:
+    """``path``, each link of its symlink chain, and where it ends: the kernel
+    passes through the directory of every one of them."""
+    hops = [path.absolute()]
+    while hops[-1].is_symlink() and len(hops) < 40:
+        hops.append(hops[-1].parent / os.readlink(hops[-1]))
+    hops.append(path.resolve())
+    return hops
 
 
 def _gid(group: str) -> int | None:
