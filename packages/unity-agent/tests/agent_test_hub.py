@@ -11,12 +11,15 @@ refused join sent nothing.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import secrets
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +28,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -283,3 +287,20 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def require_runtime() -> None:
+    """``run`` starts the runtime (unity_agent.runtime), which lands from its own
+    branch: skip until it is there, except under CI."""
+    if importlib.util.find_spec("unity_agent.runtime") is None:
+        reason = "unity_agent.runtime is not there yet"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs the agent: {reason}")
+        pytest.skip(reason)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -6,18 +6,23 @@ directory: a refused token, a hub that is down, a URL that is not http(s).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_test_hub import GOOD_TOKEN, AgentHub, closed_port, make_certificate
+from agent_test_hub import (
+    GOOD_TOKEN,
+    AgentHub,
+    closed_port,
+    make_certificate,
+    require_runtime,
+    wait_for,
+)
 
 from unity_agent.cli import main
 from unity_agent.identity import load_identity
@@ -234,25 +239,8 @@ def test_the_console_script_exits_non_zero_with_one_line(tmp_path: Path) -> None
     assert not (tmp_path / "agent").exists()
 
 
-def _require_runtime() -> None:
-    """``run`` starts the runtime (unity_agent.runtime), which lands from its own branch."""
-    if importlib.util.find_spec("unity_agent.runtime") is None:
-        reason = "unity_agent.runtime is not there yet"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs the agent: {reason}")
-        pytest.skip(reason)
-
-
-def _wait_for(predicate: object, timeout: float = 30.0) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_join_starts_the_agent_and_sigterm_stops_it_with_status_0(tmp_path: Path) -> None:
-    _require_runtime()
+    require_runtime()
     data = tmp_path / "agent"
     with AgentHub(make_certificate(tmp_path, "hub")[0]).running() as hub:
         process = subprocess.Popen(
@@ -262,7 +250,7 @@ def test_join_starts_the_agent_and_sigterm_stops_it_with_status_0(tmp_path: Path
             text=True,
         )
         try:
-            _wait_for(lambda: ("GET", "/api/agents/v1/assignments") in hub.agent_calls())
+            wait_for(lambda: ("GET", "/api/agents/v1/assignments") in hub.agent_calls())
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=30)
         finally:
@@ -272,7 +260,7 @@ def test_join_starts_the_agent_and_sigterm_stops_it_with_status_0(tmp_path: Path
 
 
 def test_run_exits_1_when_the_hub_refuses_the_key(tmp_path: Path) -> None:
-    _require_runtime()
+    require_runtime()
     data = tmp_path / "agent"
     with AgentHub(make_certificate(tmp_path, "hub")[0]).running() as hub:
         assert main(["join", hub.url, GOOD_TOKEN, "--data-dir", str(data), "--no-start"]) == 0

@@ -6,18 +6,29 @@ the real ``unity-agent`` command line.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from agent_test_hub import GOOD_TOKEN, AgentHub, Certificate, make_certificate
+from agent_test_hub import (
+    GOOD_TOKEN,
+    AgentHub,
+    Certificate,
+    make_certificate,
+    require_runtime,
+    wait_for,
+)
 
 from unity_agent.cli import main
+from unity_agent.errors import CommandError
 from unity_agent.identity import load_identity
-from unity_agent.tls import normalize_fingerprint
+from unity_agent.supervisor import run_until_stopped, watch_pin
+from unity_agent.tls import check_pin, normalize_fingerprint
 
 
 @pytest.fixture
@@ -225,3 +236,46 @@ def test_no_pin_trusts_the_system_cas_and_refuses_a_self_signed_hub(
 )
 def test_fingerprints_are_read_in_every_usual_spelling(text: str, expected: str | None) -> None:
     assert normalize_fingerprint(text) == expected
+
+
+async def test_the_pin_is_watched_while_the_agent_runs(tmp_path: Path) -> None:
+    first = make_certificate(tmp_path, "hub-one")[0]
+    second = make_certificate(tmp_path, "hub-two")[0]
+    data = tmp_path / "agent"
+    with AgentHub(first).running() as hub:
+        argv = ["join", hub.url, GOOD_TOKEN, "--data-dir", str(data), "--no-start"]
+        assert await asyncio.to_thread(main, argv) == 0
+        identity = load_identity(data)
+        watch = asyncio.create_task(watch_pin(identity, 0.05))
+        await asyncio.sleep(0.5)
+        assert not watch.done()  # the same certificate: it keeps watching
+        hub.use_certificate(second)
+        problem = await asyncio.wait_for(watch, 10)
+    assert problem == (
+        f"the hub's certificate changed: pinned {first.sha256}, now {second.sha256}; "
+        "if this is expected, join again with --force"
+    )
+    # A hub that is away is no reason to stop: the agent buffers.
+    assert await asyncio.to_thread(check_pin, identity) is None
+
+
+def test_a_certificate_that_changes_while_running_stops_the_agent(tmp_path: Path) -> None:
+    require_runtime()
+    first = make_certificate(tmp_path, "hub-one")[0]
+    second = make_certificate(tmp_path, "hub-two")[0]
+    data = tmp_path / "agent"
+    with AgentHub(first).running() as hub:
+        assert main(["join", hub.url, GOOD_TOKEN, "--data-dir", str(data), "--no-start"]) == 0
+
+        def swap_once_running() -> None:
+            wait_for(lambda: ("GET", "/api/agents/v1/assignments") in hub.agent_calls())
+            hub.use_certificate(second)
+
+        swapper = threading.Thread(target=swap_once_running)
+        swapper.start()
+        with pytest.raises(CommandError) as refused:
+            asyncio.run(run_until_stopped(load_identity(data), data, pin_check_seconds=0.1))
+        swapper.join()
+    assert str(refused.value).startswith(
+        f"the hub's certificate changed: pinned {first.sha256}, now {second.sha256}"
+    )

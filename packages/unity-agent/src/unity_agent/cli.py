@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -34,14 +33,11 @@ from unity_agent.identity import (
     ssl_context,
 )
 from unity_agent.service import DEFAULT_USER, ServiceOptions, install_service
+from unity_agent.supervisor import REFUSED_KEY
 from unity_agent.tls import check_pin
 from unity_sdk import HubAuthError, HubClient, HubError
 
 __all__ = ["build_parser", "main"]
-
-# EX_SOFTWARE: what a crash of `run` exits with (1 is kept for refusals).
-_CRASHED = 70
-_REFUSED_KEY = "the hub refused this agent's key (removed from the hub?)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,41 +186,22 @@ def _join(args: argparse.Namespace, data_dir: Path) -> int:
         print(f"\nNot started (--no-start). Run it: unity-agent run --data-dir {data_dir}")
         return 0
     print("\nRunning; stop with Ctrl-C. To run it as a service: unity-agent install-service")
-    return _run(identity, data_dir, checked=True)
+    return _run(identity, data_dir)
 
 
-def _run(identity: AgentIdentity, data_dir: Path, *, checked: bool = False) -> int:
+def _run(identity: AgentIdentity, data_dir: Path) -> int:
     """Run the agent until SIGTERM or SIGINT: exit 0. A changed certificate or
     a refused key is final (exit 1): restarting cannot fix either."""
-    problem = None if checked else check_pin(identity)
-    if problem is not None:
-        raise CommandError(problem)
+    from unity_agent.supervisor import CRASHED, run_until_stopped
+
     try:
-        return asyncio.run(_run_until_stopped(identity, data_dir))
+        return asyncio.run(run_until_stopped(identity, data_dir))
     except CommandError:
         raise
     except Exception:
         # Not 1: the service restarts after a crash, never after a refusal.
         logging.getLogger("unity_agent").exception("the agent stopped on an unexpected error")
-        return _CRASHED
-
-
-async def _run_until_stopped(identity: AgentIdentity, data_dir: Path) -> int:
-    # The runtime lands from its own branch; the ignore goes when it has.
-    from unity_agent.runtime import run_agent  # type: ignore[import-not-found,unused-ignore]
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await run_agent(identity, data_dir, stop=stop)
-    except HubAuthError:
-        raise CommandError(_REFUSED_KEY) from None
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-    return 0
+        return CRASHED
 
 
 def _status(identity: AgentIdentity, data_dir: Path) -> int:
@@ -246,7 +223,7 @@ def _status(identity: AgentIdentity, data_dir: Path) -> int:
         with _quiet_client(False):
             answer = asyncio.run(_assignments(identity))
     except HubAuthError:
-        print(f"hub answers:  no: {_REFUSED_KEY}")
+        print(f"hub answers:  no: {REFUSED_KEY}")
         return 1
     except HubError as exc:
         print(f"hub answers:  no: {exc}")
