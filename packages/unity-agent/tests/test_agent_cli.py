@@ -239,6 +239,23 @@ def test_the_console_script_exits_non_zero_with_one_line(tmp_path: Path) -> None
     assert not (tmp_path / "agent").exists()
 
 
+def test_the_token_can_come_from_stdin(tmp_path: Path) -> None:
+    """``-`` keeps the token out of ps and the shell's history."""
+    data = tmp_path / "agent"
+    with AgentHub(None).running() as hub:
+        argv = [str(AGENT), "join", hub.url, "-", "--data-dir", str(data), "--no-start"]
+        empty = subprocess.run(argv, input="", capture_output=True, text=True, timeout=60)
+        joined = subprocess.run(
+            argv, input=f"{GOOD_TOKEN}\n", capture_output=True, text=True, timeout=60
+        )
+        tokens = [join["token"] for join in hub.state.joins]
+    assert empty.returncode == 1
+    assert empty.stderr == "unity-agent: no enrollment token (stdin was empty)\n"
+    assert joined.returncode == 0, joined.stderr
+    assert tokens == [GOOD_TOKEN]
+    assert load_identity(data).host_id
+
+
 def test_join_starts_the_agent_and_sigterm_stops_it_with_status_0(tmp_path: Path) -> None:
     require_runtime()
     data = tmp_path / "agent"

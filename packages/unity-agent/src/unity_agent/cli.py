@@ -54,20 +54,29 @@ def build_parser() -> argparse.ArgumentParser:
             "--data-dir",
             type=Path,
             default=None,
+            metavar="DIR",
             help="where the agent keeps its identity and buffer (default: $UNITY_AGENT_DIR, "
             "/var/lib/unity-agent for root, ~/.local/state/unity-agent otherwise)",
         )
         return sub
 
     join = with_data_dir(commands.add_parser("join", help="enroll this host with a hub, then run"))
-    join.add_argument("url", help="the hub's address, e.g. https://hub.lan:8443")
+    join.add_argument("url", metavar="URL", help="the hub's address, e.g. https://hub.lan:8443")
     join.add_argument(
-        "token", metavar="ENROLLMENT_TOKEN", help="from `unity token create --enroll`"
+        "token",
+        metavar="ENROLLMENT_TOKEN",
+        help="from `unity token create --enroll`; - reads it from stdin (out of ps and history)",
     )
-    join.add_argument("--hostname", help="the name the hub shows (default: this machine's)")
-    join.add_argument("--host-id", help="the id to ask for (default: from the hostname)")
     join.add_argument(
-        "--fingerprint", help="refuse a hub whose certificate is not this sha256:... fingerprint"
+        "--hostname", metavar="NAME", help="the name the hub shows (default: this machine's)"
+    )
+    join.add_argument(
+        "--host-id", metavar="ID", help="the id to ask for (default: from the hostname)"
+    )
+    join.add_argument(
+        "--fingerprint",
+        metavar="SHA256",
+        help="refuse a hub whose certificate is not this sha256:... fingerprint",
     )
     join.add_argument(
         "--no-pin",
@@ -84,8 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     service = with_data_dir(
         commands.add_parser("install-service", help="write a systemd unit for the agent")
     )
-    service.add_argument("--user", default=DEFAULT_USER, help="run as (default: %(default)s)")
-    service.add_argument("--unit-dir", type=Path, default=Path("/etc/systemd/system"))
+    service.add_argument(
+        "--user", metavar="NAME", default=DEFAULT_USER, help="run as (default: %(default)s)"
+    )
+    service.add_argument(
+        "--unit-dir",
+        type=Path,
+        metavar="DIR",
+        default=Path("/etc/systemd/system"),
+        help="where the unit goes (default: %(default)s)",
+    )
     service.add_argument("--dry-run", action="store_true", help="print the unit, write nothing")
     service.add_argument(
         "--enable", action="store_true", help="also run systemctl daemon-reload, enable --now"
@@ -106,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     capabilities = commands.add_parser(
         "capabilities", help="which plugins need which group or capability, checked here"
     )
-    capabilities.add_argument("--user", help="check this user instead of the current one")
+    capabilities.add_argument(
+        "--user", metavar="NAME", help="check this user instead of the current one"
+    )
     return parser
 
 
@@ -128,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"unity-agent: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C during a join or a status: nothing was written, say no more.
+        print("unity-agent: interrupted", file=sys.stderr)
+        return 130
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -167,9 +190,12 @@ def _identity(data_dir: Path) -> AgentIdentity:
 def _join(args: argparse.Namespace, data_dir: Path) -> int:
     from unity_agent.join import JoinRequestOptions, join
 
+    token = sys.stdin.readline().strip() if args.token == "-" else args.token
+    if not token:
+        raise CommandError("no enrollment token (stdin was empty)")
     options = JoinRequestOptions(
         url=args.url,
-        token=args.token,
+        token=token,
         data_dir=data_dir,
         hostname=args.hostname,
         host_id=args.host_id,
