@@ -6,6 +6,7 @@ directory: a refused token, a hub that is down, a URL that is not http(s).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -293,3 +294,17 @@ def test_run_exits_1_when_the_hub_refuses_the_key(tmp_path: Path) -> None:
     assert result.stderr.splitlines()[-1] == (
         "unity-agent: the hub refused this agent's key (removed from the hub?)"
     )
+
+
+def test_the_command_line_loads_nothing_of_the_hub() -> None:
+    probe = (
+        "import json, sys\n"
+        "import unity_agent.cli, unity_agent.join, unity_agent.service, unity_agent.supervisor\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    roots = {name.split(".")[0] for name in json.loads(output)}
+    assert "unity_agent" in roots
+    assert not roots & {"unity", "fastapi", "sqlalchemy", "starlette", "uvicorn", "typer", "rich"}

@@ -163,35 +163,71 @@ def test_odd_characters_in_paths_are_quoted_for_systemd(tmp_path: Path) -> None:
     systemd_verify(unit)
 
 
-def test_an_existing_user_gets_the_data_dir_and_enable_runs_systemctl(
+def _reach_warning(user: str) -> str | None:
+    """What install-service says when ``user`` cannot start this very agent
+    (the interpreter may live under a root-only home), or None."""
+    blocked = blocked_path([AGENT], Subject.user(user) or pytest.fail(f"no user {user}"))
+    if blocked is None:
+        return None
+    return (
+        f"{user} cannot reach {blocked}, on the way to the agent's executable: install the "
+        "agent where it can (PIPX_HOME=/opt/pipx PIPX_BIN_DIR=/usr/local/bin pipx install "
+        "unity-agent), then install-service again"
+    )
+
+
+def test_an_existing_user_gets_the_data_dir_and_is_checked(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, data: Path, systemctl_calls: Path
 ) -> None:
     if os.geteuid() != 0:
         pytest.skip("handing the data directory to another user needs root")
     daemon = pwd.getpwnam("daemon")
     units = tmp_path / "units"
-    argv = ["--data-dir", str(data), "--unit-dir", str(units), "--user", "daemon", "--enable"]
+    argv = ["--data-dir", str(data), "--unit-dir", str(units), "--user", "daemon"]
     code, out, err = install(capsys, *argv)
     assert code == 0
-    # Where the interpreter lives under a root-only home, the command says so.
-    blocked = blocked_path([AGENT], Subject.user("daemon") or pytest.fail("no daemon user"))
-    assert err == (
-        ""
-        if blocked is None
-        else f"warning: daemon cannot reach {blocked}, on the way to the agent's executable: "
-        "install the agent where it can (PIPX_HOME=/opt/pipx PIPX_BIN_DIR=/usr/local/bin pipx "
-        "install unity-agent), then install-service again\n"
-    )
+    warning = _reach_warning("daemon")
+    assert err == ("" if warning is None else f"warning: {warning}\n")
     systemd_verify(units / "unity-agent.service")
     assert (data.stat().st_uid, (data / "agent.json").stat().st_uid) == (daemon.pw_uid,) * 2
     assert f"Gave {data} to daemon." in out
     assert "What the agent can see as daemon" in out
     assert "daemon is in disk: yes" in out  # SupplementaryGroups counts
+    assert not systemctl_calls.exists()
+
+
+def test_enable_runs_systemctl_once_the_unit_is_written(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, data: Path, systemctl_calls: Path
+) -> None:
+    units = tmp_path / "units"
+    argv = ["--data-dir", str(data), "--unit-dir", str(units), "--user", "root", "--enable"]
+    code, out, err = install(capsys, *argv)
+    assert (code, err) == (0, "")
+    lines = (units / "unity-agent.service").read_text().splitlines()
+    assert "User=root" in lines
+    assert not any(line.startswith("SupplementaryGroups=") for line in lines)
     assert systemctl_calls.read_text().splitlines() == [
         "daemon-reload",
         "enable --now unity-agent.service",
     ]
+    assert "$ systemctl enable --now unity-agent.service" in out
     assert "Next:" not in out
+
+
+def test_enable_refuses_a_user_that_cannot_start_the_agent(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, data: Path, systemctl_calls: Path
+) -> None:
+    units = tmp_path / "units"
+    argv = ["--data-dir", str(data), "--unit-dir", str(units), "--user", "daemon", "--enable"]
+    code, _, err = install(capsys, *argv)
+    warning = _reach_warning("daemon")
+    if warning is None:  # an agent installed where every user can reach it
+        assert (code, err) == (0, "")
+        assert systemctl_calls.exists()
+    else:
+        assert (code, err) == (1, f"unity-agent: {warning}\n")
+        assert not units.exists()
+        assert not systemctl_calls.exists()
 
 
 def test_enable_with_a_missing_user_writes_nothing(

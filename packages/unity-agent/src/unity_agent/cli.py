@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
-    data_dir: Path = getattr(args, "data_dir", None) or default_data_dir()
+    data_dir: Path = (getattr(args, "data_dir", None) or default_data_dir()).absolute()
     try:
         if args.command == "join":
             return _join(args, data_dir)
@@ -209,7 +209,10 @@ def _join(args: argparse.Namespace, data_dir: Path) -> int:
     for line in report():
         print(line)
     if args.no_start:
-        print(f"\nNot started (--no-start). Run it: unity-agent run --data-dir {data_dir}")
+        print(
+            f"\nNot started (--no-start). As a service: unity-agent install-service "
+            f"--data-dir {data_dir}; in the foreground: unity-agent run --data-dir {data_dir}"
+        )
         return 0
     print("\nRunning; stop with Ctrl-C. To run it as a service: unity-agent install-service")
     return _run(identity, data_dir)

@@ -192,6 +192,17 @@ def install_service(options: ServiceOptions, out: TextIO | None = None) -> Path:
         if options.capabilities and not root
         else []
     )
+    service = _service_subject(options.user, groups, capabilities)
+    blocked = blocked_path(agent_command(), service) if service is not None else None
+    if blocked is not None:
+        message = (
+            f"{options.user} cannot reach {blocked}, on the way to the agent's executable: "
+            "install the agent where it can (PIPX_HOME=/opt/pipx PIPX_BIN_DIR=/usr/local/bin "
+            "pipx install unity-agent), then install-service again"
+        )
+        if options.enable:
+            raise CommandError(message)
+        print(f"warning: {message}", file=sys.stderr)
     text = render_unit(
         command=agent_command(),
         data_dir=data_dir,
@@ -216,7 +227,7 @@ def install_service(options: ServiceOptions, out: TextIO | None = None) -> Path:
         if account is not None and os.geteuid() == 0 and joined:
             _hand_over(data_dir, account)
             print(f"Gave {data_dir} to {options.user}.", file=out)
-    _explain(options, account, groups, capabilities, out)
+    _explain(options, service, groups, out)
     if options.enable and not options.dry_run:
         for argv in (["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", UNIT_NAME]):
             print(f"$ {' '.join(argv)}", file=out)
@@ -228,36 +239,30 @@ def install_service(options: ServiceOptions, out: TextIO | None = None) -> Path:
     return path
 
 
+def _service_subject(user: str, groups: list[str], capabilities: list[str]) -> Subject | None:
+    """The service's user as systemd will run it: with the unit's groups and
+    capabilities. ``None`` when there is no such user yet."""
+    subject = Subject.user(user)
+    if subject is None:
+        return None
+    granted = frozenset(gid for gid in (_gid(group) for group in groups) if gid is not None)
+    return dataclasses.replace(
+        subject, gids=subject.gids | granted, capabilities=frozenset(capabilities)
+    )
+
+
 def _explain(
-    options: ServiceOptions,
-    account: pwd.struct_passwd | None,
-    groups: list[str],
-    capabilities: list[str],
-    out: TextIO,
+    options: ServiceOptions, service: Subject | None, groups: list[str], out: TextIO
 ) -> None:
     """What the service will see, and the commands that are left to run."""
     steps: list[str] = []
-    if account is None:
+    if service is None:
         steps.append(
             f"useradd --system --home-dir {options.data_dir.absolute()} "
             f"--shell /usr/sbin/nologin {options.user}"
         )
         steps.append(f"chown -R {options.user}: {options.data_dir.absolute()}")
     else:
-        subject = Subject.user(options.user)
-        assert subject is not None
-        granted = frozenset(gid for gid in (_gid(group) for group in groups) if gid is not None)
-        service = dataclasses.replace(
-            subject, gids=subject.gids | granted, capabilities=frozenset(capabilities)
-        )
-        blocked = blocked_path(agent_command(), service)
-        if blocked is not None:
-            print(
-                f"warning: {options.user} cannot reach {blocked}, on the way to the agent's "
-                "executable: install the agent where it can (PIPX_HOME=/opt/pipx "
-                "PIPX_BIN_DIR=/usr/local/bin pipx install unity-agent), then install-service again",
-                file=sys.stderr,
-            )
         print("", file=out)
         for line in report(service):
             print(line, file=out)
