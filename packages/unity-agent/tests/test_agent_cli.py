@@ -132,6 +132,15 @@ def test_a_url_that_is_not_a_hub_address_is_refused_before_any_connection(
     assert not (tmp_path / "agent").exists()
 
 
+def test_the_url_is_kept_in_one_spelling(
+    capsys: pytest.CaptureFixture[str], hub: AgentHub, tmp_path: Path
+) -> None:
+    scheme, rest = hub.url.split("://")
+    code, _, err = join(capsys, f"{scheme.upper()}://{rest}/", tmp_path / "agent")
+    assert code == 0, err
+    assert load_identity(tmp_path / "agent").hub_url == hub.url
+
+
 def test_a_lost_answer_is_retried_with_the_same_key_secret(
     capsys: pytest.CaptureFixture[str], hub: AgentHub, tmp_path: Path
 ) -> None:

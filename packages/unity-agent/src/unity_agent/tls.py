@@ -78,7 +78,8 @@ def hub_url(url: str) -> str:
         raise CommandError(f"the hub URL has no host (got {url!r})")
     if parts.query or parts.fragment:
         raise CommandError(f"the hub URL must not have a query or fragment (got {url!r})")
-    return url.strip().rstrip("/")
+    # geturl() writes the scheme as urlsplit read it: lower case.
+    return parts.geturl().rstrip("/")
 
 
 def _address(url: str) -> tuple[str, int]:
