@@ -81,6 +81,14 @@ async def _age(url: str, host_id: str) -> None:
         await db.dispose()
 
 
+def _fits_a_phone(page: Any, name: str) -> None:
+    page.set_viewport_size({"width": 375, "height": 812})
+    screenshot(page, name)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert width <= 375, f"{name}: the page is {width} px wide"
+
+
 def _in_thread(work: Coroutine[Any, Any, T]) -> T:
     """Run ``work`` to the end on its own event loop (Playwright's owns this thread)."""
     with ThreadPoolExecutor(1) as pool:
@@ -135,6 +143,7 @@ def test_hosts_in_the_browser(hub: Hub, browser_context: Callable[..., Any]) -> 
     )
     screenshot(page, "hosts-overview-desktop")
     shutil.copyfile(SCREENSHOTS / "hosts-overview-desktop.png", OVERVIEW_SHOT)
+    _fits_a_phone(page, "hosts-overview-375")
 
     # The host page: accept a proposal with a stored credential, dismiss another.
     nas.locator("h3 a").click()
@@ -163,6 +172,7 @@ def test_hosts_in_the_browser(hub: Hub, browser_context: Callable[..., Any]) -> 
     page.click("form[data-api-form$='/plugins'] button[type=submit]")
     page.locator("[data-key='instance-process-monitor@nas']").wait_for()
     screenshot(page, "host-page-desktop")
+    _fits_a_phone(page, "host-page-375")
 
     # The instance's own plugin page works with its "@" id.
     page.click("[data-key='instance-postgres@nas'] th a")
