@@ -25,6 +25,7 @@ from unity.api.routes import (
     credentials,
     enrollment,
     external,
+    hosts,
     plugins,
     servers,
     silences,
@@ -34,6 +35,7 @@ from unity.auth.sessions import end_dead_sessions
 from unity.auth.tokens import Scope, create_token, has_admin_token
 from unity.credentials import CredentialStore, load_keyring
 from unity.notify.dispatcher import Dispatcher
+from unity.plugins.hosts import ensure_hub_host
 from unity.plugins.loader import PluginLoader
 from unity.plugins.manager import PluginManager
 from unity.plugins.reloader import watch_installs, watch_plugins
@@ -101,6 +103,8 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
         app.state.retention = retention
         app.state.rollups = rollups = Rollups(db, settings, manager.leases)
         await end_dead_sessions(db)
+        # The hub's own machine is a host like the agents' (its card comes first).
+        await ensure_hub_host(db, settings)
         token = await bootstrap_admin_token(db, settings) if settings.bootstrap_token else None
         await manager.start()
         # Notifications: the alert engine submits to it; its loop delivers from the outbox.
@@ -150,6 +154,7 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
     app.include_router(system.router)
     app.include_router(external.router)
     app.include_router(plugins.router)
+    app.include_router(hosts.router)
     app.include_router(enrollment.router)
     app.include_router(credentials.router)
     app.include_router(servers.router)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,7 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from unity_sdk import RETENTION_KEY
+from unity_sdk import HOST_ID_PATTERN, RETENTION_KEY, host_id_for
 
 __all__ = ["Settings", "default_data_dir", "get_settings"]
 
@@ -64,6 +65,12 @@ class Settings(BaseSettings):
     hostname: str = Field(
         default_factory=socket.gethostname,
         description="Host name recorded with metrics the hub collects locally.",
+    )
+    host_id: str = Field(
+        default="",
+        description="This machine's id among the hosts (the hub's own host card, and the "
+        "`@host` of plugin instances). Empty: derived from UNITY_HOSTNAME "
+        "(`NAS-01.lan` -> `nas-01`).",
     )
     autoenable: list[str] = Field(
         default_factory=lambda: list(DEFAULT_AUTOENABLE),
@@ -367,6 +374,17 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or network") from None
         return value
+
+    @model_validator(mode="after")
+    def _own_host_id(self) -> Settings:
+        if not self.host_id:
+            self.host_id = host_id_for(self.hostname)
+        elif not re.fullmatch(HOST_ID_PATTERN, self.host_id):
+            raise ValueError(
+                "host_id must be lower-case letters, digits and inner hyphens, "
+                "at most 24 characters"
+            )
+        return self
 
     @field_validator("public_url")
     @classmethod

@@ -20,10 +20,12 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from tests.support.hosts import add_agent_host, add_proposal
 from unity.auth.external import issue_plugin_key
 from unity.auth.tokens import Scope, create_token, revoke_token
 
 PLUGIN = "ext-a"
+HOST = "matrix-host"
 OTHER_PLUGIN = "ext-b"
 CREDENTIAL = "matrix-cred"
 SERVER = "matrix-server"
@@ -78,6 +80,7 @@ class World:
     enrollment_id: str = ""
     victim_key_id: str = ""
     audit_actor: str = ""
+    proposal_id: int = 0
 
     def params(self, template: str) -> dict[str, str]:
         """Values for the path parameters of ``template``: existing objects."""
@@ -92,6 +95,8 @@ class World:
             "fingerprint": "0" * 32,
             "silence_id": "1",
             "window_id": "1",
+            "host_id": HOST,
+            "proposal_id": str(self.proposal_id),
         }
 
     def fill(self, template: str) -> str:
@@ -199,6 +204,9 @@ async def populate(app: FastAPI) -> World:
             session, plugin_id=PLUGIN, hostname="spare", enrollment_id=None
         )
     world.victim_key_id = spare.id
+    # An agent's host with an open proposal (the host pages and /api/hosts/...).
+    await add_agent_host(app.state.db, HOST, with_key=False)
+    world.proposal_id = await add_proposal(app.state.db, HOST, "matrix:1", "redis")
     world.bearer = {
         "malformed": "unity_not-a-token",
         "revoked": revoked.value,

@@ -47,7 +47,9 @@ async def test_every_state_is_counted_and_uninstalled_code_is_not_loaded(app: Fa
     assert [p.id for p in overview.plugins] == ["counter", "gone"]
     assert overview.disabled == 1
     assert [h.name for h in overview.hosts] == ["test-host"]
-    assert overview.hosts[0].plugins == ["counter"], "the row left behind sent nothing"
+    hub = overview.hosts[0]
+    assert hub.kind == "hub"
+    assert [p.id for p in hub.plugins] == ["counter"], "the row left behind is not the hub's"
 
 
 async def test_a_host_goes_stale_after_the_missed_intervals(app: FastAPI) -> None:

@@ -54,6 +54,9 @@ _DESCRIPTIONS = {
 # Routes that reach the credentials store or a server over SSH may fail upstream.
 _UPSTREAM_PREFIXES = (
     "/api/servers",
+    # A credential referenced in a plugin's config is looked up in the store.
+    "/api/hosts/{host_id}/plugins",
+    "/api/hosts/{host_id}/proposals/{proposal_id}/accept",
     "/api/credentials",
     "/api/plugins/v2/{plugin_id}/config",
     "/api/alerts/channels",

@@ -2,7 +2,7 @@
 
 ``serve`` and the ``db``/``token`` groups work on this machine's settings and
 database; the ``plugins`` group talks to a running hub over HTTP, found with
-the global ``--url`` and ``--token``.
+the global ``--url`` and ``--token``, as do ``hosts`` and ``discover``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import typer
 
 from unity.cli import alerts, author, credentials, db, master_key, plugins, servers, tokens
 from unity.cli.channels import channels_app
+from unity.cli.hosts import discover_app, hosts_app
 from unity.cli.root import new_app
 from unity.cli.serve import serve
 
@@ -23,6 +24,8 @@ app = new_app()
 app.add_typer(db.app, name="db")
 app.add_typer(tokens.app, name="token")
 app.add_typer(plugins.app, name="plugins")
+app.add_typer(hosts_app, name="hosts")
+app.add_typer(discover_app, name="discover")
 app.add_typer(author.app, name="author")
 credentials.app.command("rotate-master-key")(master_key.rotate_master_key)
 app.add_typer(credentials.app, name="credentials")

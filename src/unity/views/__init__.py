@@ -7,6 +7,8 @@ plugin has one metadata source and one state wherever it appears:
   :class:`~unity_sdk.PluginState` (:func:`plugin_metadata`, :func:`state_of`).
 - :mod:`unity.views.history`: a plugin's runs, documents and metric series.
 - :mod:`unity.views.overview`: the dashboard's overview (hosts, state counts).
+- :mod:`unity.views.hosts`: host cards (the hub's own and the agents'), a host's
+  plugins and discovery proposals; :mod:`unity.views.readings` their numbers.
 - :mod:`unity.views.alerts`: active alerts, their history and firing periods,
   the rules in force and the threshold lines charts draw, silences, maintenance.
 - :mod:`unity.views.channels`: notification channels and the delivery log.
@@ -44,16 +46,19 @@ from unity.views.history import (
     registered,
     state_events,
 )
+from unity.views.hosts import HostDetail, ProposalView, host_cards, host_detail, host_proposals
 from unity.views.overview import HostCard, Overview, build_overview, count_states
 
 __all__ = [
     "HealthView",
     "HostCard",
+    "HostDetail",
     "ItemSeries",
     "Overview",
     "PluginDetailView",
     "PluginView",
     "Point",
+    "ProposalView",
     "QueryError",
     "Series",
     "build_overview",
@@ -63,6 +68,9 @@ __all__ = [
     "executions",
     "expected_interval",
     "external_plugins",
+    "host_cards",
+    "host_detail",
+    "host_proposals",
     "is_stale",
     "load_failures",
     "metric_documents",

@@ -282,10 +282,12 @@ async def every_plugin(
 
 
 async def external_plugins(session: AsyncSession, manager: PluginManager) -> list[PluginDetailView]:
-    """Every external plugin in detail (when each last reported, its health details)."""
+    """Every external plugin in detail (when each last reported, its health details).
+
+    Plugin instances of agents' hosts are not among them: their host's page lists them."""
     rows = await registry.list_plugins(session, external=True, limit=1_000_000)
     now = utcnow()
-    return [detail_of(manager, row, now=now) for row in rows]
+    return [detail_of(manager, row, now=now) for row in rows if row.host_id is None]
 
 
 def load_failures(manager: PluginManager) -> Sequence[LoadFailure]:

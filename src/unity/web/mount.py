@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from unity.web import admin, alerts, channels, login, pages
+from unity.web import admin, alerts, channels, hosts, login, pages
 from unity.web.common import ForbiddenPageError, LoginRequiredError, login_redirect, render
 
 __all__ = ["mount_dashboard"]
@@ -45,6 +45,7 @@ def mount_dashboard(app: FastAPI) -> None:
     app.include_router(login.router)
     app.include_router(pages.router)
     app.include_router(admin.router)
+    app.include_router(hosts.router)
     app.include_router(channels.router)
     app.include_router(alerts.router)
     app.mount("/static", StaticFiles(packages=[("unity.web", "static")]), name="static")

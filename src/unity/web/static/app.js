@@ -312,6 +312,13 @@
       }
       if (type === "integer" || type === "number") {
         put(body, input.name, Number.isNaN(Number(raw)) ? raw : Number(raw));
+      } else if (type === "json") {
+        /* Sent as typed when it is not JSON: the API's 422 then names the field. */
+        try {
+          put(body, input.name, JSON.parse(raw));
+        } catch (err) {
+          put(body, input.name, raw);
+        }
       } else if (type === "datetime") {
         put(body, input.name, new Date(raw).toISOString());
       } else {
@@ -353,7 +360,9 @@
       try {
         const data = await api(method, url, body);
         toast(fill(button.dataset.done || "Done", data));
-        await refreshMain();
+        /* A button whose change removes the page itself (a host) goes elsewhere. */
+        if (button.dataset.then) location.assign(button.dataset.then);
+        else await refreshMain();
       } catch (err) {
         fail(err);
       }
