@@ -31,11 +31,11 @@ from unity_sdk import (
     HealthStatus,
     HostPlatform,
     HubClient,
+    HubError,
     HubRequestError,
     HubUnavailableError,
     PluginBase,
     check_plugin_class,
-    error_lines,
     validate_config,
 )
 
@@ -188,7 +188,16 @@ class Agent:
         try:
             validated = validate_config(metadata, assignment.config)
         except ConfigError as exc:
-            raise ConfigError(f"{exc}: {'; '.join(error_lines(exc.errors))}") from None
+            # The fields only: a schema's message may quote the value, and configs hold
+            # resolved credentials. The hub checked this config by the same rules, so
+            # a refusal here means its catalogue and this agent's differ.
+            fields = sorted(
+                {".".join(str(p) for p in e.get("loc", ())) or "(root)" for e in exc.errors}
+            )
+            raise ConfigError(
+                f"{exc} (fields: {', '.join(fields)}); the hub's catalogue differs from "
+                f"this agent's (unity-agent {self.platform.agent_version})"
+            ) from None
         if validated.targets:
             raise ConfigError("targets (other hosts over SSH) are the hub's: an agent runs locally")
         return cls(config=validated.plugin)
@@ -240,12 +249,14 @@ class Agent:
             await self.poll_once()
             await _wait(stop, self.poll_seconds)
 
-    async def close(self) -> None:
-        """Stop every instance (runs in flight get ``STOP_GRACE``), then a last send."""
+    async def close(self, *, send: bool = True) -> None:
+        """Stop every instance (runs in flight get ``STOP_GRACE``), then a last send
+        (not when the key was refused: what is left stays spooled)."""
         instances, self.instances = list(self.instances.values()), {}
         await asyncio.gather(*(i.stop(STOP_GRACE) for i in instances))
-        with contextlib.suppress(TimeoutError, HubUnavailableError, HubRequestError):
-            async with asyncio.timeout(STOP_GRACE):
-                await self.sender.flush()
+        if send:
+            with contextlib.suppress(TimeoutError, HubError):
+                async with asyncio.timeout(STOP_GRACE):
+                    await self.sender.flush()
         if len(self.spool):
             log.info("stopping with %d sample(s) spooled for the next start", len(self.spool))

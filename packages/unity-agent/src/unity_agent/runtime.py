@@ -75,9 +75,9 @@ async def run_agent(
         identity.api_key,
         verify=ssl_context(identity),
         transport=transport,
-        # The agent's own loops retry: one request never waits long.
-        max_retries=2,
-        backoff_max=2.0,
+        # The agent's loops retry (the poll, the sender's backoff) and log an outage
+        # once: one request never waits, nor logs, on its own.
+        max_retries=0,
     )
     spool = Spool(data_dir / SPOOL_FILE, max_samples=spool_samples)
     try:
@@ -114,7 +114,7 @@ async def _serve_until(agent: Agent, stop: asyncio.Event) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await agent.close()
+        await agent.close(send=not isinstance(fatal, HubAuthError))
     if isinstance(fatal, HubAuthError):
         log.error(
             "the hub refused this agent's key (revoked, or the host was removed): %s. "
