@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -138,16 +139,17 @@ class FakeAgentHub:
             self.refuse_samples_with in s.data for s in batch.samples
         ):
             return _error(422, "sample 0 is invalid; nothing was stored")
-        if batch.batch_id in self.batch_ids:
+        duplicate = batch.batch_id in self.batch_ids
+        if duplicate:
             self.duplicates += 1
-            return 200, {"stored": 0, "duplicate": True}
-        self.batch_ids.append(batch.batch_id)
-        stored = self.samples.setdefault(instance_id, [])
-        stored.extend(s.model_dump(mode="json") for s in batch.samples)
+        else:
+            self.batch_ids.append(batch.batch_id)
+            stored = self.samples.setdefault(instance_id, [])
+            stored.extend(s.model_dump(mode="json") for s in batch.samples)
         if self.lose_answers:
             self.lose_answers -= 1
             return _error(503, "stored, but the answer is lost")
-        return 200, {"stored": len(batch.samples), "duplicate": False}
+        return 200, {"stored": 0 if duplicate else len(batch.samples), "duplicate": duplicate}
 
     def _health(self, instance_id: str, body: bytes) -> tuple[int, Any]:
         report = _parse(HealthReport, body)
@@ -172,8 +174,9 @@ class FakeAgentHub:
                     self.send_response(503)
                     self.end_headers()
                     return
+                path = unquote(urlsplit(self.path).path)  # as httpx's request.url.path
                 status, answer = fake.handle(
-                    self.command, self.path, self.headers.get("Authorization", ""), body
+                    self.command, path, self.headers.get("Authorization", ""), body
                 )
                 data = json.dumps(answer).encode()
                 self.send_response(status)
