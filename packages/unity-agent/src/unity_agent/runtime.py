@@ -70,10 +70,13 @@ async def run_agent(
         from unity_catalogue import BUILTIN_PLUGINS
 
         plugins = BUILTIN_PLUGINS
+    # Plain http never uses a TLS context: none is made (loading the system's CAs
+    # would cost the agent a megabyte of memory for nothing).
+    secure = identity.hub_url.lower().startswith("https:")
     hub = HubClient(
         identity.hub_url,
         identity.api_key,
-        verify=ssl_context(identity),
+        verify=ssl_context(identity) if secure else False,
         transport=transport,
         # The agent's loops retry (the poll, the sender's backoff) and log an outage
         # once: one request never waits, nor logs, on its own.
