@@ -31,7 +31,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unity_agent.agent import Agent
 from unity_agent.identity import (
@@ -46,6 +46,9 @@ from unity_agent.scheduler import Timing
 from unity_agent.spool import DEFAULT_MAX_SAMPLES, SPOOL_FILE, Spool
 from unity_sdk import HubAuthError, HubClient, PluginBase
 
+if TYPE_CHECKING:
+    import httpx
+
 __all__ = ["main", "run_agent", "serve"]
 
 log = logging.getLogger("unity_agent")
@@ -57,14 +60,14 @@ async def run_agent(
     *,
     stop: asyncio.Event,
     plugins: Sequence[type[PluginBase[Any]]] | None = None,
-    transport: Any = None,
+    transport: httpx.AsyncBaseTransport | None = None,
     spool_samples: int = DEFAULT_MAX_SAMPLES,
     timing: Timing | None = None,
 ) -> None:
     """Run the agent until ``stop`` is set; ``HubAuthError`` when the hub refuses its key.
 
     ``plugins`` defaults to the catalogue (``unity_catalogue.BUILTIN_PLUGINS``);
-    ``transport`` (an ``httpx.AsyncBaseTransport``) replaces the network in tests.
+    ``transport`` replaces the network in tests (``httpx.MockTransport``).
     """
     if plugins is None:
         from unity_catalogue import BUILTIN_PLUGINS

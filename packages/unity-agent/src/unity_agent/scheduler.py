@@ -10,6 +10,11 @@ of a CPU core spaces the next one. Every run is bounded by its timeout.
 
 A run's document becomes a sample handed to ``on_sample`` (the spool); the
 health it gives (``assess``, or the failure) is handed to ``on_health``.
+
+Every instance runs on its own worker thread (:mod:`unity_agent.worker`), as
+the hub runs plugins in ``thread`` isolation. The agent has no ``process``
+isolation: a plugin declaring it runs on its thread too (no catalogue plugin
+declares it; the agent is a process of its own, away from the hub).
 """
 
 from __future__ import annotations
