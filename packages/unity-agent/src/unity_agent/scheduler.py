@@ -30,6 +30,7 @@ from typing import Any
 
 from unity_agent.worker import Worker
 from unity_sdk import (
+    DEFAULT_CPU_SHARE,
     DEFAULT_JITTER,
     DEFAULT_MAX_BACKOFF,
     DEFAULT_MAX_DOCUMENT_BYTES,
@@ -50,14 +51,12 @@ from unity_sdk import (
     tick_jitter,
 )
 
-__all__ = ["DEFAULT_CPU_SHARE", "HOOK_TIMEOUT", "Instance", "RunOutcome", "Timing", "describe"]
+__all__ = ["HOOK_TIMEOUT", "Instance", "RunOutcome", "Timing", "describe"]
 
 log = logging.getLogger("unity_agent")
 
 # How long on_enable and on_disable may take (the hub's HOOK_TIMEOUT).
 HOOK_TIMEOUT = 30.0
-# The share of one core a plugin may use on average (the hub's default).
-DEFAULT_CPU_SHARE = 0.1
 MAX_ERROR_CHARS = 2000
 
 

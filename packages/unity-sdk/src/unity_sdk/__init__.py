@@ -83,6 +83,7 @@ from unity_sdk._rules import (
 )
 from unity_sdk._runner import CommandResult, LocalRunner, Runner
 from unity_sdk._schedule import (
+    DEFAULT_CPU_SHARE,
     DEFAULT_JITTER,
     DEFAULT_MAX_BACKOFF,
     MAX_BACKOFF_EXPONENT,
@@ -163,6 +164,7 @@ __all__ = [
     "AGENT_KEY_PREFIX",
     "API_KEY_PREFIX",
     "CREDENTIAL_REF",
+    "DEFAULT_CPU_SHARE",
     "DEFAULT_JITTER",
     "DEFAULT_MAX_BACKOFF",
     "DEFAULT_MAX_DOCUMENT_BYTES",

@@ -26,6 +26,7 @@ timer per plugin that applies them:
 from __future__ import annotations
 
 __all__ = [
+    "DEFAULT_CPU_SHARE",
     "DEFAULT_JITTER",
     "DEFAULT_MAX_BACKOFF",
     "MAX_BACKOFF_EXPONENT",
@@ -39,6 +40,8 @@ __all__ = [
     "tick_jitter",
 ]
 
+# The share of one CPU core a plugin's code may use on average (cpu_share_delay).
+DEFAULT_CPU_SHARE = 0.1
 # The random spread of each tick, as a fraction of the interval.
 DEFAULT_JITTER = 0.1
 # The longest delay between failing runs, unless the interval itself is longer.
