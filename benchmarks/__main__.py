@@ -24,6 +24,7 @@ from rich.table import Table as RichTable
 from sqlalchemy.engine import make_url
 
 from benchmarks import (
+    agent,
     alerts,
     collection,
     idle,
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         alerts,
         idle,
         collection,
+        agent,
     )
 }
 

@@ -1,7 +1,9 @@
 """The scheduler: one timer task per enabled plugin.
 
 Each plugin fires every ``interval`` seconds on a fixed-rate grid, offset by a
-random jitter so plugins with equal intervals do not fire together. A run is
+random jitter so plugins with equal intervals do not fire together. The timing
+rules themselves are the SDK's (:mod:`unity_sdk._schedule`), shared with the
+agent's scheduler; this module is the hub's timer around them. A run is
 started as its own task, so a slow run never delays the timer; if the previous
 run of the same plugin is still going, the tick is recorded as skipped. After
 failures the supervisor asks for a longer delay (exponential backoff).
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from unity.storage.db import is_unavailable
+from unity_sdk import next_base, run_window, start_delay, tick_jitter
 
 __all__ = ["Clock", "LoopClock", "ManualClock", "Schedule", "Scheduler"]
 
@@ -140,11 +143,8 @@ class Scheduler:
         self.unschedule(plugin_id)
         entry = Schedule(interval=interval, run=run, skip=skip, next_delay=next_delay, busy=busy)
         if first_delay is None:
-            # The first run is soon, but plugins with equal intervals must not share a
-            # phase: spread them over the first interval (capped so a long interval
-            # still starts within a minute).
-            # Without jitter (tests, benchmarks of exact timing) the first run is now.
-            first_delay = self._random.uniform(0, min(interval, 60.0)) if self.jitter else 0.0
+            # Plugins with equal intervals must not share a phase (unity_sdk.start_delay).
+            first_delay = start_delay(interval, self.jitter, self._random.random())
         entry.task = asyncio.create_task(
             self._loop(plugin_id, entry, first_delay), name=f"schedule:{plugin_id}"
         )
@@ -177,7 +177,7 @@ class Scheduler:
         return task
 
     def _jittered(self, interval: float) -> float:
-        return self._random.uniform(0, interval * self.jitter)
+        return tick_jitter(interval, self.jitter, self._random.random())
 
     async def _loop(self, plugin_id: str, entry: Schedule, first_delay: float) -> None:
         clock = self.clock
@@ -195,12 +195,9 @@ class Scheduler:
                     self._guarded_run(plugin_id, entry), f"run:{plugin_id}"
                 )
                 # Wait for the run up to the next tick so backoff sees its outcome.
-                await clock.wait(entry.current_run, max(0.0, base + entry.interval - clock.time()))
-            delay = entry.next_delay()
-            base = base + entry.interval if delay <= entry.interval else clock.time() + delay
-            if base < clock.time():
-                # Fell behind (the process was suspended): restart the grid from now.
-                base = clock.time()
+                await clock.wait(entry.current_run, run_window(base, entry.interval, clock.time()))
+            # On the grid, later after failures; missed ticks (a suspended process) skipped.
+            base = next_base(base, entry.interval, entry.next_delay(), clock.time())
             due = base + self._jittered(entry.interval)
 
     async def _guarded_run(self, plugin_id: str, entry: Schedule) -> object:

@@ -46,6 +46,8 @@ from unity_sdk import (
     PluginBase,
     PluginError,
     RunStatus,
+    cpu_share_delay,
+    run_delay,
     run_state,
     validate_config,
 )
@@ -222,11 +224,12 @@ class Supervisor:
         """The interval, an exponential backoff after consecutive failures, or longer
         when the plugin's last run used more than its share of a CPU core."""
         managed = self.managed
-        if managed.consecutive_failures == 0:
-            return max(managed.interval, managed.cpu_delay)
-        exponent = min(managed.consecutive_failures, 16)
-        ceiling = max(self.rt.settings.max_backoff_seconds, managed.interval)
-        return max(float(min(managed.interval * 2.0**exponent, ceiling)), managed.cpu_delay)
+        return run_delay(
+            managed.interval,
+            managed.consecutive_failures,
+            max_backoff=self.rt.settings.max_backoff_seconds,
+            cpu_delay=managed.cpu_delay,
+        )
 
     def _charge_cpu(self) -> None:
         """Space the next run so the plugin's thread keeps to its share of a core.
@@ -239,7 +242,7 @@ class Supervisor:
         share = self.rt.settings.plugin_cpu_share
         total = managed.worker.cpu_seconds()
         used, managed.cpu_mark = total - managed.cpu_mark, total
-        managed.cpu_delay = used / share if share > 0 else 0.0
+        managed.cpu_delay = cpu_share_delay(used, share)
         if managed.cpu_delay > managed.interval:
             log.warning(
                 "plugin %s used %.2f s of CPU since its previous run; its next run waits "
