@@ -38,11 +38,11 @@ from benchmarks.collection import PAUSE, psutil_same_data
 from benchmarks.harness import BenchmarkError, Context, Table
 from benchmarks.ingest import REQUEST_TIMEOUT, serving
 from unity_agent.identity import AgentIdentity, save_identity
-from unity_agent.platform import host_platform
 from unity_agent.scheduler import Instance, Timing
 from unity_agent.spool import SPOOL_FILE, Spool
 from unity_catalogue.disk_monitor import DiskMonitorPlugin
 from unity_catalogue.network_monitor import NetworkMonitorPlugin
+from unity_catalogue.platform import host_platform
 from unity_catalogue.process_monitor import ProcessMonitorPlugin
 from unity_catalogue.system_info import SystemInfoPlugin
 from unity_sdk import Assignment, HubClient, HubRequestError, PluginBase, instance_id

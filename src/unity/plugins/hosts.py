@@ -20,13 +20,10 @@ what every agent can run, whatever the hub itself loaded.
 from __future__ import annotations
 
 import logging
-import os
-import platform
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import psutil
 from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -40,11 +37,11 @@ from unity.storage.db import Database
 from unity.storage.models import AgentKey, Host, Plugin
 from unity.storage.registry import metadata_document
 from unity.storage.types import utcnow
+from unity_catalogue.platform import host_platform
 from unity_sdk import (
     INTERVAL_KEY,
     LOCAL_TARGET,
     ConfigError,
-    HostPlatform,
     PluginMetadata,
     PluginState,
     check_plugin_class,
@@ -97,23 +94,9 @@ class HostLookupError(LookupError):
 
 
 def this_machine(hostname: str) -> dict[str, Any]:
-    """What the host card shows about the machine the hub runs on (a ``HostPlatform``)."""
-    try:
-        release = platform.freedesktop_os_release()
-        distribution = release.get("PRETTY_NAME") or release.get("NAME", "")
-    except OSError:
-        distribution = ""
-    described = HostPlatform(
-        hostname=hostname,
-        os=f"{platform.system()} {platform.release()}".strip(),
-        distribution=distribution[:200],
-        architecture=platform.machine()[:64],
-        cpu_count=os.cpu_count(),
-        memory_bytes=psutil.virtual_memory().total,
-        agent_version=__version__,
-        python=platform.python_version(),
-    )
-    return described.model_dump(mode="json")
+    """What the host card shows about the machine the hub runs on (a ``HostPlatform``,
+    described as an agent describes its host)."""
+    return host_platform(hostname, agent_version=__version__).model_dump(mode="json")
 
 
 async def ensure_hub_host(db: Database, settings: Settings) -> None:

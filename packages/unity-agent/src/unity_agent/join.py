@@ -12,9 +12,7 @@ spend the enrollment token once.
 from __future__ import annotations
 
 import os
-import platform
 import re
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +27,9 @@ from unity_agent.identity import (
     save_identity,
 )
 from unity_agent.tls import hub_url, normalize_fingerprint, probe_hub
+from unity_catalogue.platform import host_platform
 from unity_sdk import (
     HOST_ID_PATTERN,
-    HostPlatform,
     HubAuthError,
     HubClient,
     HubError,
@@ -58,29 +56,6 @@ class JoinRequestOptions:
     fingerprint: str | None = None
     force: bool = False
     pin: bool = True
-
-
-def _this_host(hostname: str | None) -> HostPlatform:
-    """What the join tells the hub about this machine.
-
-    A stand-in for ``unity_agent.platform.host_platform`` (the runtime's, which
-    also reports the platform with every status) until that lands."""
-    import psutil
-
-    try:
-        distribution = platform.freedesktop_os_release().get("PRETTY_NAME", "")
-    except OSError:
-        distribution = ""
-    return HostPlatform(
-        hostname=hostname or socket.gethostname(),
-        os=f"{platform.system()} {platform.release()}".strip(),
-        distribution=distribution[:200],
-        architecture=platform.machine()[:64],
-        cpu_count=os.cpu_count(),
-        memory_bytes=psutil.virtual_memory().total,
-        agent_version=__version__,
-        python=platform.python_version(),
-    )
 
 
 def _writable(directory: Path) -> bool:
@@ -177,7 +152,7 @@ async def join(options: JoinRequestOptions, out: TextIO | None = None) -> AgentI
         )
     pinned = certificate is not None and options.pin
     verify = pinned_context(certificate.pem) if pinned and certificate else True
-    host = _this_host(options.hostname)
+    host = host_platform(options.hostname, agent_version=__version__)
     key_secret = new_key_secret()
     try:
         async with HubClient(url, max_retries=_RETRIES, timeout=_TIMEOUT, verify=verify) as hub:

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from unity_agent import __version__
 from unity_agent.agent import Agent
 from unity_agent.identity import (
     AgentIdentity,
@@ -41,9 +42,9 @@ from unity_agent.identity import (
     load_identity,
     ssl_context,
 )
-from unity_agent.platform import host_platform
 from unity_agent.scheduler import Timing
 from unity_agent.spool import DEFAULT_MAX_SAMPLES, SPOOL_FILE, Spool
+from unity_catalogue.platform import host_platform
 from unity_sdk import HubAuthError, HubClient, PluginBase
 
 if TYPE_CHECKING:
@@ -87,7 +88,13 @@ async def run_agent(
     )
     spool = Spool(data_dir / SPOOL_FILE, max_samples=spool_samples)
     try:
-        agent = Agent(hub, spool, plugins, platform=host_platform(), timing=timing)
+        agent = Agent(
+            hub,
+            spool,
+            plugins,
+            platform=host_platform(identity.hostname, agent_version=__version__),
+            timing=timing,
+        )
         log.info(
             "agent %s reporting to %s; %d sample(s) spooled from before",
             identity.host_id,

@@ -55,7 +55,7 @@ async def run_until_stopped(
     if problem is not None:
         raise CommandError(problem)
     # The runtime lands from its own branch; the ignore goes when it has.
-    from unity_agent.runtime import run_agent  # type: ignore[import-not-found,unused-ignore]
+    from unity_agent.runtime import run_agent
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,4 +1,4 @@
-"""What the agent says about its machine."""
+"""What a hub or an agent says about its machine."""
 
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ from pathlib import Path
 
 import psutil
 
-from unity_agent import __version__
-from unity_agent.platform import distribution, host_platform
+from unity_catalogue.platform import distribution, host_platform
 
 
 def test_host_platform_describes_this_machine() -> None:
-    facts = host_platform()
+    facts = host_platform(agent_version="1.2.3")
     assert facts.hostname == socket.gethostname()
+    assert host_platform("nas.lan").hostname == "nas.lan"
     assert facts.os == f"{platform.system()} {platform.release()}"
     assert facts.architecture == platform.machine()
     assert facts.cpu_count == os.cpu_count()
     assert facts.memory_bytes == psutil.virtual_memory().total
-    assert facts.agent_version == __version__
+    assert facts.agent_version == "1.2.3"
     assert facts.python == platform.python_version()
 
 

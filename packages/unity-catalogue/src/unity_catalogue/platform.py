@@ -1,4 +1,7 @@
-"""What the agent tells the hub about its machine (the host card's facts)."""
+"""What a hub or an agent tells about the machine it runs on (the host card's facts).
+
+The hub describes its own host with it and an agent its host, so both cards
+say the same things the same way."""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from pathlib import Path
 
 import psutil
 
-from unity_agent import __version__
 from unity_sdk import HostPlatform
 
 __all__ = ["distribution", "host_platform"]
@@ -37,15 +39,16 @@ def distribution(paths: tuple[Path, ...] = OS_RELEASE_FILES) -> str:
     return ""
 
 
-def host_platform() -> HostPlatform:
-    """This machine: host name, OS and kernel, distribution, CPUs, memory, versions."""
+def host_platform(hostname: str | None = None, *, agent_version: str = "") -> HostPlatform:
+    """This machine: host name (``hostname``, else the machine's), OS and kernel,
+    distribution, CPUs, memory, the agent's version ("" for the hub), Python."""
     return HostPlatform(
-        hostname=socket.gethostname()[:255] or "localhost",
+        hostname=(hostname or socket.gethostname())[:255] or "localhost",
         os=f"{platform.system()} {platform.release()}".strip()[:200],
         distribution=distribution(),
         architecture=platform.machine()[:64],
         cpu_count=os.cpu_count(),
         memory_bytes=psutil.virtual_memory().total,
-        agent_version=__version__,
+        agent_version=agent_version,
         python=platform.python_version(),
     )
