@@ -277,7 +277,7 @@ class PluginManager:
             )
             await self.links.check(metadata, validated)
             await self.registry.update_row(
-                plugin_id, config=self.vault.sealed(metadata, validated.stored)
+                plugin_id, config=self.vault.sealed(metadata, validated.stored, plugin_id=plugin_id)
             )
             return validated
         managed = self.registry.get(plugin_id)

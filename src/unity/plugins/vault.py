@@ -57,17 +57,23 @@ class ConfigVault:
             return dict(config)
         return sealing.open_config(self.keyring, plugin_id, config, strict=False)
 
-    def sealed(self, metadata: PluginMetadata, stored: dict[str, Any]) -> dict[str, Any]:
-        """``stored`` as the database keeps it: plain values of secret fields sealed."""
+    def sealed(
+        self, metadata: PluginMetadata, stored: dict[str, Any], *, plugin_id: str | None = None
+    ) -> dict[str, Any]:
+        """``stored`` as the database keeps it: plain values of secret fields sealed.
+
+        Sealed for ``plugin_id`` (default: the metadata's id), the id :meth:`opened`
+        is given: a plugin instance on an agent host ("postgres@nas") is not its
+        catalogue plugin ("postgres")."""
         secrets = secret_fields(metadata)
         if not sealing.needs_sealing(stored, secrets):
             return dict(stored)
-        return sealing.seal_config(self.keyring, metadata.id, stored, secrets)
+        return sealing.seal_config(self.keyring, plugin_id or metadata.id, stored, secrets)
 
     def seal_row(self, row: Plugin, metadata: PluginMetadata) -> None:
         """Seal plain secrets left in a registry row (stored before the hub sealed them)."""
         if row.config and sealing.needs_sealing(row.config, secret_fields(metadata)):
-            row.config = self.sealed(metadata, row.config)
+            row.config = self.sealed(metadata, row.config, plugin_id=row.id)
 
     async def seal_external_configs(self, db: Database) -> None:
         """Seal plain secrets in external plugins' stored configs (idempotent)."""
