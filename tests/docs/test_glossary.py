@@ -1,6 +1,6 @@
 """docs/glossary.md stays true: every name it cites exists, no retired name is used.
 
-A cited name is a Python name (``unity...`` or ``unity_sdk...``, imported and
+A cited name is a Python name (``unity...``, ``unity_sdk...``, ``unity_catalogue...``, imported and
 looked up), a ``unity`` command (found in the CLI's command tree) or a file
 of the repository. A retired name must not appear in ``src/`` or ``docs/``
 (the glossary aside); a retired Python name must not be importable either.
@@ -66,7 +66,7 @@ def _check_reference(reference: str) -> None:
         assert _command_exists(reference.split()[1:]), f"no command `{reference}`"
     elif "/" in reference or reference.endswith((".toml", ".md")):
         assert (ROOT / reference).exists(), f"no file {reference}"
-    elif reference.split(".")[0] in {"unity", "unity_sdk"}:
+    elif reference.split(".")[0] in {"unity", "unity_sdk", "unity_catalogue", "unity_agent"}:
         _python_object(reference)
     else:
         pytest.fail(f"`{reference}` is neither a Python name, a command nor a file")
@@ -119,7 +119,10 @@ def test_a_retired_name_is_used_nowhere(retired: str) -> None:
         if pattern.search(path.read_text())
     ]
     assert found == [], f"`{retired}` is retired (docs/glossary.md) but used in {found}"
-    if retired.split(".")[0] in {"unity", "unity_sdk"} and " " not in retired:
+    if (
+        retired.split(".")[0] in {"unity", "unity_sdk", "unity_catalogue", "unity_agent"}
+        and " " not in retired
+    ):
         with pytest.raises((ModuleNotFoundError, AttributeError)):
             _python_object(retired)
 

@@ -132,6 +132,7 @@ def test_every_contract_method_documents_an_example() -> None:
         "on_disable",
         "on_error",
         "on_config_change",
+        "discover",
     ):
         doc = getattr(PluginBase, name).__doc__ or ""
         assert "Example::" in doc, name

@@ -13,7 +13,7 @@ import unity_sdk
 # Modules authors import by path: the contract (re-exported whole by the package)
 # and the tooling (imported as modules, never re-exported). Every other module is
 # an implementation detail and starts with an underscore.
-CONTRACT_MODULES = ("alerts", "errors", "metadata", "plugin", "state")
+CONTRACT_MODULES = ("alerts", "discovery", "errors", "metadata", "plugin", "state")
 TOOLING_MODULES = ("pytest_plugin", "run", "testing")
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "IdentityError",
     "default_data_dir",
     "load_identity",
+    "pinned_context",
     "save_identity",
     "ssl_context",
 ]
@@ -44,6 +45,8 @@ class AgentIdentity:
     pinned_certificate: str | None = None
     # "sha256:..." of the pinned certificate, for messages.
     fingerprint: str | None = None
+    # The hostname given at join (--hostname), when it is not the machine's own.
+    hostname: str | None = None
 
     def __repr__(self) -> str:
         return f"<AgentIdentity {self.host_id} at {self.hub_url}>"
@@ -75,17 +78,25 @@ def load_identity(data_dir: Path) -> AgentIdentity:
 
 
 def save_identity(data_dir: Path, identity: AgentIdentity) -> Path:
-    """Write ``agent.json`` atomically, mode 0600, in a 0700 directory."""
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Write ``agent.json`` atomically, mode 0600, in a 0700 directory.
+
+    A directory that already exists keeps its mode (``--data-dir`` may name a
+    shared one); the file itself is never readable by anyone else."""
+    if not data_dir.is_dir():
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = data_dir / IDENTITY_FILE
     temporary = data_dir / f".{IDENTITY_FILE}.{os.getpid()}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A leftover of a crashed write may have another mode: start from a new file.
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(asdict(identity), handle, indent=2)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+        _sync_directory(data_dir)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
@@ -93,13 +104,28 @@ def save_identity(data_dir: Path, identity: AgentIdentity) -> Path:
     return path
 
 
+def _sync_directory(directory: Path) -> None:
+    """Make the rename durable: a crash right after it must not bring the old file back."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def ssl_context(identity: AgentIdentity) -> ssl.SSLContext | bool:
     """What ``HubClient(verify=...)`` gets: the pinned certificate as the only
-    trust anchor (any certificate, self-signed or not; the pin is the exact
-    certificate, so the name in it is not checked), else the system's CAs."""
+    trust anchor, else the system's CAs."""
     if identity.pinned_certificate is None:
         return True
-    context = ssl.create_default_context(cadata=identity.pinned_certificate)
+    return pinned_context(identity.pinned_certificate)
+
+
+def pinned_context(certificate_pem: str) -> ssl.SSLContext:
+    """A client context that trusts exactly ``certificate_pem`` (self-signed or
+    not). The pin is the exact certificate, so the name in it is not checked;
+    its validity dates still are."""
+    context = ssl.create_default_context(cadata=certificate_pem)
     context.check_hostname = False
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return context

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from unity_sdk import (
     AlertRule,
     HealthStatus,
+    HostFacts,
     MetricDisplay,
     MetricField,
     MetricKind,
@@ -26,10 +27,12 @@ from unity_sdk import (
     PluginCategory,
     PluginError,
     PluginMetadata,
+    Proposal,
     Requirements,
 )
 
 from ._docker_api import DockerEngine, container_name, container_usage
+from ._proposing import one_proposal
 
 __all__ = ["DockerConfig", "DockerPlugin"]
 
@@ -140,6 +143,18 @@ class DockerPlugin(PluginBase[DockerConfig]):
                     summary="{value} containers restarting on {host}",
                 ),
             ],
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """The Docker Engine's socket, when this user may use it."""
+        if not (facts.docker_socket and facts.docker_socket_readable):
+            return []
+        return one_proposal(
+            cls,
+            title="Docker containers",
+            reason=f"The Docker Engine's socket {facts.docker_socket} is usable by this user.",
+            config={"socket": facts.docker_socket},
         )
 
     async def collect_data(self) -> dict[str, Any]:

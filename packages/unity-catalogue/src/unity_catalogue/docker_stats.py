@@ -15,16 +15,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from unity_sdk import (
     HealthStatus,
+    HostFacts,
     MetricField,
     MetricKind,
     PluginBase,
     PluginCategory,
     PluginError,
     PluginMetadata,
+    Proposal,
     Requirements,
 )
 
 from ._docker_api import DockerEngine, container_name, container_usage
+from ._proposing import one_proposal
 
 __all__ = ["DockerStatsConfig", "DockerStatsPlugin"]
 
@@ -123,6 +126,18 @@ class DockerStatsPlugin(PluginBase[DockerStatsConfig]):
             requires=Requirements(packages=["httpx"]),
             default_interval=30,
             timeout=20,
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """The Docker Engine's socket, when this user may use it."""
+        if not (facts.docker_socket and facts.docker_socket_readable):
+            return []
+        return one_proposal(
+            cls,
+            title="Docker container resource use",
+            reason=f"The Docker Engine's socket {facts.docker_socket} is usable by this user.",
+            config={"socket": facts.docker_socket},
         )
 
     async def collect_data(self) -> dict[str, Any]:

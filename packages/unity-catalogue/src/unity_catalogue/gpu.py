@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from unity_sdk import (
     AlertRule,
     HealthStatus,
+    HostFacts,
     MetricDisplay,
     MetricField,
     MetricKind,
@@ -22,10 +23,12 @@ from unity_sdk import (
     PluginCategory,
     PluginError,
     PluginMetadata,
+    Proposal,
     Requirements,
 )
 
 from ._nvidia import query_gpus
+from ._proposing import one_proposal
 
 __all__ = ["GpuConfig", "GpuPlugin"]
 
@@ -112,6 +115,18 @@ class GpuPlugin(PluginBase[GpuConfig]):
                     summary="GPU {item} on {host} is at {value}{unit}",
                 ),
             ],
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """NVIDIA GPUs, when nvidia-smi is installed."""
+        cards = [gpu for gpu in facts.gpus if gpu.vendor == "nvidia"]
+        if not cards or not facts.has("nvidia-smi"):
+            return []
+        return one_proposal(
+            cls,
+            title=f"AI/ML load of {len(cards)} NVIDIA GPU{'s' if len(cards) > 1 else ''}",
+            reason=f"Found {', '.join(gpu.name for gpu in cards)} and nvidia-smi.",
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -21,14 +21,18 @@ from unity_sdk import (
     AlertRule,
     CollectionError,
     HealthStatus,
+    HostFacts,
     MetricField,
     MetricKind,
     PluginBase,
     PluginCategory,
     PluginError,
     PluginMetadata,
+    Proposal,
     Requirements,
 )
+
+from ._proposing import propose, seen
 
 if TYPE_CHECKING:
     import httpx
@@ -37,6 +41,15 @@ __all__ = ["Endpoint", "HttpCheckConfig", "HttpCheckPlugin"]
 
 # Enough of a page to find a marker in it; a huge download must not stall the check.
 MAX_BODY_BYTES = 1024 * 1024
+# Discovery proposes a check for a listener on the ports web apps commonly
+# use (Grafana 3000, Home Assistant 8123, Prometheus 9090...), not for every
+# open port: most of those do not speak HTTP.
+_HTTP_PORTS = (80, 3000, 5000, 8000, 8008, 8080, 8081, 8088, 8123, 8888, 9000, 9090)
+# ...and not for the FastCGI of PHP, which squats on 9000.
+_NOT_HTTP = ("php-fpm",)
+# A discovered app is up when it answers at all: a redirect to its login page
+# or a refusal to strangers counts.
+_UP_STATUSES = [200, 204, 301, 302, 303, 307, 308, 401, 403]
 
 _METRICS = [
     MetricField(name="endpoints_up", unit="count", description="Endpoints that are up"),
@@ -168,6 +181,30 @@ class HttpCheckPlugin(PluginBase[HttpCheckConfig]):
             ],
         )
 
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """Web servers on the ports web apps commonly use (not every open port)."""
+        return [
+            propose(
+                cls,
+                what=str(socket.port),
+                title=f"HTTP on port {socket.port}"
+                + (f" ({socket.process})" if socket.process else ""),
+                reason=f"{seen(socket)}. Up means it answers (a login redirect counts).",
+                config={
+                    "endpoints": [
+                        {
+                            "name": _endpoint_name(socket.process or "http", socket.port),
+                            "url": socket.url(),
+                            "expected_status": _UP_STATUSES,
+                        }
+                    ]
+                },
+            )
+            for socket in facts.listening(ports=_HTTP_PORTS)
+            if not socket.process.startswith(_NOT_HTTP)
+        ]
+
     async def collect_data(self) -> dict[str, Any]:
         # httpx is imported where it is used: a hub that never runs this plugin never loads it.
         import httpx
@@ -291,3 +328,10 @@ def _describe(exc: httpx.HTTPError) -> str:
     if isinstance(exc, httpx.ConnectError):
         return f"connection failed: {exc}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _endpoint_name(process: str, port: int) -> str:
+    """``"grafana-3000"``: a process name made safe as a metric key (no dots) and
+    short enough for ``Endpoint.name``."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in process[:64]).strip("-")
+    return f"{safe or 'http'}-{port}"

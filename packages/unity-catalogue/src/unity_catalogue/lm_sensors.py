@@ -25,14 +25,18 @@ from unity_sdk import (
     CollectionError,
     DependencyMissingError,
     HealthStatus,
+    HostFacts,
     MetricField,
     MetricKind,
     PluginBase,
     PluginCategory,
     PluginError,
     PluginMetadata,
+    Proposal,
     Requirements,
 )
+
+from ._proposing import one_proposal
 
 __all__ = ["LmSensorsConfig", "LmSensorsPlugin"]
 
@@ -130,6 +134,17 @@ class LmSensorsPlugin(PluginBase[LmSensorsConfig]):
                     summary="{item} on {host}: {value}{unit}, critical mark {threshold}{unit}",
                 ),
             ],
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """Hardware monitors (temperatures, fans, voltages), when lm-sensors is installed."""
+        if not facts.hwmon or not facts.has("sensors"):
+            return []
+        return one_proposal(
+            cls,
+            title="Temperatures, fans and voltages",
+            reason=f"Hardware monitors: {', '.join(sorted(set(facts.hwmon)))}.",
         )
 
     async def collect_data(self) -> dict[str, Any]:

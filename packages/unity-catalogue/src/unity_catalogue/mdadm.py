@@ -25,14 +25,18 @@ from unity_sdk import (
     AlertRule,
     DependencyMissingError,
     HealthStatus,
+    HostFacts,
     MetricField,
     MetricKind,
     PluginBase,
     PluginCategory,
     PluginError,
     PluginMetadata,
+    Proposal,
     Requirements,
 )
+
+from ._proposing import one_proposal
 
 __all__ = ["MdadmConfig", "MdadmPlugin"]
 
@@ -128,6 +132,24 @@ class MdadmPlugin(PluginBase[MdadmConfig]):
                     summary="md array {item} on {host} is degraded",
                 ),
             ],
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """Linux software RAID arrays; ``mdadm --detail`` only where it can run."""
+        arrays = facts.md_arrays
+        if not arrays:
+            return []
+        detail = facts.has("mdadm") and all(array.readable for array in arrays)
+        listed = ", ".join(
+            f"{a.name} ({a.level or a.state}, {len(a.devices)} devices)" for a in arrays
+        )
+        return one_proposal(
+            cls,
+            title=f"Software RAID: {len(arrays)} md array{'s' if len(arrays) > 1 else ''}",
+            reason=f"/proc/mdstat lists {listed}."
+            + ("" if detail else " Without root (or mdadm) only /proc/mdstat is read."),
+            config={"detail": detail},
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from unity_sdk import (
     CollectionError,
     HealthStatus,
+    HostFacts,
     MetricField,
     MetricKind,
     PluginAuthError,
@@ -31,13 +32,19 @@ from unity_sdk import (
     PluginError,
     PluginMetadata,
     PluginNotReadyError,
+    Proposal,
     Requirements,
 )
+
+from ._proposing import service_proposals
 
 if TYPE_CHECKING:
     import aiomqtt
 
 __all__ = ["MqttBrokerConfig", "MqttBrokerPlugin", "parse_sys_topics"]
+
+# MQTT over TLS (IANA "secure-mqtt"): a broker found there gets tls on.
+_TLS_PORT = 8883
 
 PREFIX = "$SYS/broker/"
 # CONNACK codes that mean "credentials refused": MQTT 3.1.1 (4, 5) and MQTT 5 (134, 135).
@@ -147,6 +154,28 @@ class MqttBrokerPlugin(PluginBase[MqttBrokerConfig]):
             requires=Requirements(packages=["aiomqtt"]),
             default_interval=60,
             timeout=90,
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """An MQTT broker listening here: port 1883 (8883 over TLS), or mosquitto on another.
+
+        Like Mosquitto 2 itself, a broker on loopback only is taken to allow
+        anonymous clients; one open to the network is asked for a password
+        (set ``username`` too).
+        """
+        return service_proposals(
+            cls,
+            facts,
+            service="MQTT broker",
+            ports=[1883, _TLS_PORT],
+            processes=["mosquitto"],
+            config=lambda socket: {
+                "host": socket.host,
+                "port": socket.port,
+                **({"tls": True} if socket.port == _TLS_PORT else {}),
+            },
+            credential=lambda socket: None if socket.loopback_only else "password",
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from unity_sdk import (
     AlertRule,
     CollectionError,
     HealthStatus,
+    HostFacts,
     MetricDisplay,
     MetricField,
     MetricKind,
@@ -35,8 +36,11 @@ from unity_sdk import (
     PluginError,
     PluginMetadata,
     PluginNotReadyError,
+    Proposal,
     Requirements,
 )
+
+from ._proposing import service_proposals
 
 if TYPE_CHECKING:
     from asyncmy.errors import Error as MySQLError
@@ -201,6 +205,21 @@ class MysqlPlugin(PluginBase[MysqlConfig]):
                     summary="replication {item} on {host} is {value} s behind",
                 ),
             ],
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """A MariaDB or MySQL server listening here: port 3306, or mysqld/mariadbd on another."""
+        return service_proposals(
+            cls,
+            facts,
+            service="MySQL/MariaDB",
+            ports=[3306],
+            processes=["mysqld", "mariadbd"],
+            config=lambda socket: {"host": socket.host, "port": socket.port},
+            credential=lambda socket: "password",
+            advice="It connects as root; any user will do, one with REPLICATION CLIENT "
+            "(MariaDB: SLAVE MONITOR) sees the replica status too.",
         )
 
     async def collect_data(self) -> dict[str, Any]:

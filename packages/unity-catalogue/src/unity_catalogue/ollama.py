@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from unity_sdk import (
     CollectionError,
     HealthStatus,
+    HostFacts,
     MetricDisplay,
     MetricField,
     MetricKind,
@@ -27,8 +28,11 @@ from unity_sdk import (
     PluginError,
     PluginMetadata,
     PluginNotReadyError,
+    Proposal,
     Requirements,
 )
+
+from ._proposing import service_proposals
 
 if TYPE_CHECKING:
     import httpx
@@ -112,6 +116,17 @@ class OllamaPlugin(PluginBase[OllamaConfig]):
             requires=Requirements(packages=["httpx"]),
             default_interval=60,
             timeout=30,
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """An Ollama server on its port, 11434 (its model runners listen elsewhere: not those)."""
+        return service_proposals(
+            cls,
+            facts,
+            service="Ollama",
+            ports=[11434],
+            config=lambda socket: {"url": socket.url(path="")},
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from unity_sdk import (
     AlertRule,
     CollectionError,
     HealthStatus,
+    HostFacts,
     MetricDisplay,
     MetricField,
     MetricKind,
@@ -33,8 +34,11 @@ from unity_sdk import (
     PluginError,
     PluginMetadata,
     PluginNotReadyError,
+    Proposal,
     Requirements,
 )
+
+from ._proposing import service_proposals
 
 if TYPE_CHECKING:
     import asyncpg
@@ -240,6 +244,21 @@ class PostgresPlugin(PluginBase[PostgresConfig]):
                     summary="this standby ({host}) is {value} s behind its primary",
                 ),
             ],
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """A PostgreSQL server listening here: port 5432, or a postgres process on another."""
+        return service_proposals(
+            cls,
+            facts,
+            service="PostgreSQL",
+            ports=[5432],
+            processes=["postgres", "postmaster"],
+            config=lambda socket: {"host": socket.host, "port": socket.port},
+            credential=lambda socket: "password",
+            advice="It connects as the postgres role to the postgres database; any role "
+            "will do, one with pg_monitor sees every session.",
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from unity_sdk import (
     AlertRule,
     CollectionError,
     HealthStatus,
+    HostFacts,
     MetricField,
     MetricKind,
     PluginAuthError,
@@ -32,8 +33,11 @@ from unity_sdk import (
     PluginError,
     PluginMetadata,
     PluginNotReadyError,
+    Proposal,
     Requirements,
 )
+
+from ._proposing import service_proposals
 
 __all__ = ["RedisConfig", "RedisPlugin"]
 
@@ -176,6 +180,23 @@ class RedisPlugin(PluginBase[RedisConfig]):
                     summary="replica {item} of {host} last acknowledged {value} s ago",
                 ),
             ],
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """A Redis or Valkey server listening here: port 6379, or the server on another.
+
+        A server reachable from this host only is taken to need no password (the
+        default of Redis' protected mode); one open to the network is asked for one.
+        """
+        return service_proposals(
+            cls,
+            facts,
+            service="Redis",
+            ports=[6379],
+            processes=["redis-server", "valkey-server"],
+            config=lambda socket: {"host": socket.host, "port": socket.port},
+            credential=lambda socket: None if socket.loopback_only else "password",
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -32,14 +32,18 @@ from unity_sdk import (
     CollectionError,
     DependencyMissingError,
     HealthStatus,
+    HostFacts,
     MetricField,
     MetricKind,
     PluginBase,
     PluginCategory,
     PluginError,
     PluginMetadata,
+    Proposal,
     Requirements,
 )
+
+from ._proposing import one_proposal
 
 __all__ = ["SmartctlConfig", "SmartctlPlugin"]
 
@@ -47,6 +51,8 @@ _TIMEOUT = 60.0
 _BAD_COMMAND_LINE = 1
 _OPEN_FAILED = 2
 _DENIED = ("permission denied", "operation not permitted")
+# Disk names whose drives answer SMART: SCSI/SATA/SAS, NVMe, old IDE (not virtio vd*).
+_SMART_DISKS = ("sd", "nvme", "hd")
 
 # ATA attribute id -> document key (raw value).
 _ATA_COUNTERS = {
@@ -217,6 +223,24 @@ class SmartctlPlugin(PluginBase[SmartctlConfig]):
                     summary="{item} on {host}: {value} sectors pending reallocation",
                 ),
             ],
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """Disks that speak SMART (SATA, SAS, NVMe), when smartctl is installed."""
+        disks = [disk for disk in facts.block_devices if disk.name.startswith(_SMART_DISKS)]
+        if not disks or not facts.has("smartctl"):
+            return []
+        listed = ", ".join(
+            f"{disk.name} ({disk.model or 'disk'}, {disk.size_bytes / 1e12:.1f} TB, "
+            f"{'HDD' if disk.rotational else 'SSD'})"
+            for disk in disks
+        )
+        access = "" if all(disk.readable for disk in disks) else " smartctl needs root here."
+        return one_proposal(
+            cls,
+            title=f"SMART health of {len(disks)} disk{'s' if len(disks) > 1 else ''}",
+            reason=f"Disks: {listed}.{access}",
         )
 
     async def collect_data(self) -> dict[str, Any]:

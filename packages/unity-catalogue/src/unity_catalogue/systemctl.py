@@ -28,6 +28,7 @@ from unity_sdk import (
     CommandResult,
     DependencyMissingError,
     HealthStatus,
+    HostFacts,
     MetricField,
     MetricKind,
     PluginBase,
@@ -35,8 +36,11 @@ from unity_sdk import (
     PluginError,
     PluginMetadata,
     PluginNotReadyError,
+    Proposal,
     Requirements,
 )
+
+from ._proposing import one_proposal
 
 __all__ = ["SystemctlConfig", "SystemctlPlugin"]
 
@@ -124,6 +128,17 @@ class SystemctlPlugin(PluginBase[SystemctlConfig]):
                     summary="{value} failed systemd units on {host}",
                 ),
             ],
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """systemd, when it is the running init."""
+        if not facts.systemd or not facts.has("systemctl"):
+            return []
+        return one_proposal(
+            cls,
+            title="Failed systemd units",
+            reason="systemd runs this host; add units to watch to the config.",
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -29,19 +29,26 @@ from unity_sdk import (
     AlertRule,
     CollectionError,
     HealthStatus,
+    HostFacts,
     MetricField,
     MetricKind,
     PluginBase,
     PluginCategory,
     PluginError,
     PluginMetadata,
+    Proposal,
     Requirements,
 )
+
+from ._proposing import service_proposals
 
 if TYPE_CHECKING:
     from cryptography import x509
 
 __all__ = ["TlsCertificateConfig", "TlsCertificatePlugin", "TlsTarget"]
+
+# Where discovery looks for TLS servers: HTTPS and its usual alternative.
+_DISCOVERED_PORTS = (443, 8443)
 
 # The status of a target, worst first; "expiring" makes the health degraded, worse unhealthy.
 FAILING = ("unreachable", "expired", "not_yet_valid", "invalid")
@@ -214,6 +221,22 @@ class TlsCertificatePlugin(PluginBase[TlsCertificateConfig]):
                     summary="certificate of {item} expires in {value} days",
                 ),
             ],
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """A TLS server on 443 or 8443, checked on loopback.
+
+        The certificate names the server's public name, not 127.0.0.1: the
+        proposal says to set ``server_name``.
+        """
+        return service_proposals(
+            cls,
+            facts,
+            service="TLS certificate",
+            ports=_DISCOVERED_PORTS,
+            config=lambda socket: {"endpoints": [socket.endpoint]},
+            advice="Set server_name to the name the certificate is for.",
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from unity_sdk import (
     AlertRule,
     CollectionError,
     HealthStatus,
+    HostFacts,
     MetricDisplay,
     MetricField,
     MetricKind,
@@ -33,8 +34,11 @@ from unity_sdk import (
     PluginError,
     PluginMetadata,
     PluginNotReadyError,
+    Proposal,
     Requirements,
 )
+
+from ._proposing import service_proposals
 
 __all__ = ["UpscConfig", "UpscPlugin"]
 
@@ -182,6 +186,24 @@ class UpscPlugin(PluginBase[UpscConfig]):
                     summary="UPS {item} on {host} reports a low battery",
                 ),
             ],
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """A NUT server (upsd) listening here, when the upsc client is installed."""
+        if not facts.has("upsc"):
+            return []
+        return service_proposals(
+            cls,
+            facts,
+            service="NUT UPS server",
+            ports=[_DEFAULT_PORT],
+            processes=["upsd"],
+            config=lambda socket: {
+                "host": f"[{socket.host}]" if socket.ipv6 else socket.host,
+                "port": socket.port,
+            },
+            advice="Set ups to the UPS's name in ups.conf (upsc -l lists them).",
         )
 
     async def collect_data(self) -> dict[str, Any]:

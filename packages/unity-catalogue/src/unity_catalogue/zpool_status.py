@@ -27,14 +27,18 @@ from unity_sdk import (
     AlertRule,
     DependencyMissingError,
     HealthStatus,
+    HostFacts,
     MetricField,
     MetricKind,
     PluginBase,
     PluginCategory,
     PluginError,
     PluginMetadata,
+    Proposal,
     Requirements,
 )
+
+from ._proposing import one_proposal
 
 __all__ = ["ZpoolStatusConfig", "ZpoolStatusPlugin"]
 
@@ -148,6 +152,20 @@ class ZpoolStatusPlugin(PluginBase[ZpoolStatusConfig]):
                     summary="ZFS pool {item} on {host} is {value}% full",
                 ),
             ],
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """ZFS pools, as ``zpool list`` showed them."""
+        pools = facts.zfs_pools
+        if not pools:
+            return []
+        return one_proposal(
+            cls,
+            title=f"ZFS: {len(pools)} pool{'s' if len(pools) > 1 else ''}",
+            reason="zpool list shows "
+            + ", ".join(f"{pool.name} ({pool.health or 'health unknown'})" for pool in pools)
+            + ".",
         )
 
     async def collect_data(self) -> dict[str, Any]:

@@ -9,7 +9,8 @@ An external plugin (its own process, reporting over HTTP) subclasses
 
 Public modules: this package, the contract modules it re-exports whole
 (:mod:`unity_sdk.plugin`, :mod:`unity_sdk.metadata`, :mod:`unity_sdk.errors`,
-:mod:`unity_sdk.state`, :mod:`unity_sdk.alerts`), and the author tooling imported by module path:
+:mod:`unity_sdk.state`, :mod:`unity_sdk.alerts`, :mod:`unity_sdk.discovery`), and the author
+tooling imported by module path:
 :mod:`unity_sdk.testing` (``FakeHub``, ``check_plugin``),
 :mod:`unity_sdk.pytest_plugin` (fixtures, a ``pytest11`` entry point) and
 :mod:`unity_sdk.run` (``python -m unity_sdk.run``). Modules whose names start
@@ -108,6 +109,16 @@ from unity_sdk.alerts import (
     rate_scale,
     rule_problems,
 )
+from unity_sdk.discovery import (
+    BlockDevice,
+    GpuDevice,
+    HostFacts,
+    ListeningSocket,
+    MdArray,
+    ZfsPool,
+    collect_proposals,
+    proposal_problems,
+)
 from unity_sdk.errors import (
     BatchRefusedError,
     CollectionError,
@@ -176,6 +187,7 @@ __all__ = [
     "Assignments",
     "BatchAccepted",
     "BatchRefusedError",
+    "BlockDevice",
     "CollectionError",
     "CommandResult",
     "ConfigError",
@@ -183,10 +195,12 @@ __all__ = [
     "DependencyMissingError",
     "DocumentTooLargeError",
     "ExternalPluginBase",
+    "GpuDevice",
     "HealthAccepted",
     "HealthReport",
     "HealthState",
     "HealthStatus",
+    "HostFacts",
     "HostPlatform",
     "HubAuthError",
     "HubClient",
@@ -197,7 +211,9 @@ __all__ = [
     "Isolation",
     "JoinRequest",
     "JoinResponse",
+    "ListeningSocket",
     "LocalRunner",
+    "MdArray",
     "MetadataError",
     "MetricBatch",
     "MetricDisplay",
@@ -224,6 +240,7 @@ __all__ = [
     "StatusAccepted",
     "UnityError",
     "ValidatedConfig",
+    "ZfsPool",
     "__version__",
     "accept_batch",
     "accept_batch_json",
@@ -232,6 +249,7 @@ __all__ = [
     "check_metadata",
     "check_plugin_class",
     "check_prometheus_names",
+    "collect_proposals",
     "convert_unit",
     "credential_reference",
     "duplicate_names",
@@ -250,6 +268,7 @@ __all__ = [
     "prometheus_advice",
     "prometheus_collisions",
     "prometheus_series",
+    "proposal_problems",
     "rate_scale",
     "require_storable_numbers",
     "rule_problems",

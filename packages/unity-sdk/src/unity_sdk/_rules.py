@@ -5,8 +5,9 @@ The hub's loader, its external-plugin routes, the SDK's ``FakeHub``,
 plugin passes the author tooling exactly when the hub takes it:
 
 - :func:`check_plugin_class`: an in-hub plugin class (subclass of
-  ``PluginBase``, every hook async, metadata valid, ``PluginBase[Model]``
-  matching ``config_schema``), then :func:`check_metadata`.
+  ``PluginBase``, every hook async, ``discover`` a plain classmethod, metadata
+  valid, ``PluginBase[Model]`` matching ``config_schema``), then
+  :func:`check_metadata`.
 - :func:`check_metadata`: a usable, self-contained config schema that
   declares none of the hub's keys, and no two metrics sharing a Prometheus
   name. :func:`parse_metadata` reads an external plugin's metadata JSON and
@@ -156,6 +157,9 @@ def check_plugin_class(obj: object, *, expected_id: str | None = None) -> Plugin
     for name in _HOOKS:
         if not inspect.iscoroutinefunction(getattr(obj, name)):
             raise MetadataError(f"{obj.__name__}.{name} must be an async method")
+    discover = inspect.getattr_static(obj, "discover")
+    if not isinstance(discover, classmethod) or inspect.iscoroutinefunction(discover.__func__):
+        raise MetadataError(f"{obj.__name__}.discover must be a plain (not async) classmethod")
     metadata = obj().get_metadata()
     if not isinstance(metadata, PluginMetadata):
         raise MetadataError(f"{obj.__name__}.get_metadata() must return PluginMetadata")

@@ -48,6 +48,13 @@ model (the hub refuses the plugin otherwise). A plugin whose ``config_schema``
 is a JSON Schema dict, or that has none, subclasses plain ``PluginBase`` and
 receives a dict with the schema's defaults filled in.
 
+A plugin may also take part in discovery: the classmethod ``discover(facts)``
+gets what a scan saw on a host (:class:`~unity_sdk.discovery.HostFacts`:
+listening sockets, disks, GPUs, the Docker socket, commands on PATH...) and
+returns :class:`~unity_sdk.Proposal` s, suggestions someone accepts or
+dismisses (by default none). It runs wherever discovery runs (the hub for its
+own machine, the agent on every other), so it reads only ``facts``.
+
 Where the code runs (``PluginMetadata.isolation``):
 
 - ``Isolation.THREAD`` (default): a worker thread of the hub's own process.
@@ -80,7 +87,9 @@ from typing import Any, ClassVar, Generic, cast, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from typing_extensions import TypeVar
 
+from unity_sdk._agent_wire import Proposal
 from unity_sdk._runner import LocalRunner, Runner
+from unity_sdk.discovery import HostFacts
 from unity_sdk.errors import ConfigError, error_details
 from unity_sdk.metadata import HealthStatus, PluginMetadata
 
@@ -164,6 +173,37 @@ class PluginBase(ABC, Generic[ConfigT]):
             async def collect_data(self) -> dict[str, Any]:
                 return {"cpu": {"percent": psutil.cpu_percent()}}
         """
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        """Propose this plugin for what a host runs (default: nothing to propose).
+
+        Discovery calls it on the class, with what one scan of a host saw, and
+        shows the proposals to someone who may accept them; nothing is enabled
+        by proposing. Read only ``facts``: no I/O, no network, quick. Each
+        proposal names this plugin, has a ``key`` stable across scans (the id,
+        or ``"{id}:{what}"``, so a dismissed proposal stays dismissed), and a
+        ``config`` that validates against the plugin's schema, pointing at
+        what was found. A secret the plugin needs stays out of ``config``:
+        ``credential`` names its field, for a stored credential. Proposals
+        that break these rules are left out
+        (:func:`~unity_sdk.discovery.collect_proposals`). Example::
+
+            @classmethod
+            def discover(cls, facts: HostFacts) -> list[Proposal]:
+                return [
+                    Proposal(
+                        key=f"postgres:{socket.port}",
+                        plugin="postgres",
+                        title=f"PostgreSQL on port {socket.port}",
+                        reason=f"{socket.process or 'a process'} listens on {socket.endpoint}",
+                        config={"host": socket.host, "port": socket.port},
+                        credential="password",
+                    )
+                    for socket in facts.listening(ports=[5432], processes=["postgres"])
+                ]
+        """
+        return []
 
     async def health_check(self) -> HealthStatus:
         """Report whether the plugin can collect right now (default: healthy).
