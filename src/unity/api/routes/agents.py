@@ -20,7 +20,7 @@ from unity.api.clients import client_address, failure_limiter, too_many_failures
 from unity.api.deps import AgentKeyDep, DatabaseDep, ManagerDep, Principal
 from unity.api.errors import ApiError
 from unity.auth.ratelimit import TooManyFailuresError
-from unity.plugins import agents, external
+from unity.plugins import agents, assignments, external
 from unity.storage.types import utcnow
 from unity_sdk import (
     AGENT_API_PATH,
@@ -109,13 +109,13 @@ async def get_assignments(request: Request, agent: AgentKeyDep, manager: Manager
     naming it the answer is 304 without a body, and nothing is resolved.
     Every call counts as a sign of life of the host."""
     try:
-        planned = await agents.plan(manager.db, _host(agent))
+        planned = await assignments.plan(manager.db, _host(agent))
     except agents.AgentGoneError as exc:
         raise _unauthorized(str(exc)) from exc
     headers = {"ETag": f'"{planned.revision}"', "Cache-Control": "no-store"}
     if _matches(request.headers.get("if-none-match"), planned.revision):
         return Response(status_code=304, headers=headers)
-    answer = await agents.assignments(manager, planned, source=client_address(request))
+    answer = await assignments.assignments(manager, planned, source=client_address(request))
     return JSONResponse(answer.model_dump(mode="json"), headers=headers)
 
 
