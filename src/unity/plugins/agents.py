@@ -222,7 +222,7 @@ def _taken(host: Host) -> str:
         return f"host id {host.id!r} is the hub's own machine; join with another host id"
     return (
         f"host id {host.id!r} belongs to another agent ({host.hostname}); join with another "
-        "host id, or remove that host first (DELETE /api/hosts/{host_id})"
+        f"host id, or remove that host first (DELETE /api/hosts/{host.id})"
     )
 
 
