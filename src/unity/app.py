@@ -20,6 +20,7 @@ from unity.api.errors import RejectNulMiddleware, install_error_handlers
 from unity.api.limits import BodyLimit, RequestLimitsMiddleware
 from unity.api.openapi import install_openapi
 from unity.api.routes import (
+    agents,
     alerts,
     channels,
     credentials,
@@ -156,6 +157,7 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
     app.include_router(plugins.router)
     app.include_router(hosts.router)
     app.include_router(enrollment.router)
+    app.include_router(agents.router)
     app.include_router(credentials.router)
     app.include_router(servers.router)
     app.include_router(channels.router)

@@ -8,10 +8,14 @@ plugin and host, so a scrape reads one small table, never the history.
 A plugin's metadata comes from the catalogue (:mod:`unity.views.catalogue`):
 its loaded class for in-hub plugins, its registry row for external plugins
 (which the hub never loads); a plugin whose code is no longer installed is
-left out. A family whose
-name is already on the page -- the hub's own counters, or another plugin's
-family (plugin ids ``a`` and ``a-b`` can meet) -- is left out and logged, so
-the page always parses.
+left out. Families are named after the metadata's id, so the instances of a
+catalogue plugin on agents' hosts (``system-info@nas``, whose metadata id is
+``system-info``) share the families of the hub's own ``system-info``, told
+apart by their ``host`` label (the host id). A series (family and labels)
+already given by an earlier member of the family is left out, as is a family
+whose name is already on the page -- the hub's own counters, or another
+plugin's family (plugin ids ``a`` and ``a-b`` can meet) -- or whose members
+declare it differently; each is logged, so the page always parses.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from unity_sdk import (
     AlertSeverity,
     MetricField,
     MetricKind,
+    PrometheusSeries,
     iter_metric_values,
     prometheus_series,
 )
@@ -69,44 +74,77 @@ def _report_clash(hub: object | None, plugin_id: str, name: str) -> None:
         )
 
 
+def _new_family(series: PrometheusSeries, kind: MetricKind) -> Metric:
+    labels = list(series.labels)
+    if kind is MetricKind.INFO:
+        return InfoMetricFamily(series.name.removesuffix("_info"), series.help, labels=labels)
+    cls = CounterMetricFamily if kind is MetricKind.COUNTER else GaugeMetricFamily
+    return cls(series.name, series.help, labels=labels)
+
+
 def metric_families(
-    plugin_id: str,
-    fields: Sequence[MetricField],
-    latest: Iterable[LatestMetric],
+    family_id: str,
+    members: Sequence[tuple[str, Sequence[MetricField], Iterable[LatestMetric]]],
     taken: set[str] | None = None,
     hub: object | None = None,
 ) -> Iterator[Metric]:
-    """The families of one plugin's declared metrics with samples in ``latest``.
+    """The families of the declared metrics of ``family_id``'s plugins with samples.
 
-    ``taken`` holds the names already on the page; each family yielded adds its
-    name, and a family whose name is taken is skipped (logged once per ``hub``).
+    ``members`` are ``(plugin id, declared metrics, latest rows)`` of every
+    plugin exported under ``family_id``: the plugin of that id and its instances
+    on agents' hosts, in that order. A member declaring a family another way
+    (another kind or labels) is left out of it, and a series an earlier member
+    gave is not given twice. ``taken`` holds the names already on the page; each
+    family yielded adds its name, and a family whose name is taken is skipped
+    (logged once per ``hub``).
     """
     taken = set() if taken is None else taken
-    rows = list(latest)
-    for field in fields:
-        series = prometheus_series(plugin_id, field)
-        labels = list(series.labels)
-        family: Metric
-        if field.kind is MetricKind.INFO:
-            family = InfoMetricFamily(series.name.removesuffix("_info"), series.help, labels=labels)
-            for row in rows:
-                for keys, value in iter_metric_values(field, row.data):
-                    family.add_metric([row.host, *keys], {"value": str(value)})
-        else:
-            cls = CounterMetricFamily if field.kind is MetricKind.COUNTER else GaugeMetricFamily
-            family = cls(series.name, series.help, labels=labels)
-            for row in rows:
-                for keys, value in iter_metric_values(field, row.data):
-                    number = _number(value)
-                    if number is not None:
-                        family.add_metric([row.host, *keys], series.convert(number))
+    built: dict[str, tuple[PrometheusSeries, MetricKind, Metric, set[tuple[str, ...]]]] = {}
+    for plugin_id, fields, latest in members:
+        rows = list(latest)
+        for field in fields:
+            series = prometheus_series(family_id, field)
+            entry = built.get(series.name)
+            if entry is None:
+                family = _new_family(series, field.kind)
+                entry = built[series.name] = (series, field.kind, family, set())
+            elif (entry[1], entry[0].labels) != (field.kind, series.labels):
+                _report_clash(hub, plugin_id, series.name)
+                continue
+            _add_samples(field, series, entry[2], entry[3], rows)
+    for name, (_, _, family, _) in built.items():
         if not family.samples:
             continue
-        if series.name in taken:
-            _report_clash(hub, plugin_id, series.name)
+        if name in taken:
+            _report_clash(hub, family_id, name)
             continue
-        taken.add(series.name)
+        taken.add(name)
         yield family
+
+
+def _add_samples(
+    field: MetricField,
+    series: PrometheusSeries,
+    family: Metric,
+    given: set[tuple[str, ...]],
+    rows: Iterable[LatestMetric],
+) -> None:
+    """Add the values of ``field`` in ``rows`` to ``family``, each label set once."""
+    for row in rows:
+        for keys, value in iter_metric_values(field, row.data):
+            labels = (row.host, *keys)
+            if labels in given:
+                continue
+            if field.kind is MetricKind.INFO:
+                assert isinstance(family, InfoMetricFamily)
+                family.add_metric(list(labels), {"value": str(value)})
+            else:
+                number = _number(value)
+                if number is None:
+                    continue
+                assert isinstance(family, CounterMetricFamily | GaugeMetricFamily)
+                family.add_metric(list(labels), series.convert(number))
+            given.add(labels)
 
 
 class _Snapshot(Collector):
@@ -119,10 +157,11 @@ class _Snapshot(Collector):
 
 async def _declared_metrics(
     session: AsyncSession, manager: PluginManager
-) -> dict[str, Sequence[MetricField]]:
-    """The declared metrics of every plugin that runs: in the hub, or external."""
+) -> dict[str, tuple[str, Sequence[MetricField]]]:
+    """The family id (the metadata's id) and declared metrics of every plugin that
+    runs: in the hub, or external (a plugin instance on an agent's host too)."""
     return {
-        plugin.id: plugin.declared.metrics
+        plugin.id: (plugin.declared.id, plugin.declared.metrics)
         for plugin in await every_plugin(session, manager)
         if plugin.declared is not None and (plugin.loaded or plugin.external)
     }
@@ -163,7 +202,9 @@ async def render_exposition(
     by_plugin: dict[str, list[LatestMetric]] = {}
     for row in latest:
         by_plugin.setdefault(row.plugin_id, []).append(row)
-    declared: Mapping[str, Sequence[MetricField]] = await _declared_metrics(session, manager)
+    declared: Mapping[str, tuple[str, Sequence[MetricField]]] = await _declared_metrics(
+        session, manager
+    )
     own = generate_latest(manager.stats.registry) + b"".join(
         generate_latest(registry) for registry in extra
     )
@@ -171,10 +212,14 @@ async def render_exposition(
     # The hub's own families come first: a plugin family of the same name is left out.
     families: list[Metric] = [await _firing_alerts(session)]
     taken.add(families[0].name)
+    # A plugin's id sorts before its instances' ("system-info" < "system-info@nas").
+    members: dict[str, list[tuple[str, Sequence[MetricField], list[LatestMetric]]]] = {}
     for plugin_id, rows in sorted(by_plugin.items()):
-        fields = declared.get(plugin_id)
+        family_id, fields = declared.get(plugin_id, (plugin_id, ()))
         if fields:
-            families.extend(metric_families(plugin_id, fields, rows, taken, manager.stats))
+            members.setdefault(family_id, []).append((plugin_id, fields, rows))
+    for family_id, group in sorted(members.items()):
+        families.extend(metric_families(family_id, group, taken, manager.stats))
     snapshot = CollectorRegistry(auto_describe=False)
     snapshot.register(_Snapshot(families))
     return own + generate_latest(snapshot)

@@ -29,6 +29,7 @@ from tests.support.authz import (
     World,
     asgi_client,
     endpoints,
+    join_body,
     populate,
     register_body,
 )
@@ -53,6 +54,7 @@ RULE: dict[str, dict[str, str | int]] = {
         "admin session": ALLOWED,
         "own key": 403,
         "other key": 403,
+        "agent key": 403,
     },
     "admin": {
         "read": 403,
@@ -61,7 +63,9 @@ RULE: dict[str, dict[str, str | int]] = {
         "admin session": ALLOWED,
         "own key": 403,
         "other key": 403,
+        "agent key": 403,
     },
+    # The path's plugin is an external plugin, no instance of the agent's host.
     "own plugin key": {
         "read": 403,
         "admin": 403,
@@ -69,6 +73,7 @@ RULE: dict[str, dict[str, str | int]] = {
         "admin session": 403,
         "own key": ALLOWED,
         "other key": 403,
+        "agent key": 403,
     },
     "own plugin key or read": {
         "read": ALLOWED,
@@ -77,14 +82,25 @@ RULE: dict[str, dict[str, str | int]] = {
         "admin session": ALLOWED,
         "own key": ALLOWED,
         "other key": 403,
+        "agent key": 403,
+    },
+    "agent key": {
+        "read": 403,
+        "admin": 403,
+        "read session": 403,
+        "admin session": 403,
+        "own key": 403,
+        "other key": 403,
+        "agent key": ALLOWED,
     },
 }
 # Operations that take no hub credential, and what any of the matrix's credentials gets.
 PUBLIC: dict[tuple[str, str], str | int] = {
     ("GET", "/healthz"): 200,
     ("GET", "/readyz"): 200,
-    # Needs an enrollment token, which is none of the matrix's credentials.
+    # Need an enrollment token, which is none of the matrix's credentials.
     ("POST", "/api/plugins/v2/register"): 401,
+    ("POST", "/api/agents/v1/join"): 401,
 }
 # What the review found the dashboard showing a read-only session: admin-only in the API.
 ADMIN_ONLY = [
@@ -128,6 +144,8 @@ def expected(method: str, template: str, endpoint: Callable[..., Any], kind: str
 def body_for(method: str, template: str) -> Any:
     if template == "/api/plugins/v2/register":
         return register_body("ext-new")
+    if template == "/api/agents/v1/join":
+        return join_body("matrix-new")
     return {} if method in ("POST", "PUT", "PATCH") else None
 
 
@@ -159,6 +177,7 @@ def test_every_credential_kind_of_the_review_is_walked() -> None:
         "admin",
         "own key",
         "other key",
+        "agent key",
         "read session",
         "admin session",
     }

@@ -43,6 +43,7 @@ INGEST = {
     ("POST", "/api/plugins/v2/{plugin_id}/health"),
 }
 REGISTER = ("POST", "/api/plugins/v2/register")
+JOIN = ("POST", "/api/agents/v1/join")
 # Servers and logins the fuzzer creates are reached over SSH by `check` and friends:
 # they all point at a closed port on loopback, so no request leaves this machine.
 LOOPBACK = {"host": "127.0.0.1", "port": 1}
@@ -62,6 +63,7 @@ class FuzzHub:
         self.admin = admin
         self.enrollment = ""
         self.plugin_key = ""
+        self.agent_key = ""
 
 
 def _plugin_loader() -> PluginLoader:
@@ -166,6 +168,13 @@ def fuzz_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzHub]:
         )
         assert registered.status_code == 201, registered.text
         hub.plugin_key = registered.json()["api_key"]
+        joined = http.post(
+            "/api/agents/v1/join",
+            json={"platform": {"hostname": "fuzz-agent"}},
+            headers={"Authorization": f"Bearer {hub.enrollment}"},
+        )
+        assert joined.status_code == 201, joined.text
+        hub.agent_key = joined.json()["api_key"]
     yield hub
     asgi.shutdown_lifespans()
 
@@ -184,8 +193,10 @@ def test_the_api_answers_every_generated_request_as_documented(
     operation = (case.method.upper(), case.path)
     if operation in INGEST:
         token = fuzz_hub.plugin_key
-    elif operation == REGISTER:
+    elif operation in (REGISTER, JOIN):
         token = fuzz_hub.enrollment
+    elif case.path.startswith("/api/agents/"):
+        token = fuzz_hub.agent_key
     else:
         token = fuzz_hub.admin
     case.call_and_validate(

@@ -1,9 +1,10 @@
 """A hub populated for authorization tests: every kind of credential, every kind of id.
 
-``populate`` registers two external plugins, stores a credential and a server,
-and issues one credential of each kind the authorization matrix walks: none,
-malformed, revoked, expired, read, admin, the first plugin's own key, the
-second plugin's key (another plugin's), and dashboard sessions of both scopes.
+``populate`` registers two external plugins, joins an agent, stores a credential
+and a server, and issues one credential of each kind the authorization matrix
+walks: none, malformed, revoked, expired, read, admin, the first plugin's own
+key, the second plugin's key (another plugin's), an agent's key, and dashboard
+sessions of both scopes.
 Path parameters are filled with ids of objects that no credential depends on,
 so an admin request that deletes or revokes one cannot change a later answer's
 authentication.
@@ -30,7 +31,17 @@ OTHER_PLUGIN = "ext-b"
 CREDENTIAL = "matrix-cred"
 SERVER = "matrix-server"
 
-BEARER_KINDS = ("malformed", "revoked", "expired", "read", "admin", "own key", "other key")
+BEARER_KINDS = (
+    "malformed",
+    "revoked",
+    "expired",
+    "read",
+    "admin",
+    "own key",
+    "other key",
+    "agent key",
+)
+AGENT_HOST = "matrix-agent"
 SESSION_KINDS = ("read session", "admin session")
 # A client that presents no credential at all.
 NONE = "none"
@@ -49,6 +60,10 @@ def _metadata(plugin_id: str) -> dict[str, object]:
 
 def register_body(plugin_id: str) -> dict[str, object]:
     return {"metadata": _metadata(plugin_id), "hostname": f"{plugin_id}-host"}
+
+
+def join_body(hostname: str) -> dict[str, object]:
+    return {"platform": {"hostname": hostname}}
 
 
 async def login(client: httpx.AsyncClient, token: str) -> httpx.Response:
@@ -175,10 +190,16 @@ async def populate(app: FastAPI) -> World:
     world.audit_actor = f"token:{admin.id}"
     auth = {"Authorization": f"Bearer {admin.value}"}
     async with asgi_client(app) as c:
-        made = await c.post("/api/enrollment-tokens", json={"max_uses": 2}, headers=auth)
+        made = await c.post("/api/enrollment-tokens", json={"max_uses": 3}, headers=auth)
         assert made.status_code == 201, made.text
         own = await _register(c, made.json()["token"], PLUGIN)
         other = await _register(c, made.json()["token"], OTHER_PLUGIN)
+        joined = await c.post(
+            "/api/agents/v1/join",
+            json=join_body(AGENT_HOST),
+            headers={"Authorization": f"Bearer {made.json()['token']}"},
+        )
+        assert joined.status_code == 201, joined.text
         victim = await c.post("/api/enrollment-tokens", json={"name": "victim"}, headers=auth)
         world.enrollment_id = victim.json()["id"]
         stored = await c.post(
@@ -215,6 +236,7 @@ async def populate(app: FastAPI) -> World:
         "admin": admin.value,
         "own key": own,
         "other key": other,
+        "agent key": joined.json()["api_key"],
     }
     world.sessions = {
         "read session": await _session(app, read.value),

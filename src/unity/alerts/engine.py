@@ -320,17 +320,27 @@ class AlertEngine:
         async with self.db.session() as session:
             signature = await rules_signature(session)
             self.suppressions = await load_suppressions(session, now=self.clock())
-            enabled = await session.execute(
-                select(Plugin.id, Plugin.config, Plugin.plugin_metadata).where(Plugin.enabled)
-            )
+            enabled = (
+                await session.execute(
+                    select(Plugin.id, Plugin.config, Plugin.plugin_metadata, Plugin.external).where(
+                        Plugin.enabled
+                    )
+                )
+            ).all()
             self._intervals = {
                 pid: float((config or {}).get("interval") or meta.get("default_interval", 60))
-                for pid, config, meta in enabled
+                for pid, config, meta, _ in enabled
             }
             self._looked_up = {}
         if signature != self._signature:
             self._signature = signature
             self.invalidate()
+        elif self._config is not None:
+            # An external plugin registered (or an agent's host joined) since the
+            # rules were compiled: it gets the external plugins' rules too.
+            joined = {pid for pid, _, _, external in enabled if external} - self._config.external
+            for plugin_id in joined:
+                self.invalidate(plugin_id)
         for row in await load_active(self.db):
             inst = self._instances.get(row.fingerprint)
             if inst is None:

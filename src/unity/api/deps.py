@@ -1,10 +1,11 @@
 """Dependencies shared by the routes: the manager, database sessions and auth.
 
-Authentication (:func:`_principal`) accepts a Bearer hub token or plugin key,
-counted by the failed-authentication limiter, or the dashboard's session
-cookie. Authorization is one dependency per route: ``ReadToken``,
-``AdminToken``, ``PluginKey`` or ``PluginKeyOrReadToken``, each enforcing a
-requirement of :mod:`unity.auth.access`.
+Authentication (:func:`_principal`) accepts a Bearer hub token, plugin key or
+agent key, counted by the failed-authentication limiter, or the dashboard's
+session cookie. Authorization is one dependency per route: ``ReadToken``,
+``AdminToken``, ``PluginKey``, ``PluginKeyOrReadToken`` or ``AgentKeyDep``, each
+enforcing a requirement of :mod:`unity.auth.access`. Every authenticated call
+of an agent counts as a sign of life of its host (:func:`unity.plugins.agents.heartbeat`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from unity.api.clients import client_address, failure_limiter, too_many_failures
 from unity.api.errors import ApiError
 from unity.auth.access import (
     ADMIN,
+    AGENT_KEY,
     OWN_PLUGIN_KEY,
     OWN_PLUGIN_KEY_OR_READ,
     READ,
@@ -28,6 +30,7 @@ from unity.auth.access import (
     Requirement,
     declare,
 )
+from unity.auth.agents import authenticate_agent_key
 from unity.auth.plugin_keys import authenticate_plugin_key
 from unity.auth.ratelimit import TooManyFailuresError
 from unity.auth.sessions import (
@@ -38,13 +41,15 @@ from unity.auth.sessions import (
     resolve_session,
 )
 from unity.auth.tokens import Scope, verify_token
+from unity.plugins.agents import heartbeat
 from unity.plugins.manager import PluginManager
 from unity.settings import Settings
 from unity.storage.db import Database
-from unity_sdk import API_KEY_PREFIX
+from unity_sdk import AGENT_KEY_PREFIX, API_KEY_PREFIX
 
 __all__ = [
     "AdminToken",
+    "AgentKeyDep",
     "DatabaseDep",
     "ManagerDep",
     "PluginKey",
@@ -59,7 +64,10 @@ __all__ = [
 
 _bearer = HTTPBearer(
     auto_error=False,
-    description="A hub token (`unity_...`) or an external plugin's API key (`unityk_...`).",
+    description=(
+        "A hub token (`unity_...`), an external plugin's API key (`unityk_...`) "
+        "or an agent's key (`unitya_...`)."
+    ),
 )
 
 
@@ -130,6 +138,9 @@ async def _bearer_principal(db: Database, value: str) -> Principal | None:
         # Remembered once verified: no database session on every batch.
         key = await authenticate_plugin_key(db, value)
         return None if key is None else Principal("plugin", key.id, plugin_id=key.plugin_id)
+    if value.startswith(AGENT_KEY_PREFIX):
+        agent = await authenticate_agent_key(db, value)
+        return None if agent is None else Principal("agent", agent.id, host_id=agent.host_id)
     async with db.session() as session:
         token = await verify_token(session, value)
         return None if token is None else Principal("token", token.id, scope=Scope(token.scope))
@@ -155,6 +166,8 @@ async def _principal(
         raise too_many_failures(exc) from None
     if principal is None:
         raise _unauthorized("credential is invalid, expired or revoked")
+    if principal.host_id is not None:
+        await heartbeat(db, principal.host_id)
     return principal
 
 
@@ -175,3 +188,4 @@ ReadToken = Annotated[Principal, Depends(_guard(READ))]
 AdminToken = Annotated[Principal, Depends(_guard(ADMIN))]
 PluginKey = Annotated[Principal, Depends(_guard(OWN_PLUGIN_KEY))]
 PluginKeyOrReadToken = Annotated[Principal, Depends(_guard(OWN_PLUGIN_KEY_OR_READ))]
+AgentKeyDep = Annotated[Principal, Depends(_guard(AGENT_KEY))]

@@ -12,13 +12,18 @@ forgets the keys at once, and again when its transaction commits (a request
 verifying the key meanwhile could have remembered it). Another hub on the
 same database learns of the revocation when its memory of the key expires:
 within ``KEY_CACHE_SECONDS``.
+
+:class:`KeyCache` and :func:`forget_on_commit` serve the agents' keys
+(:mod:`unity.auth.agents`) by the same rule.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,9 +37,11 @@ from unity_sdk import API_KEY_PREFIX
 
 __all__ = [
     "KEY_CACHE_SECONDS",
+    "KeyCache",
     "VerifiedKey",
     "authenticate_plugin_key",
     "forget_after_commit",
+    "forget_on_commit",
     "verify_plugin_key",
 ]
 
@@ -44,6 +51,19 @@ LAST_USED_EVERY = timedelta(minutes=1)
 _MAX_REMEMBERED = 10_000
 
 
+class _Owned(Protocol):
+    """A verified key: its id, and whose it is (a plugin id, a host id)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def owner(self) -> str: ...
+
+
+K = TypeVar("K", bound=_Owned)
+
+
 @dataclass(frozen=True)
 class VerifiedKey:
     """A live plugin key: its id and the only plugin id it may report for."""
@@ -51,25 +71,31 @@ class VerifiedKey:
     id: str
     plugin_id: str
 
+    @property
+    def owner(self) -> str:
+        return self.plugin_id
+
 
 @dataclass(frozen=True)
-class _Remembered:
-    key: VerifiedKey
+class _Remembered(Generic[K]):
+    key: K
     secret_hash: str
     verified_at: float  # time.monotonic()
 
 
-class _KeyCache:
-    def __init__(self) -> None:
-        self._keys: dict[str, _Remembered] = {}
+class KeyCache(Generic[K]):
+    """Keys verified in the last ``KEY_CACHE_SECONDS``, by key id, with their hashes."""
 
-    def get(self, key_id: str, secret: str) -> VerifiedKey | None:
+    def __init__(self) -> None:
+        self._keys: dict[str, _Remembered[K]] = {}
+
+    def get(self, key_id: str, secret: str) -> K | None:
         entry = self._keys.get(key_id)
         if entry is None or time.monotonic() - entry.verified_at >= KEY_CACHE_SECONDS:
             return None
         return entry.key if bearer.matches(secret, entry.secret_hash) else None
 
-    def put(self, key: VerifiedKey, secret_hash: str) -> None:
+    def put(self, key: K, secret_hash: str) -> None:
         now = time.monotonic()
         if len(self._keys) >= _MAX_REMEMBERED:
             self._keys = {
@@ -79,15 +105,15 @@ class _KeyCache:
                 self._keys.clear()
         self._keys[key.id] = _Remembered(key, secret_hash, now)
 
-    def forget(self, *, key_id: str | None = None, plugin_id: str | None = None) -> None:
+    def forget(self, *, key_id: str | None = None, owner: str | None = None) -> None:
         self._keys = {
             k: e
             for k, e in self._keys.items()
-            if k != key_id and (plugin_id is None or e.key.plugin_id != plugin_id)
+            if k != key_id and (owner is None or e.key.owner != owner)
         }
 
 
-_cache = _KeyCache()
+_cache: KeyCache[VerifiedKey] = KeyCache()
 
 
 async def verify_plugin_key(session: AsyncSession, value: str) -> PluginApiKey | None:
@@ -123,14 +149,20 @@ async def authenticate_plugin_key(db: Database, value: str) -> VerifiedKey | Non
     return key
 
 
+def forget_on_commit(session: AsyncSession, forget: Callable[[], None]) -> None:
+    """Call ``forget`` now and once ``session`` commits (a revocation): a request
+    verifying the key meanwhile could have remembered it again."""
+
+    def after_commit(_session: Session | None = None) -> None:
+        forget()
+
+    forget()
+    event.listen(session.sync_session, "after_commit", after_commit, once=True)
+
+
 def forget_after_commit(
     session: AsyncSession, *, key_id: str | None = None, plugin_id: str | None = None
 ) -> None:
     """Forget the key ``key_id`` (or every key of ``plugin_id``) now and once
     ``session`` commits the revocation."""
-
-    def forget(_session: Session | None = None) -> None:
-        _cache.forget(key_id=key_id, plugin_id=plugin_id)
-
-    forget()
-    event.listen(session.sync_session, "after_commit", forget, once=True)
+    forget_on_commit(session, lambda: _cache.forget(key_id=key_id, owner=plugin_id))

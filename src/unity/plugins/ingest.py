@@ -8,6 +8,11 @@ its receipt first (``INSERT ... ON CONFLICT DO NOTHING``, so a batch id is
 stored once and a retry after a lost response is answered ``duplicate``),
 then the plugin's state, the samples and latest values, the execution row
 and the plugin's row. Observers hear of the batch once it is committed.
+
+A plugin instance on an agent's host (``system-info@nas``) describes that
+host: its samples are stored under the host id, whatever ``host`` they name
+(the agent's hostname, usually), so its history, charts, alerts and
+``/metrics`` labels all use the one id the hub shows for the host.
 """
 
 from __future__ import annotations
@@ -137,9 +142,11 @@ async def store_batch(
         )
         previous = state(runs=found.state, last_seen_at=found.last_seen_at)
         current = state(runs=PluginState.HEALTHY.value, last_seen_at=now)
+        host = found.plugin.host_id
+        documents = [(host or s.host, s) for s in samples]
         await metric_store.insert_samples(
             connection,
-            [metric_store.MetricSample(plugin_id, s.host, s.timestamp, s.data) for s in samples],
+            [metric_store.MetricSample(plugin_id, h, s.timestamp, s.data) for h, s in documents],
         )
         await metric_store.record_execution(
             connection,
@@ -175,7 +182,7 @@ async def store_batch(
             at=now,
             status=RunStatus.SUCCESS,
             state=current,
-            documents=[(s.host, s.data) for s in samples],
+            documents=[(h, s.data) for h, s in documents],
             external=True,
         )
     )

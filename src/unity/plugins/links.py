@@ -137,9 +137,11 @@ class ConfigLinks:
         *,
         actor: str,
         source: str | None = None,
+        plugin_id: str | None = None,
     ) -> dict[str, Any]:
         """``stored`` with each credential reference in a secret field replaced by the
-        secret; every resolution is audited as a ``use`` by ``actor``."""
+        secret; every resolution is audited as a ``use`` by ``actor`` for
+        ``plugin:<plugin_id>`` (default: the metadata's id; an instance names its own)."""
         resolved = dict(stored)
         secrets = secret_fields(metadata)
         for key, value in stored.items():
@@ -148,7 +150,7 @@ class ConfigLinks:
                 credential = await self._store().resolve(
                     name,
                     actor=actor,
-                    target=f"plugin:{metadata.id}",
+                    target=f"plugin:{plugin_id or metadata.id}",
                     source=source,
                     detail=f"config field {key}",
                 )

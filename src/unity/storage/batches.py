@@ -32,7 +32,7 @@ def _table(model: Any) -> Table:
 _PLUGINS = _table(Plugin)
 _RECEIPTS = _table(BatchReceipt)
 
-_READ = select(_PLUGINS.c.external, _PLUGINS.c["metadata"]).where(
+_READ = select(_PLUGINS.c.external, _PLUGINS.c["metadata"], _PLUGINS.c.host_id).where(
     _PLUGINS.c.id == bindparam("plugin_id")
 )
 # FOR NO KEY UPDATE on PostgreSQL: batches of one plugin take turns reading its
@@ -46,6 +46,7 @@ _LOCK = (
         _PLUGINS.c.config,
         _PLUGINS.c.external,
         _PLUGINS.c["metadata"],
+        _PLUGINS.c.host_id,
     )
     .where(_PLUGINS.c.id == bindparam("plugin_id"))
     .with_for_update(key_share=True)
@@ -67,10 +68,12 @@ _PUSH = (
 
 @dataclass(frozen=True)
 class PluginRow:
-    """What a batch is checked against: whether the id is external, and its metadata."""
+    """What a batch is checked against: whether the id is external, its metadata, and
+    (for a plugin instance on an agent's host) the host its samples are about."""
 
     external: bool
     metadata: dict[str, Any]
+    host_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ def _claim(dialect: str) -> Insert:
 
 async def read_plugin(connection: AsyncConnection, plugin_id: str) -> PluginRow | None:
     row = (await connection.execute(_READ, {"plugin_id": plugin_id})).first()
-    return None if row is None else PluginRow(bool(row[0]), row[1])
+    return None if row is None else PluginRow(bool(row[0]), row[1], row[2])
 
 
 async def claim_receipt(
@@ -124,7 +127,7 @@ async def lock_plugin(connection: AsyncConnection, plugin_id: str) -> PushedStat
     if row is None:
         return None
     return PushedState(
-        bool(row[0]), row[1], row[2], row[3], row[4] or {}, PluginRow(bool(row[5]), row[6])
+        bool(row[0]), row[1], row[2], row[3], row[4] or {}, PluginRow(bool(row[5]), row[6], row[7])
     )
 
 

@@ -40,13 +40,23 @@ from unity.plugins.loader import LoadFailure
 from unity.plugins.manager import PluginManager
 from unity.settings import Settings
 from unity.views import catalogue, history
-from unity_sdk import PluginConfig, RunStatus, ValidatedConfig, mask_secrets, plugin_view
+from unity_sdk import (
+    HOST_ID_PATTERN,
+    PLUGIN_ID_PATTERN,
+    PluginConfig,
+    RunStatus,
+    ValidatedConfig,
+    mask_secrets,
+    plugin_view,
+)
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/plugins/v2", tags=["plugins"])
 
-PLUGIN_ID = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+# A page's cursor is the id of the last plugin listed: a plugin id, or a plugin
+# instance on an agent's host ("system-info@nas").
+PLUGIN_ID = rf"^{PLUGIN_ID_PATTERN[1:-1]}(?:@{HOST_ID_PATTERN[1:-1]})?$"
 
 
 def _page_size(limit: int, settings: Settings) -> None:
@@ -151,18 +161,20 @@ async def get_config(
 ) -> PluginConfig:
     """The stored config. To people's tokens secret fields read back as
     ``********`` and credential references as ``{"$credential": name}``; to an
-    external plugin's own key, the values it runs with (references resolved,
-    each resolution audited)."""
+    external plugin's own key (or the key of the agent whose instance it is),
+    the values it runs with (references resolved, each resolution audited)."""
     row = await manager.row(plugin_id)
     metadata = await manager.metadata_for(plugin_id)
-    if caller.kind == "plugin":
+    if caller.kind in ("plugin", "agent"):
         # The plugin gets what it runs with: its own keys, defaults filled in.
+        actor = f"agent:{caller.host_id}" if caller.kind == "agent" else f"plugin:{plugin_id}"
         with credential_errors():
             stored = await manager.links.resolve(
                 metadata,
                 manager.vault.opened(plugin_id, row.config),
-                actor=f"plugin:{plugin_id}",
+                actor=actor,
                 source=request.client.host if request.client else None,
+                plugin_id=plugin_id,
             )
         timeout = manager.settings.schema_check_seconds
         if row.external:

@@ -1,0 +1,322 @@
+"""The hub's side of the agent protocol: joins, assignments, status and proposals.
+
+An agent is one process per host running catalogue plugins there
+(``unity-agent``). It joins once with an enrollment token (:func:`join`): the
+hub creates its ``hosts`` row, the four psutil plugins as *instances* on it and
+its key. A plugin instance is an external plugin row ``"{plugin}@{host_id}"``
+(``host_id`` and ``plugin_type`` set, the catalogue plugin's metadata, whose
+``id`` stays the catalogue id), so its samples and health come in through the
+external-plugin paths and it has state, history, events, stale detection and
+alert rules like any external plugin.
+
+From then on the agent polls its assignments (:mod:`unity.plugins.assignments`:
+what runs on its host, with credential references resolved for it alone),
+reports its own state (:func:`record_status`) and what discovery found
+(:func:`record_proposals`). Every authenticated call is a sign of life
+(:func:`heartbeat`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unity.auth import agents as agent_auth
+from unity.auth import external as external_auth
+from unity.auth.external import IssuedSecret
+from unity.plugins.external import (
+    EnrollmentRefusedError,
+    EnrollmentScopeError,
+)
+from unity.plugins.manager import PluginManager
+from unity.plugins.runtime import PluginStateError
+from unity.storage.db import Database
+from unity.storage.models import DiscoveryProposal, EnrollmentToken, Host, Plugin
+from unity.storage.registry import metadata_document
+from unity.storage.types import utcnow
+from unity_sdk import (
+    AgentStatus,
+    JoinRequest,
+    JoinResponse,
+    PluginMetadata,
+    Proposal,
+    StatusAccepted,
+    check_plugin_class,
+    host_id_for,
+    instance_id,
+)
+
+__all__ = [
+    "DEFAULT_PLUGINS",
+    "DEFAULT_POLL_SECONDS",
+    "HEARTBEAT_SECONDS",
+    "AgentGoneError",
+    "DuplicateProposalError",
+    "HostTakenError",
+    "heartbeat",
+    "join",
+    "record_proposals",
+    "record_status",
+]
+
+log = logging.getLogger(__name__)
+
+# What a new agent's host runs from the start: the hub's own local four.
+DEFAULT_PLUGINS = ("system-info", "process-monitor", "disk-monitor", "network-monitor")
+DEFAULT_POLL_SECONDS = 10.0
+# An agent's calls refresh its host's last_seen_at at most this often (per hub).
+HEARTBEAT_SECONDS = 5.0
+_AGENT = "agent"
+# discovery_proposals.status
+_OPEN, _GONE = "open", "gone"
+
+
+class HostTakenError(PluginStateError):
+    """The host id belongs to another agent or to the hub's own machine (409)."""
+
+
+class AgentGoneError(LookupError):
+    """The agent's host was removed from the hub (its key is about to stop working)."""
+
+
+class DuplicateProposalError(ValueError):
+    """One report names a proposal key twice; ``index`` is the second one's."""
+
+    def __init__(self, key: str, index: int) -> None:
+        super().__init__(f"proposal key {key!r} appears more than once in the report")
+        self.key = key
+        self.index = index
+
+
+# -- the catalogue ---------------------------------------------------------------------
+
+
+@cache
+def _catalogue() -> dict[str, PluginMetadata]:
+    """Every catalogue plugin's metadata by id: what an agent can run, whatever the
+    hub itself loaded (checked like the loader checks them)."""
+    from unity_catalogue import BUILTIN_PLUGINS
+
+    return {m.id: m for m in (check_plugin_class(cls) for cls in BUILTIN_PLUGINS)}
+
+
+def _instance_row(
+    metadata: PluginMetadata, host_id: str, *, config: dict[str, Any], enabled: bool
+) -> Plugin:
+    return Plugin(
+        id=instance_id(metadata.id, host_id),
+        name=metadata.name,
+        version=metadata.version,
+        description=metadata.description,
+        author=metadata.author,
+        category=metadata.category.value,
+        plugin_metadata=metadata_document(metadata),
+        enabled=enabled,
+        external=True,
+        config=config,
+        host_id=host_id,
+        plugin_type=metadata.id,
+    )
+
+
+# -- join ------------------------------------------------------------------------------
+
+_REFUSED = "enrollment token is invalid, expired, revoked or used up"
+
+
+async def join(manager: PluginManager, request: JoinRequest, enrollment_token: str) -> JoinResponse:
+    """Trade an enrollment token for an agent key; create the host and its default
+    instances.
+
+    One transaction: a refused join (``EnrollmentRefusedError``,
+    ``EnrollmentScopeError``, ``HostTakenError``) writes nothing and spends no
+    use of the token. A retry with the same token, host id and ``key_secret``
+    gets the same key back and spends nothing."""
+    host_id = request.host_id or host_id_for(request.platform.hostname)
+    defaults = [_catalogue()[p] for p in DEFAULT_PLUGINS if p in _catalogue()]
+    try:
+        async with manager.db.writer() as session:
+            return await _join(session, request, host_id, enrollment_token, defaults)
+    except IntegrityError as exc:
+        # PostgreSQL: another join inserted the same host id concurrently.
+        raise HostTakenError(f"host id {host_id!r} was taken by a concurrent join; retry") from exc
+
+
+async def _join(
+    session: AsyncSession,
+    request: JoinRequest,
+    host_id: str,
+    value: str,
+    defaults: Sequence[PluginMetadata],
+) -> JoinResponse:
+    enrollment = await external_auth.authenticate_enrollment(session, value)
+    if enrollment is None:
+        raise EnrollmentRefusedError(_REFUSED)
+    if enrollment.takeover_plugin_id is not None:
+        raise EnrollmentScopeError(
+            f"this enrollment token only takes over plugin {enrollment.takeover_plugin_id!r}; "
+            "an agent joins with a plain enrollment token"
+        )
+    repeated = await _repeated(session, host_id, enrollment, request.key_secret)
+    if repeated is None and not await external_auth.claim_enrollment_use(session, enrollment.id):
+        # A concurrent copy of this very join may have won the last use.
+        repeated = await _repeated(session, host_id, enrollment, request.key_secret)
+        if repeated is None:
+            raise EnrollmentRefusedError(_REFUSED)
+    now = utcnow()
+    platform = request.platform.model_dump(mode="json")
+    host = await session.get(Host, host_id, with_for_update=True)
+    if repeated is not None and host is not None:
+        host.platform, host.hostname, host.last_seen_at = platform, request.platform.hostname, now
+        return JoinResponse(
+            host_id=host_id,
+            api_key=repeated.value,
+            key_id=repeated.id,
+            poll_seconds=host.poll_seconds,
+        )
+    if host is not None:
+        raise HostTakenError(_taken(host))
+    session.add(
+        Host(
+            id=host_id,
+            hostname=request.platform.hostname,
+            kind=_AGENT,
+            platform=platform,
+            status={},
+            enrollment_id=enrollment.id,
+            poll_seconds=DEFAULT_POLL_SECONDS,
+            created_at=now,
+            last_seen_at=now,
+            updated_at=now,
+        )
+    )
+    await session.flush()
+    for metadata in defaults:
+        session.add(_instance_row(metadata, host_id, config={}, enabled=True))
+    key = await agent_auth.issue_agent_key(
+        session, host_id=host_id, enrollment_id=enrollment.id, secret=request.key_secret
+    )
+    log.info(
+        "agent joined: host %s (%s) with enrollment token %s; %d plugins assigned",
+        host_id,
+        request.platform.hostname,
+        enrollment.id,
+        len(defaults),
+    )
+    return JoinResponse(
+        host_id=host_id, api_key=key.value, key_id=key.id, poll_seconds=DEFAULT_POLL_SECONDS
+    )
+
+
+def _taken(host: Host) -> str:
+    if host.kind != _AGENT:
+        return f"host id {host.id!r} is the hub's own machine; join with another host id"
+    return (
+        f"host id {host.id!r} belongs to another agent ({host.hostname}); join with another "
+        f"host id, or remove that host first (DELETE /api/hosts/{host.id})"
+    )
+
+
+async def _repeated(
+    session: AsyncSession, host_id: str, enrollment: EnrollmentToken, secret: str | None
+) -> IssuedSecret | None:
+    if secret is None:
+        return None
+    return await agent_auth.find_proposed_agent_key(
+        session, host_id=host_id, enrollment_id=enrollment.id, secret=secret
+    )
+
+
+# -- status, proposals, signs of life ---------------------------------------------------
+
+
+async def record_status(db: Database, host_id: str, status: AgentStatus) -> StatusAccepted:
+    """Keep the agent's platform and state on its host row (the host card shows them)."""
+    now = utcnow()
+    async with db.writer() as session:
+        host = await session.get(Host, host_id)
+        if host is None:
+            raise AgentGoneError(f"host {host_id!r} was removed from the hub; join again")
+        host.platform = status.platform.model_dump(mode="json")
+        host.hostname = status.platform.hostname
+        host.status = status.model_dump(mode="json", exclude={"platform"})
+        host.last_seen_at = now
+    return StatusAccepted(host_id=host_id, received_at=now)
+
+
+async def record_proposals(
+    session: AsyncSession, host_id: str, proposals: Sequence[Proposal], now: datetime
+) -> int:
+    """Take in one discovery scan of ``host_id``; how many proposals are open after it.
+
+    By key: a new proposal is open; one seen again keeps its status (dismissed
+    stays dismissed, accepted stays accepted; one gone is open again) and, while
+    undecided, takes the new suggestion; an open one the scan no longer reports
+    is gone. ``DuplicateProposalError`` (nothing changed) when the scan names a key
+    twice. The host row is locked first, so concurrent reports of one host take turns.
+    """
+    seen: dict[str, Proposal] = {}
+    for index, proposal in enumerate(proposals):
+        if proposal.key in seen:
+            raise DuplicateProposalError(proposal.key, index)
+        seen[proposal.key] = proposal
+    if await session.get(Host, host_id, with_for_update=True) is None:
+        raise AgentGoneError(f"host {host_id!r} was removed from the hub; join again")
+    stored = {
+        row.key: row
+        for row in await session.scalars(
+            select(DiscoveryProposal).where(DiscoveryProposal.host_id == host_id)
+        )
+    }
+    for key, proposal in seen.items():
+        row = stored.get(key)
+        if row is None:
+            row = DiscoveryProposal(host_id=host_id, key=key, status=_OPEN, first_seen_at=now)
+            session.add(row)
+        elif row.status == _GONE:
+            row.status = _OPEN
+        if row.status == _OPEN:
+            row.plugin, row.title, row.reason = proposal.plugin, proposal.title, proposal.reason
+            row.config, row.credential = proposal.config, proposal.credential
+        row.last_seen_at = now
+    for key, row in stored.items():
+        if key not in seen and row.status == _OPEN:
+            row.status = _GONE
+    await session.flush()
+    count = await session.scalar(
+        select(func.count())
+        .select_from(DiscoveryProposal)
+        .where(DiscoveryProposal.host_id == host_id, DiscoveryProposal.status == _OPEN)
+    )
+    return int(count or 0)
+
+
+# Per database: when this hub last wrote each host's last_seen_at (time.monotonic()).
+_beats: weakref.WeakKeyDictionary[Database, dict[str, float]] = weakref.WeakKeyDictionary()
+
+
+async def heartbeat(db: Database, host_id: str) -> None:
+    """The agent of ``host_id`` was heard from: refresh its host's ``last_seen_at``,
+    at most every ``HEARTBEAT_SECONDS`` (metric batches come far more often)."""
+    beats = _beats.setdefault(db, {})
+    now = time.monotonic()
+    if now - beats.get(host_id, float("-inf")) < HEARTBEAT_SECONDS:
+        return
+    beats[host_id] = now
+    try:
+        async with db.write_connection() as connection:
+            await connection.execute(
+                update(Host).where(Host.id == host_id).values(last_seen_at=utcnow())
+            )
+    except BaseException:
+        beats.pop(host_id, None)  # not written: the next call tries again
+        raise
