@@ -23,8 +23,6 @@ import time
 import weakref
 from collections.abc import Sequence
 from datetime import datetime
-from functools import cache
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -37,11 +35,11 @@ from unity.plugins.external import (
     EnrollmentRefusedError,
     EnrollmentScopeError,
 )
+from unity.plugins.hosts import catalogue, instance_row
 from unity.plugins.manager import PluginManager
 from unity.plugins.runtime import PluginStateError
 from unity.storage.db import Database
-from unity.storage.models import DiscoveryProposal, EnrollmentToken, Host, Plugin
-from unity.storage.registry import metadata_document
+from unity.storage.models import DiscoveryProposal, EnrollmentToken, Host
 from unity.storage.types import utcnow
 from unity_sdk import (
     AgentStatus,
@@ -50,9 +48,7 @@ from unity_sdk import (
     PluginMetadata,
     Proposal,
     StatusAccepted,
-    check_plugin_class,
     host_id_for,
-    instance_id,
 )
 
 __all__ = [
@@ -100,34 +96,6 @@ class DuplicateProposalError(ValueError):
 # -- the catalogue ---------------------------------------------------------------------
 
 
-@cache
-def _catalogue() -> dict[str, PluginMetadata]:
-    """Every catalogue plugin's metadata by id: what an agent can run, whatever the
-    hub itself loaded (checked like the loader checks them)."""
-    from unity_catalogue import BUILTIN_PLUGINS
-
-    return {m.id: m for m in (check_plugin_class(cls) for cls in BUILTIN_PLUGINS)}
-
-
-def _instance_row(
-    metadata: PluginMetadata, host_id: str, *, config: dict[str, Any], enabled: bool
-) -> Plugin:
-    return Plugin(
-        id=instance_id(metadata.id, host_id),
-        name=metadata.name,
-        version=metadata.version,
-        description=metadata.description,
-        author=metadata.author,
-        category=metadata.category.value,
-        plugin_metadata=metadata_document(metadata),
-        enabled=enabled,
-        external=True,
-        config=config,
-        host_id=host_id,
-        plugin_type=metadata.id,
-    )
-
-
 # -- join ------------------------------------------------------------------------------
 
 _REFUSED = "enrollment token is invalid, expired, revoked or used up"
@@ -142,7 +110,8 @@ async def join(manager: PluginManager, request: JoinRequest, enrollment_token: s
     use of the token. A retry with the same token, host id and ``key_secret``
     gets the same key back and spends nothing."""
     host_id = request.host_id or host_id_for(request.platform.hostname)
-    defaults = [_catalogue()[p] for p in DEFAULT_PLUGINS if p in _catalogue()]
+    known = catalogue()
+    defaults = [known[p] for p in DEFAULT_PLUGINS if p in known]
     try:
         async with manager.db.writer() as session:
             return await _join(session, request, host_id, enrollment_token, defaults)
@@ -201,7 +170,7 @@ async def _join(
     )
     await session.flush()
     for metadata in defaults:
-        session.add(_instance_row(metadata, host_id, config={}, enabled=True))
+        session.add(instance_row(metadata, host_id, config={}, enabled=True))
     key = await agent_auth.issue_agent_key(
         session, host_id=host_id, enrollment_id=enrollment.id, secret=request.key_secret
     )

@@ -24,17 +24,18 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity import __version__
+from unity.auth import agents as agent_auth
 from unity.plugins.manager import PluginManager
 from unity.plugins.runtime import PluginNotFoundError, PluginStateError
 from unity.settings import Settings
 from unity.storage.db import Database
-from unity.storage.models import AgentKey, Host, Plugin
+from unity.storage.models import Host, Plugin
 from unity.storage.registry import metadata_document
 from unity.storage.types import utcnow
 from unity_catalogue.platform import host_platform
@@ -61,6 +62,7 @@ __all__ = [
     "ensure_hub_host",
     "get_host",
     "host_state",
+    "instance_row",
     "remove_host",
     "this_machine",
     "worst_state",
@@ -166,6 +168,26 @@ def catalogue_metadata(plugin: str) -> PluginMetadata:
 # -- hosts and instances -----------------------------------------------------------------
 
 
+def instance_row(
+    metadata: PluginMetadata, host_id: str, *, config: dict[str, Any], enabled: bool
+) -> Plugin:
+    """The registry row of catalogue plugin ``metadata`` run by the agent of ``host_id``."""
+    return Plugin(
+        id=instance_id(metadata.id, host_id),
+        name=metadata.name,
+        version=metadata.version,
+        description=metadata.description,
+        author=metadata.author,
+        category=metadata.category.value,
+        plugin_metadata=metadata_document(metadata),
+        enabled=enabled,
+        external=True,
+        config=config,
+        host_id=host_id,
+        plugin_type=metadata.id,
+    )
+
+
 async def get_host(session: AsyncSession, host_id: str) -> Host:
     row = await session.get(Host, host_id)
     if row is None:
@@ -228,22 +250,7 @@ async def _create_instance(
     async with manager.db.session() as session:
         if await session.get(Plugin, plugin_id) is not None:
             raise taken
-        session.add(
-            Plugin(
-                id=plugin_id,
-                name=metadata.name,
-                version=metadata.version,
-                description=metadata.description,
-                author=metadata.author,
-                category=metadata.category.value,
-                plugin_metadata=metadata_document(metadata),
-                enabled=enabled,
-                external=True,
-                config=stored,
-                host_id=host_id,
-                plugin_type=metadata.id,
-            )
-        )
+        session.add(instance_row(metadata, host_id, config=stored, enabled=enabled))
         try:
             await session.flush()
         except IntegrityError as exc:
@@ -304,11 +311,8 @@ async def remove_host(manager: PluginManager, host_id: str) -> None:
         raise PluginStateError("the hub's own host cannot be removed")
     async with manager.db.session() as session:
         await get_host(session, host_id)
-        await session.execute(
-            update(AgentKey)
-            .where(AgentKey.host_id == host_id, AgentKey.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-        )
+        # A revocation, not only the cascade: it makes this hub forget the key at once.
+        await agent_auth.revoke_agent_keys(session, host_id)
         # Explicit, so the instances' histories go on SQLite too without relying on
         # the ORM to load them.
         await session.execute(delete(Plugin).where(Plugin.host_id == host_id))
