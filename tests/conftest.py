@@ -102,6 +102,9 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         bootstrap_token=False,
         scheduler_jitter=0.0,
         retention_check_seconds=3600,
+        # The hub scanning its own machine would mark the proposals tests write on its
+        # host as gone; tests/plugins/test_hub_discovery.py turns it on.
+        discovery_seconds=0,
         # Tests present many bad credentials from one address on purpose; the
         # failed-authentication limits have their own tests (tests/api/test_rate_limit.py).
         auth_failure_burst=1_000_000,

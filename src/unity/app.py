@@ -37,6 +37,7 @@ from unity.auth.tokens import Scope, create_token, has_admin_token
 from unity.credentials import CredentialStore, load_keyring
 from unity.notify.dispatcher import Dispatcher
 from unity.plugins.hosts import ensure_hub_host
+from unity.plugins.hub_discovery import HubDiscovery
 from unity.plugins.loader import PluginLoader
 from unity.plugins.manager import PluginManager
 from unity.plugins.reloader import watch_installs, watch_plugins
@@ -117,10 +118,14 @@ def create_app(settings: Settings | None = None, *, loader: PluginLoader | None 
         manager.recorder.observers.append(engine.observe)
         app.state.alerts = engine
         await engine.start()
+        app.state.discovery = discovery = HubDiscovery(manager, settings)
         watchers = [
             asyncio.create_task(retention.run(), name="retention"),
             asyncio.create_task(rollups.run(), name="rollups"),
         ]
+        if settings.discovery_seconds > 0:
+            # What runs on the hub's own machine, proposed on its host as agents do.
+            watchers.append(asyncio.create_task(discovery.run(), name="discovery"))
         if settings.dev_mode:
             watchers += [
                 asyncio.create_task(watch_plugins(manager)),

@@ -208,6 +208,12 @@ class Settings(BaseSettings):
         description="Missed intervals after which an enabled plugin that stopped "
         "reporting (or running) is stale.",
     )
+    discovery_seconds: float = Field(
+        default=600,
+        ge=0,
+        description="How often the hub looks at what runs on its own machine and proposes "
+        "plugins for it, as agents do on theirs (0: never).",
+    )
     max_batch_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest metric batch body accepted (bytes)."
     )

@@ -1,9 +1,8 @@
 """Test helpers: a stand-in for the hub's agent API, and small real plugins.
 
-The hub's agent endpoints are being built in parallel (issue 11, "hub-agents"),
-so these tests talk to :class:`FakeAgentHub`: the four agent endpoints
-(join is not needed here: assignments, status) plus the instances' metrics and
-health, answering with the SDK's own wire models (``MetricBatch``,
+These tests talk to :class:`FakeAgentHub`, the hub as one agent sees it: the
+agent endpoints (join is not needed here: assignments, status, proposals) plus
+the instances' metrics and health, answering with the SDK's own wire models (``MetricBatch``,
 ``AgentStatus``, ``HealthReport``...). In process it is an
 ``httpx.MockTransport``; for an agent in another process it is served on
 loopback by a real HTTP server (:meth:`FakeAgentHub.serve`). The end-to-end
@@ -36,10 +35,13 @@ from unity_sdk import (
     DependencyMissingError,
     HealthReport,
     HealthStatus,
+    HostFacts,
     MetricBatch,
     MetricField,
     PluginBase,
     PluginMetadata,
+    Proposal,
+    ProposalReport,
     batch_problems,
     error_details,
 )
@@ -61,6 +63,7 @@ class FakeAgentHub:
     duplicates: int = 0
     health: dict[str, list[HealthReport]] = field(default_factory=dict)
     statuses: list[AgentStatus] = field(default_factory=list)
+    proposal_reports: list[ProposalReport] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     # Outages and refusals a test switches on.
     down: bool = False
@@ -118,6 +121,15 @@ class FakeAgentHub:
                     return status
                 self.statuses.append(status)
                 return 200, {"host_id": HOST_ID, "received_at": _now()}
+            if method == "PUT" and path == f"{AGENT_API_PATH}/proposals":
+                report = _parse(ProposalReport, body)
+                if isinstance(report, tuple):
+                    return report
+                keys = [p.key for p in report.proposals]
+                if len(set(keys)) != len(keys):
+                    return _error(422, "the report names a proposal key twice")
+                self.proposal_reports.append(report)
+                return 200, {"host_id": HOST_ID, "open": len(report.proposals)}
             parts = path.removeprefix("/api/plugins/v2/").split("/")
             if method == "POST" and len(parts) == 2 and parts[1] in ("metrics", "health"):
                 if parts[0] not in {a.instance_id for a in self.assignments}:
@@ -353,6 +365,42 @@ class BrokenEnablePlugin(PluginBase):
         return {"value": 1}
 
 
+class PortPlugin(PluginBase):
+    """Watches a TCP port; discovery proposes it for each socket listening on one
+    of ``PORTS`` (a test sets them to ports it listens on)."""
+
+    PORTS: tuple[int, ...] = ()
+
+    def get_metadata(self) -> PluginMetadata:
+        return _metadata(
+            "port",
+            config_schema={
+                "type": "object",
+                "properties": {"host": {"type": "string"}, "port": {"type": "integer"}},
+                "required": ["host", "port"],
+                "additionalProperties": False,
+            },
+        )
+
+    @classmethod
+    def discover(cls, facts: HostFacts) -> list[Proposal]:
+        return [
+            Proposal(
+                key=f"port:{listener.port}",
+                plugin="port",
+                title=f"something on port {listener.port}",
+                reason=f"{listener.process or 'a process'} listens on {listener.endpoint}",
+                config={"host": listener.host, "port": listener.port},
+            )
+            for listener in facts.listening(ports=cls.PORTS)
+        ]
+
+    async def collect_data(self) -> dict[str, Any]:
+        _, writer = await asyncio.open_connection(self.config["host"], self.config["port"])
+        writer.close()
+        return {"value": 1}
+
+
 ALL = [
     CounterPlugin,
     TankPlugin,
@@ -361,4 +409,5 @@ ALL = [
     FailingPlugin,
     NeedsExtraPlugin,
     BrokenEnablePlugin,
+    PortPlugin,
 ]

@@ -19,10 +19,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from unity_agent.discovery import Discovery, Scan, catalogue_scan
 from unity_agent.scheduler import Instance, RunOutcome, Timing, describe
 from unity_agent.sender import Sender
 from unity_agent.spool import Spool
 from unity_sdk import (
+    DEFAULT_DISCOVERY_SECONDS,
     AgentStatus,
     Assignment,
     Assignments,
@@ -67,6 +69,8 @@ class Agent:
         *,
         platform: HostPlatform,
         timing: Timing | None = None,
+        discovery_seconds: float = DEFAULT_DISCOVERY_SECONDS,
+        scan: Scan | None = None,
     ) -> None:
         self.hub = hub
         self.spool = spool
@@ -80,6 +84,10 @@ class Agent:
         self.instances: dict[str, Instance] = {}
         self.problems: dict[str, str] = {}
         self.sender = Sender(hub, spool)
+        # Only the plugins this agent can run are asked what they would watch.
+        self.discovery = Discovery(
+            hub, scan or catalogue_scan(list(self.catalogue.values())), every=discovery_seconds
+        )
         self.unreachable = False
 
     # -- assignments -----------------------------------------------------------------
@@ -241,6 +249,7 @@ class Agent:
         if self.unreachable:
             log.info("hub reachable again; %d sample(s) to replay", len(self.spool))
         self.unreachable = False
+        self.discovery.hub_back()
 
     # -- the loops ---------------------------------------------------------------------
 

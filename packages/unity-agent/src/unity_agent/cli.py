@@ -35,7 +35,7 @@ from unity_agent.identity import (
 from unity_agent.service import DEFAULT_USER, ServiceOptions, install_service
 from unity_agent.supervisor import REFUSED_KEY
 from unity_agent.tls import check_pin
-from unity_sdk import HubAuthError, HubClient, HubError
+from unity_sdk import DEFAULT_DISCOVERY_SECONDS, HubAuthError, HubClient, HubError
 
 __all__ = ["build_parser", "main"]
 
@@ -87,7 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--no-start", action="store_true", help="join only; do not start running")
     join.add_argument("--force", action="store_true", help="join again over an existing identity")
 
-    with_data_dir(commands.add_parser("run", help="run until SIGTERM (what the service runs)"))
+    run = with_data_dir(
+        commands.add_parser("run", help="run until SIGTERM (what the service runs)")
+    )
+    run.add_argument(
+        "--discovery-seconds",
+        type=_seconds,
+        default=DEFAULT_DISCOVERY_SECONDS,
+        metavar="N",
+        help="look for services to propose at start and every N seconds "
+        "(default: %(default)g; 0: never)",
+    )
     with_data_dir(commands.add_parser("status", help="the hub, this host's id and the pin"))
 
     service = with_data_dir(
@@ -129,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _seconds(text: str) -> float:
+    """A number of seconds, 0 or more; anything else is a usage error (exit 2)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return seconds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -138,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "join":
             return _join(args, data_dir)
         if args.command == "run":
-            return _run(_identity(data_dir), data_dir)
+            return _run(_identity(data_dir), data_dir, discovery_seconds=args.discovery_seconds)
         if args.command == "status":
             return _status(_identity(data_dir), data_dir)
         if args.command == "install-service":
@@ -218,13 +239,20 @@ def _join(args: argparse.Namespace, data_dir: Path) -> int:
     return _run(identity, data_dir)
 
 
-def _run(identity: AgentIdentity, data_dir: Path) -> int:
+def _run(
+    identity: AgentIdentity,
+    data_dir: Path,
+    *,
+    discovery_seconds: float = DEFAULT_DISCOVERY_SECONDS,
+) -> int:
     """Run the agent until SIGTERM or SIGINT: exit 0. A changed certificate or
     a refused key is final (exit 1): restarting cannot fix either."""
     from unity_agent.supervisor import CRASHED, run_until_stopped
 
     try:
-        return asyncio.run(run_until_stopped(identity, data_dir))
+        return asyncio.run(
+            run_until_stopped(identity, data_dir, discovery_seconds=discovery_seconds)
+        )
     except CommandError:
         raise
     except Exception:

@@ -14,6 +14,8 @@
   spooling every document (:mod:`unity_agent.spool`).
 - **the sender** (:mod:`unity_agent.sender`): the spool to the hub in batches,
   and each instance's health when it changes.
+- **discovery** (:mod:`unity_agent.discovery`, at start and every
+  ``discovery_seconds``; 0: never): what runs on this host, as proposals.
 
 The last assignments are kept in the spool, so an agent restarted while its
 hub is down runs what it ran before. A refused key (``HubAuthError``: revoked)
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from unity_agent import __version__
 from unity_agent.agent import Agent
+from unity_agent.discovery import Scan
 from unity_agent.identity import (
     AgentIdentity,
     IdentityError,
@@ -45,7 +48,7 @@ from unity_agent.identity import (
 from unity_agent.scheduler import Timing
 from unity_agent.spool import DEFAULT_MAX_SAMPLES, SPOOL_FILE, Spool
 from unity_catalogue.platform import host_platform
-from unity_sdk import HubAuthError, HubClient, PluginBase
+from unity_sdk import DEFAULT_DISCOVERY_SECONDS, HubAuthError, HubClient, PluginBase
 
 if TYPE_CHECKING:
     import httpx
@@ -64,11 +67,16 @@ async def run_agent(
     transport: httpx.AsyncBaseTransport | None = None,
     spool_samples: int = DEFAULT_MAX_SAMPLES,
     timing: Timing | None = None,
+    discovery_seconds: float = DEFAULT_DISCOVERY_SECONDS,
+    scan: Scan | None = None,
 ) -> None:
     """Run the agent until ``stop`` is set; ``HubAuthError`` when the hub refuses its key.
 
     ``plugins`` defaults to the catalogue (``unity_catalogue.BUILTIN_PLUGINS``);
     ``transport`` replaces the network in tests (``httpx.MockTransport``).
+    Discovery scans at start and every ``discovery_seconds`` (0: never); ``scan``
+    replaces the catalogue's scan of ``plugins``
+    (:func:`unity_agent.discovery.catalogue_scan`).
     """
     if plugins is None:
         from unity_catalogue import BUILTIN_PLUGINS
@@ -94,6 +102,8 @@ async def run_agent(
             plugins,
             platform=host_platform(identity.hostname, agent_version=__version__),
             timing=timing,
+            discovery_seconds=discovery_seconds,
+            scan=scan,
         )
         log.info(
             "agent %s reporting to %s; %d sample(s) spooled from before",
@@ -114,6 +124,8 @@ async def _serve_until(agent: Agent, stop: asyncio.Event) -> None:
         asyncio.create_task(agent.poll_loop(stop), name="agent:poll"),
         asyncio.create_task(agent.sender.run(stop, on_outage=agent.outage), name="agent:send"),
     ]
+    if agent.discovery.every > 0:
+        loops.append(asyncio.create_task(agent.discovery.run(stop), name="agent:discovery"))
     stopping = asyncio.create_task(stop.wait(), name="agent:stop")
     tasks: list[asyncio.Task[Any]] = [*loops, stopping]
     fatal: BaseException | None = None
@@ -139,7 +151,12 @@ async def _serve_until(agent: Agent, stop: asyncio.Event) -> None:
         raise fatal
 
 
-def serve(data_dir: Path, *, spool_samples: int = DEFAULT_MAX_SAMPLES) -> int:
+def serve(
+    data_dir: Path,
+    *,
+    spool_samples: int = DEFAULT_MAX_SAMPLES,
+    discovery_seconds: float = DEFAULT_DISCOVERY_SECONDS,
+) -> int:
     """Run the agent of ``data_dir`` until SIGTERM or SIGINT; the exit status
     (0: stopped cleanly, 1: no identity or the hub refused the key)."""
     try:
@@ -153,7 +170,13 @@ def serve(data_dir: Path, *, spool_samples: int = DEFAULT_MAX_SAMPLES) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_agent(identity, data_dir, stop=stop, spool_samples=spool_samples)
+        await run_agent(
+            identity,
+            data_dir,
+            stop=stop,
+            spool_samples=spool_samples,
+            discovery_seconds=discovery_seconds,
+        )
 
     try:
         asyncio.run(main())
@@ -181,6 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_MAX_SAMPLES,
         help="samples kept while the hub is unreachable (oldest dropped first)",
     )
+    parser.add_argument(
+        "--discovery-seconds",
+        type=float,
+        default=DEFAULT_DISCOVERY_SECONDS,
+        help="how often to look for services to propose (default: %(default)g; 0: never)",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="log every run")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -189,7 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # httpx logs every request at INFO: one line per batch is noise here.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    return serve(args.data_dir or default_data_dir(), spool_samples=args.spool_samples)
+    return serve(
+        args.data_dir or default_data_dir(),
+        spool_samples=args.spool_samples,
+        discovery_seconds=args.discovery_seconds,
+    )
 
 
 if __name__ == "__main__":

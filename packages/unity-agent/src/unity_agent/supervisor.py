@@ -19,7 +19,7 @@ from pathlib import Path
 from unity_agent.errors import CommandError
 from unity_agent.identity import AgentIdentity
 from unity_agent.tls import check_pin
-from unity_sdk import HubAuthError
+from unity_sdk import DEFAULT_DISCOVERY_SECONDS, HubAuthError
 
 __all__ = ["CRASHED", "PIN_CHECK_SECONDS", "REFUSED_KEY", "run_until_stopped", "watch_pin"]
 
@@ -47,6 +47,7 @@ async def run_until_stopped(
     data_dir: Path,
     *,
     pin_check_seconds: float = PIN_CHECK_SECONDS,
+    discovery_seconds: float = DEFAULT_DISCOVERY_SECONDS,
 ) -> int:
     """Run the agent until SIGTERM or SIGINT (returns 0). Raises
     :class:`CommandError` when the hub refuses the key or the certificate
@@ -54,14 +55,15 @@ async def run_until_stopped(
     problem = await asyncio.to_thread(check_pin, identity)
     if problem is not None:
         raise CommandError(problem)
-    # The runtime lands from its own branch; the ignore goes when it has.
     from unity_agent.runtime import run_agent
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    agent = asyncio.create_task(run_agent(identity, data_dir, stop=stop))
+    agent = asyncio.create_task(
+        run_agent(identity, data_dir, stop=stop, discovery_seconds=discovery_seconds)
+    )
     watch = (
         asyncio.create_task(watch_pin(identity, pin_check_seconds))
         if identity.pinned_certificate

@@ -27,6 +27,7 @@ from unity_sdk._agent_wire import (
     AGENT_KEY_PREFIX,
     HOST_ID_PATTERN,
     MAX_HOST_ID_LENGTH,
+    MAX_PROPOSALS,
     AgentStatus,
     Assignment,
     Assignments,
@@ -124,6 +125,7 @@ from unity_sdk.alerts import (
     rule_problems,
 )
 from unity_sdk.discovery import (
+    DEFAULT_DISCOVERY_SECONDS,
     BlockDevice,
     GpuDevice,
     HostFacts,
@@ -176,6 +178,7 @@ __all__ = [
     "API_KEY_PREFIX",
     "CREDENTIAL_REF",
     "DEFAULT_CPU_SHARE",
+    "DEFAULT_DISCOVERY_SECONDS",
     "DEFAULT_JITTER",
     "DEFAULT_MAX_BACKOFF",
     "DEFAULT_MAX_DOCUMENT_BYTES",
@@ -192,6 +195,7 @@ __all__ = [
     "MAX_HEALTH_REPORT_BYTES",
     "MAX_HOST_ID_LENGTH",
     "MAX_METRICS",
+    "MAX_PROPOSALS",
     "MAX_START_SPREAD",
     "PLUGIN_ID_PATTERN",
     "RESERVED_KEYS",

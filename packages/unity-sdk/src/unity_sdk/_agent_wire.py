@@ -35,6 +35,7 @@ __all__ = [
     "AGENT_KEY_PREFIX",
     "HOST_ID_PATTERN",
     "MAX_HOST_ID_LENGTH",
+    "MAX_PROPOSALS",
     "AgentStatus",
     "Assignment",
     "Assignments",
@@ -53,6 +54,8 @@ __all__ = [
 AGENT_API_PATH = "/api/agents/v1"
 AGENT_KEY_PREFIX = "unitya_"
 MAX_HOST_ID_LENGTH = 24
+# Proposals in one ProposalReport (one scan of one host).
+MAX_PROPOSALS = 500
 # Lower-case letters, digits and inner hyphens: safe in an instance id, a URL
 # and a Prometheus label.
 HOST_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$"
@@ -202,7 +205,7 @@ class ProposalReport(_Wire):
     """Every proposal of one scan: the hub adds new ones and closes those no
     longer seen (dismissed ones stay dismissed)."""
 
-    proposals: list[Proposal] = Field(default_factory=list, max_length=500)
+    proposals: list[Proposal] = Field(default_factory=list, max_length=MAX_PROPOSALS)
 
 
 class ProposalsAccepted(_Wire):

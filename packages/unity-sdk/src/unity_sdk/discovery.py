@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from unity_sdk.plugin import PluginBase
 
 __all__ = [
+    "DEFAULT_DISCOVERY_SECONDS",
     "BlockDevice",
     "GpuDevice",
     "HostFacts",
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 _logger = logging.getLogger("unity_sdk.discovery")
+# How often a host is scanned by default, by its agent or (its own machine) the hub.
+DEFAULT_DISCOVERY_SECONDS = 600.0
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
