@@ -17,7 +17,6 @@ the next scan. Each kind of trouble is logged once until it clears.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -66,8 +65,6 @@ class Discovery:
         self._scan = scan
         # The last scan, until the hub accepted it (None: nothing waiting).
         self.pending: ProposalReport | None = None
-        self.scans = 0
-        self.reports = 0  # reports the hub accepted
         self._hub_back = asyncio.Event()
         self._scan_failing = False
         self._send_failing = False
@@ -82,6 +79,14 @@ class Discovery:
         """Scan the host (on a thread) into :attr:`pending`; False when the scan raised."""
         try:
             proposals = list(await asyncio.to_thread(self._scan))
+            if len(proposals) > MAX_PROPOSALS:
+                log.warning(
+                    "discovery found %d things; the hub takes %d per report, the rest are left out",
+                    len(proposals),
+                    MAX_PROPOSALS,
+                )
+                proposals = proposals[:MAX_PROPOSALS]
+            report = ProposalReport(proposals=proposals)
         except Exception as exc:
             if not self._scan_failing:
                 log.warning(
@@ -92,19 +97,10 @@ class Discovery:
                 )
             self._scan_failing = True
             return False
-        finally:
-            self.scans += 1
         if self._scan_failing:
             log.info("discovery scan works again")
         self._scan_failing = False
-        if len(proposals) > MAX_PROPOSALS:
-            log.warning(
-                "discovery found %d things; the hub takes %d per report, the rest are left out",
-                len(proposals),
-                MAX_PROPOSALS,
-            )
-            proposals = proposals[:MAX_PROPOSALS]
-        self.pending = ProposalReport(proposals=proposals)
+        self.pending = report
         return True
 
     async def send(self) -> bool:
@@ -129,7 +125,6 @@ class Discovery:
             self._done(report)
             return True
         self._done(report)
-        self.reports += 1
         keys = [p.key for p in report.proposals]
         changed = keys != self._last_keys
         self._last_keys = keys
@@ -171,11 +166,9 @@ class Discovery:
 
 async def _wait_for_either(stop: asyncio.Event, other: asyncio.Event, seconds: float) -> None:
     """Sleep ``seconds``, waking early when either event is set."""
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(other.wait())]
+    waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(other.wait())}
     try:
         await asyncio.wait(waiters, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*waiters, return_exceptions=True)
