@@ -208,6 +208,13 @@ class Settings(BaseSettings):
         description="Missed intervals after which an enabled plugin that stopped "
         "reporting (or running) is stale.",
     )
+    agent_poll_seconds: float = Field(
+        default=10.0,
+        ge=1,
+        le=3600,
+        description="How often an agent asks the hub what to run. Never longer than the "
+        "shortest interval of its enabled plugins, so a change reaches it within one interval.",
+    )
     max_batch_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest metric batch body accepted (bytes)."
     )
