@@ -181,6 +181,8 @@ def run(app: FastAPI, settings: Settings, log_level: int) -> bool:
         proxy_headers=False,
         http=guarded_protocol(settings),
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds / 2)),
+        ssl_certfile=settings.tls_certfile,
+        ssl_keyfile=settings.tls_keyfile,
     )
     server = Server(config)
     # As uvicorn.run does: Ctrl-C after a clean shutdown is a normal exit.

@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `unity serve` listens on.")
     port: int = Field(default=8765, ge=1, le=65535, description="Port `unity serve` listens on.")
+    tls_certfile: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) for `unity serve` to speak HTTPS itself; "
+        "with UNITY_TLS_KEYFILE. Unset: plain HTTP (put a TLS proxy in front).",
+    )
+    tls_keyfile: Path | None = Field(
+        default=None, description="PEM private key of UNITY_TLS_CERTFILE."
+    )
     log_level: str = Field(default="INFO", description="Python logging level of the hub.")
     hostname: str = Field(
         default_factory=socket.gethostname,
@@ -207,6 +215,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Missed intervals after which an enabled plugin that stopped "
         "reporting (or running) is stale.",
+    )
+    agent_poll_seconds: float = Field(
+        default=10.0,
+        ge=1,
+        le=3600,
+        description="How often an agent asks the hub what to run. Never longer than the "
+        "shortest interval of its enabled plugins, so a change reaches it within one interval.",
     )
     discovery_seconds: float = Field(
         default=600,
@@ -390,6 +405,15 @@ class Settings(BaseSettings):
                 "host_id must be lower-case letters, digits and inner hyphens, "
                 "at most 24 characters"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("UNITY_TLS_CERTFILE and UNITY_TLS_KEYFILE go together: set both")
+        for path in (self.tls_certfile, self.tls_keyfile):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{path} is not a readable file")
         return self
 
     @field_validator("public_url")

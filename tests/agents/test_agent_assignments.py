@@ -68,6 +68,9 @@ async def test_the_etag_answers_304_until_an_instance_changes(
     assert now.headers["etag"] != etag
     assert by_id(now)["system-info@nas"]["interval"] == 5
     assert by_id(now)["system-info@nas"]["config"] == {"per_cpu": True}
+    # The agent asks again within the shortest interval: the next change reaches it
+    # within one interval of that plugin.
+    assert now.json()["poll_seconds"] == 5
     etag = now.headers["etag"]
 
     # Disabling one is a change too: it is still listed, disabled.

@@ -20,7 +20,7 @@ from agent_fakes import (
     eventually,
 )
 
-from unity_agent.scheduler import Instance, RunOutcome, Timing
+from unity_agent.scheduler import START_SPREAD, Instance, RunOutcome, Timing
 from unity_sdk import HealthState, HealthStatus, PluginBase, validate_config
 
 NO_JITTER = Timing(jitter=0.0)
@@ -107,6 +107,13 @@ async def test_first_runs_are_spread_over_the_first_interval() -> None:
     firsts = sorted(t - begun for t, _ in sink.samples["counter@testhost"][:8])
     assert firsts[-1] - firsts[0] > 0.2, firsts  # not all at once
     assert firsts[-1] < 1.5
+
+
+async def test_a_long_interval_still_runs_first_within_the_agents_spread() -> None:
+    sink = Sink()
+    instance = await started(make(CounterPlugin, sink, interval=600.0, timing=Timing(jitter=0.1)))
+    await eventually(lambda: sink.count("counter@testhost") >= 1, timeout=START_SPREAD + 2)
+    await instance.stop()
 
 
 async def test_a_run_past_its_timeout_fails_and_says_so() -> None:

@@ -27,6 +27,8 @@ def test_first_runs_spread_over_the_first_interval_capped_at_a_minute() -> None:
     assert {int(d) for d in delays} == set(range(10))
     assert start_delay(3600.0, 0.1, 0.999) == pytest.approx(0.999 * MAX_START_SPREAD)
     assert start_delay(3600.0, 0.1, 0.5) <= MAX_START_SPREAD
+    # A smaller spread (the agent's few plugins) starts them sooner.
+    assert start_delay(60.0, 0.1, 0.999, spread=5.0) == pytest.approx(0.999 * 5.0)
 
 
 def test_without_jitter_the_first_run_is_now_and_ticks_are_on_the_grid() -> None:

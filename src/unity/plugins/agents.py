@@ -53,7 +53,6 @@ from unity_sdk import (
 
 __all__ = [
     "DEFAULT_PLUGINS",
-    "DEFAULT_POLL_SECONDS",
     "HEARTBEAT_SECONDS",
     "AgentGoneError",
     "DuplicateProposalError",
@@ -68,7 +67,6 @@ log = logging.getLogger(__name__)
 
 # What a new agent's host runs from the start: the hub's own local four.
 DEFAULT_PLUGINS = ("system-info", "process-monitor", "disk-monitor", "network-monitor")
-DEFAULT_POLL_SECONDS = 10.0
 # An agent's calls refresh its host's last_seen_at at most this often (per hub).
 HEARTBEAT_SECONDS = 5.0
 _AGENT = "agent"
@@ -114,7 +112,14 @@ async def join(manager: PluginManager, request: JoinRequest, enrollment_token: s
     defaults = [known[p] for p in DEFAULT_PLUGINS if p in known]
     try:
         async with manager.db.writer() as session:
-            return await _join(session, request, host_id, enrollment_token, defaults)
+            return await _join(
+                session,
+                request,
+                host_id,
+                enrollment_token,
+                defaults,
+                manager.settings.agent_poll_seconds,
+            )
     except IntegrityError as exc:
         # PostgreSQL: another join inserted the same host id concurrently.
         raise HostTakenError(f"host id {host_id!r} was taken by a concurrent join; retry") from exc
@@ -126,6 +131,7 @@ async def _join(
     host_id: str,
     value: str,
     defaults: Sequence[PluginMetadata],
+    poll_seconds: float,
 ) -> JoinResponse:
     enrollment = await external_auth.authenticate_enrollment(session, value)
     if enrollment is None:
@@ -162,7 +168,7 @@ async def _join(
             platform=platform,
             status={},
             enrollment_id=enrollment.id,
-            poll_seconds=DEFAULT_POLL_SECONDS,
+            poll_seconds=poll_seconds,
             created_at=now,
             last_seen_at=now,
             updated_at=now,
@@ -182,7 +188,7 @@ async def _join(
         len(defaults),
     )
     return JoinResponse(
-        host_id=host_id, api_key=key.value, key_id=key.id, poll_seconds=DEFAULT_POLL_SECONDS
+        host_id=host_id, api_key=key.value, key_id=key.id, poll_seconds=poll_seconds
     )
 
 

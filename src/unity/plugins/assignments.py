@@ -91,7 +91,15 @@ async def plan(db: Database, host_id: str) -> Plan:
     }
     encoded = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     revision = hashlib.sha256(encoded.encode()).hexdigest()[:32]
-    return Plan(host_id, host.poll_seconds, rows, revision)
+    return Plan(host_id, poll_period(host.poll_seconds, rows), rows, revision)
+
+
+def poll_period(poll_seconds: float, rows: list[Plugin]) -> float:
+    """How often the agent asks again: its host's period, but never longer than the
+    shortest interval of its enabled instances (at least a second), so a change
+    made in the hub reaches the agent within one interval of the plugin."""
+    intervals = [report_interval(r.config, r.plugin_metadata) for r in rows if r.enabled]
+    return max(1.0, min([poll_seconds, *intervals]))
 
 
 async def assignments(

@@ -58,6 +58,9 @@ log = logging.getLogger("unity_agent")
 # How long on_enable and on_disable may take (the hub's HOOK_TIMEOUT).
 HOOK_TIMEOUT = 30.0
 MAX_ERROR_CHARS = 2000
+# An agent runs a handful of plugins: their first runs come within seconds of the
+# start, so a new host shows its figures at once, yet not all in the same instant.
+START_SPREAD = 5.0
 
 
 def describe(exc: BaseException) -> str:
@@ -174,7 +177,8 @@ class Instance:
     async def _tick_loop(self) -> None:
         loop = asyncio.get_running_loop()
         jitter = self.timing.jitter
-        base = loop.time() + start_delay(self.interval, jitter, self._random.random())
+        first = start_delay(self.interval, jitter, self._random.random(), spread=START_SPREAD)
+        base = loop.time() + first
         due = base
         while True:
             await asyncio.sleep(max(0.0, due - loop.time()))

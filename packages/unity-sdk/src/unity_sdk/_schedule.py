@@ -52,11 +52,16 @@ MAX_START_SPREAD = 60.0
 MAX_BACKOFF_EXPONENT = 16
 
 
-def start_delay(interval: float, jitter: float, draw: float) -> float:
-    """Seconds before a plugin's first run; 0 without jitter (tests, exact benchmarks)."""
+def start_delay(
+    interval: float, jitter: float, draw: float, *, spread: float = MAX_START_SPREAD
+) -> float:
+    """Seconds before a plugin's first run: somewhere in the first interval, at most
+    ``spread`` (a hub with thousands of plugins spreads them over a minute; an agent
+    with a handful starts them within seconds). 0 without jitter (tests, exact
+    benchmarks)."""
     if not jitter:
         return 0.0
-    return draw * min(interval, MAX_START_SPREAD)
+    return draw * min(interval, spread)
 
 
 def tick_jitter(interval: float, jitter: float, draw: float) -> float:
