@@ -29,8 +29,8 @@ HUB_HOST = "e2e-host"
 AGENT_HOST = "e2e-agent"
 # key: the port it is found on
 SERVICES = {"postgres:5432": 5432, "mysql:3306": 3306, "redis:6379": 6379, "mqtt-broker:1883": 1883}
-# The agent asks the hub for its assignments this often (a new host's default).
-POLL_SECONDS = 10
+# The agent asks the hub for its assignments this often (UNITY_AGENT_POLL_SECONDS).
+POLL_SECONDS = 2
 INTERVAL = 2
 
 
@@ -50,7 +50,15 @@ def _unavailable(reason: str) -> None:
 
 @pytest.fixture
 def hub(tmp_path: Path, database_url: str) -> Iterator[Hub]:
-    instance = Hub(hub_env(tmp_path, database_url, discovery_seconds="1"), tmp_path / "hub.log")
+    instance = Hub(
+        hub_env(
+            tmp_path,
+            database_url,
+            discovery_seconds="1",
+            agent_poll_seconds=str(POLL_SECONDS),
+        ),
+        tmp_path / "hub.log",
+    )
     instance.start()
     yield instance
     if instance.proc is not None:
