@@ -195,3 +195,23 @@ async def test_every_agent_call_is_a_sign_of_life(
     seen = await _last_seen(app, "nas")
     assert seen is not None
     assert seen >= before - timedelta(seconds=1)
+
+
+async def test_a_plugin_already_running_on_the_host_is_not_proposed(
+    app: FastAPI, client: httpx.AsyncClient, anon: httpx.AsyncClient
+) -> None:
+    nas = await joined(client, anon, "nas")
+    assert (await report(anon, nas, proposal("pg:5432"), proposal("m:1883", "mqtt-broker"))).json()[
+        "open"
+    ] == 2
+    # The four host plugins run on every new host: proposing one of them is noise.
+    answer = await report(anon, nas, proposal("pg:5432"), proposal("sys:1", "system-info"))
+    assert answer.json()["open"] == 1
+    assert await statuses(app, "nas") == {"pg:5432": "open", "m:1883": "gone"}
+    # Once postgres runs there, its open proposal goes too; disabled, it is proposed again.
+    added = await client.post("/api/hosts/nas/plugins", json={"plugin": "postgres"})
+    assert added.status_code == 201, added.text
+    assert (await report(anon, nas, proposal("pg:5432"))).json()["open"] == 0
+    assert await statuses(app, "nas") == {"pg:5432": "gone", "m:1883": "gone"}
+    assert (await client.post("/api/plugins/v2/postgres@nas/disable")).status_code == 200
+    assert (await report(anon, nas, proposal("pg:5432"))).json()["open"] == 1

@@ -39,7 +39,7 @@ from unity.plugins.hosts import catalogue, instance_row
 from unity.plugins.manager import PluginManager
 from unity.plugins.runtime import PluginStateError
 from unity.storage.db import Database
-from unity.storage.models import DiscoveryProposal, EnrollmentToken, Host
+from unity.storage.models import DiscoveryProposal, EnrollmentToken, Host, Plugin
 from unity.storage.types import utcnow
 from unity_sdk import (
     AgentStatus,
@@ -236,16 +236,21 @@ async def record_proposals(
     By key: a new proposal is open; one seen again keeps its status (dismissed
     stays dismissed, accepted stays accepted; one gone is open again) and, while
     undecided, takes the new suggestion; an open one the scan no longer reports
-    is gone. ``DuplicateProposalError`` (nothing changed) when the scan names a key
-    twice. The host row is locked first, so concurrent reports of one host take turns.
+    is gone. A plugin that already runs enabled on the host is not proposed (an
+    open proposal for it is gone). ``DuplicateProposalError`` (nothing changed)
+    when the scan names a key twice. The host row is locked first, so concurrent
+    reports of one host take turns.
     """
     seen: dict[str, Proposal] = {}
     for index, proposal in enumerate(proposals):
         if proposal.key in seen:
             raise DuplicateProposalError(proposal.key, index)
         seen[proposal.key] = proposal
-    if await session.get(Host, host_id, with_for_update=True) is None:
+    host = await session.get(Host, host_id, with_for_update=True)
+    if host is None:
         raise AgentGoneError(f"host {host_id!r} was removed from the hub; join again")
+    running = await _running_plugins(session, host)
+    seen = {key: p for key, p in seen.items() if p.plugin not in running}
     stored = {
         row.key: row
         for row in await session.scalars(
@@ -273,6 +278,17 @@ async def record_proposals(
         .where(DiscoveryProposal.host_id == host_id, DiscoveryProposal.status == _OPEN)
     )
     return int(count or 0)
+
+
+async def _running_plugins(session: AsyncSession, host: Host) -> set[str]:
+    """The plugins enabled on ``host``: an agent's instances, or the hub's own plugins."""
+    if host.kind == _AGENT:
+        query = select(Plugin.plugin_type).where(Plugin.host_id == host.id, Plugin.enabled)
+    else:
+        query = select(Plugin.id).where(
+            Plugin.host_id.is_(None), Plugin.external.is_(False), Plugin.enabled
+        )
+    return {name for name in await session.scalars(query) if name}
 
 
 # Per database: when this hub last wrote each host's last_seen_at (time.monotonic()).
