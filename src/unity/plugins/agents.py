@@ -250,15 +250,20 @@ async def record_proposals(
     if host is None:
         raise AgentGoneError(f"host {host_id!r} was removed from the hub; join again")
     running = await _running_plugins(session, host)
-    seen = {key: p for key, p in seen.items() if p.plugin not in running}
     stored = {
         row.key: row
         for row in await session.scalars(
             select(DiscoveryProposal).where(DiscoveryProposal.host_id == host_id)
         )
     }
+    covered = {key for key, proposal in seen.items() if proposal.plugin in running}
     for key, proposal in seen.items():
         row = stored.get(key)
+        if key in covered:
+            # Its plugin runs already: a decision on it stays, seen; nothing opens.
+            if row is not None and row.status not in (_OPEN, _GONE):
+                row.last_seen_at = now
+            continue
         if row is None:
             row = DiscoveryProposal(host_id=host_id, key=key, status=_OPEN, first_seen_at=now)
             session.add(row)
@@ -269,7 +274,7 @@ async def record_proposals(
             row.config, row.credential = proposal.config, proposal.credential
         row.last_seen_at = now
     for key, row in stored.items():
-        if key not in seen and row.status == _OPEN:
+        if (key not in seen or key in covered) and row.status == _OPEN:
             row.status = _GONE
     await session.flush()
     count = await session.scalar(
