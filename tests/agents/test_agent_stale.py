@@ -97,3 +97,33 @@ async def _firing(client: httpx.AsyncClient) -> set[tuple[str, str, str]]:
 
 async def _has(client: httpx.AsyncClient, wanted: tuple[str, str, str]) -> bool:
     return wanted in await _firing(client)
+
+
+async def test_an_instance_its_agent_cannot_run_fails_and_is_not_stale(
+    client: httpx.AsyncClient, anon: httpx.AsyncClient
+) -> None:
+    """The agent says what it cannot run (a missing extra) and spaces failing runs
+    out, as the hub does its own: the instance fails with the agent's reason; the
+    silence that follows is not staleness (its host would turn stale, though, if
+    the agent itself went quiet)."""
+    nas = await joined(client, anon, "nas")
+    added = await client.post("/api/hosts/nas/plugins", json={"plugin": "redis", "interval": 1})
+    assert added.status_code == 201, added.text
+    reason = "missing dependency: install unity-catalogue[redis]"
+    failed = await anon.post(
+        f"{API}/redis@nas/health",
+        json={"status": "unhealthy", "message": "collection failed: no module named 'redis'"},
+        headers=auth(nas),
+    )
+    assert failed.status_code == 200, failed.text
+    status = {
+        "platform": {"hostname": "nas.lan"},
+        "started_at": "2026-12-01T00:00:00Z",
+        "problems": {"redis@nas": reason, "redis@pi": "not this host's"},
+    }
+    assert (await anon.post("/api/agents/v1/status", json=status, headers=auth(nas))).is_success
+    await asyncio.sleep(3.5)  # more than three missed 1-second intervals
+    detail = (await client.get(f"{API}/redis@nas")).json()
+    assert detail["state"] == "failing"
+    assert detail["last_error"] == reason
+    assert not await _has(client, ("redis@nas", "agent-stale", "nas"))

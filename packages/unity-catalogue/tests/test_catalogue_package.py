@@ -39,3 +39,17 @@ def test_the_catalogue_depends_on_the_sdk_and_psutil_only() -> None:
 def test_every_plugin_has_a_unique_id() -> None:
     ids = [cls().get_metadata().id for cls in BUILTIN_PLUGINS]
     assert len(ids) == len(set(ids)) == 31
+
+
+def test_a_missing_client_library_names_the_extra_to_install() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from unity_catalogue.extras import EXTRAS, install_hint
+
+    declared = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert set(EXTRAS.values()) <= set(declared["project"]["optional-dependencies"])
+    assert install_hint(ModuleNotFoundError("No module named 'left'", name="left")) is None
+    missing = ModuleNotFoundError("No module named 'redis'", name="redis")
+    assert install_hint(missing) == "pip install 'unity-catalogue[redis]'"
+    assert install_hint(ValueError("x")) is None

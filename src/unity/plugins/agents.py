@@ -46,6 +46,7 @@ from unity_sdk import (
     JoinRequest,
     JoinResponse,
     PluginMetadata,
+    PluginState,
     Proposal,
     StatusAccepted,
     host_id_for,
@@ -225,6 +226,15 @@ async def record_status(db: Database, host_id: str, status: AgentStatus) -> Stat
         host.hostname = status.platform.hostname
         host.status = status.model_dump(mode="json", exclude={"platform"})
         host.last_seen_at = now
+        # What the agent cannot run fails, with the agent's reason, until a batch of it
+        # arrives (the batch path sets its runs healthy again).
+        for instance, problem in status.problems.items():
+            await session.execute(
+                update(Plugin)
+                .where(Plugin.id == instance, Plugin.host_id == host_id)
+                .values(state=PluginState.FAILING.value, last_error=problem[:2000])
+                .execution_options(synchronize_session=False)
+            )
     return StatusAccepted(host_id=host_id, received_at=now)
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "RegistrationConflictError",
     "external_row",
     "external_state",
+    "is_backing_off",
     "is_stale",
     "record_health",
     "register",
@@ -226,6 +227,7 @@ def _state(row: Plugin, manager: PluginManager, now: datetime) -> PluginState:
         interval=report_interval(row.config, row.plugin_metadata),
         missed=manager.settings.stale_after_missed,
         now=now,
+        backing_off=is_backing_off(row),
     )
 
 
@@ -238,14 +240,23 @@ def external_state(
     interval: float,
     missed: int,
     now: datetime,
+    backing_off: bool = False,
 ) -> PluginState:
-    """The state of an external plugin from the columns of its row."""
+    """The state of an external plugin from the columns of its row (``backing_off``:
+    see :func:`is_backing_off`)."""
     return plugin_state(
         enabled=enabled,
         runs=runs if runs in RUN_STATES else PluginState.UNKNOWN,
         health=health_status if health_status != HealthState.UNKNOWN else None,
-        stale=enabled and _overdue(last_seen_at, interval * missed, now),
+        stale=enabled and not backing_off and _overdue(last_seen_at, interval * missed, now),
     )
+
+
+def is_backing_off(row: Plugin) -> bool:
+    """An agent's instance whose last report was a failure: the agent spaces its
+    failing runs out (backoff), as the hub does its own, so its silence is not
+    staleness; it shows unhealthy, and its host turns stale if the agent goes quiet."""
+    return row.host_id is not None and row.health_status == HealthState.UNHEALTHY
 
 
 def report_interval(config: dict[str, Any] | None, metadata: dict[str, Any]) -> float:
@@ -304,7 +315,7 @@ async def record_health(manager: PluginManager, plugin_id: str, report: HealthRe
 
 def is_stale(row: Plugin, *, missed: int, now: datetime | None = None) -> bool:
     """An enabled external plugin that has not reported for ``missed`` intervals."""
-    if not (row.external and row.enabled):
+    if not (row.external and row.enabled) or is_backing_off(row):
         return False
     interval = report_interval(row.config, row.plugin_metadata)
     return _overdue(row.last_seen_at, interval * missed, now or utcnow())

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from unity_agent.worker import Worker
+from unity_catalogue.extras import install_hint
 from unity_sdk import (
     DEFAULT_CPU_SHARE,
     DEFAULT_JITTER,
@@ -231,7 +232,9 @@ class Instance:
             missing = isinstance(exc, DependencyMissingError | ImportError)
             if not isinstance(exc, PluginError | ImportError | TypeError):
                 log.warning("%s raised", self.id, exc_info=exc)  # a bug: the traceback helps
-            outcome = RunOutcome("failed", describe(exc), missing_dependency=missing)
+            hint = install_hint(exc)
+            error = f"{describe(exc)}; {hint}" if hint else describe(exc)
+            outcome = RunOutcome("failed", error, missing_dependency=missing)
         else:
             self._on_sample(self.id, self.host, started, text)
             outcome = RunOutcome("success", health=health or HealthStatus.healthy())
