@@ -36,7 +36,8 @@ async def test_two_engines_on_one_postgresql_notify_once(app: FastAPI) -> None:
     await asyncio.gather(hub_a.observe(event), hub_b.observe(event))
     notices = [*first.notices, *second.notices]
     told = sorted((n.rule_id, n.status) for n in notices if n.rule_id != "silent")
-    assert first.notices
+    # Which hub tells is whichever claims the notice first; together, they tell once.
+    assert first.notices or second.notices
     assert told == [
         ("disk-full", "firing"),
         ("disk-full", "firing"),

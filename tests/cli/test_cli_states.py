@@ -55,8 +55,9 @@ def test_events_show_each_state_change_with_its_cause(cli: Invoke, hub: Hub) -> 
     answer = json_out(cli, *as_admin(hub, "plugins", "events", "failing"))
     changes = [(e["previous"], e["current"]) for e in answer["items"]]
     # Newest first. Enabling starts a first scheduled run at once, which may fail
-    # before the enabling itself is recorded: then the first change is disabled → degraded.
-    assert changes[-1] in {("disabled", "unknown"), ("disabled", "degraded")}
+    # before the enabling itself is recorded (then the change is disabled → degraded),
+    # and on a busy machine the run's change can even be dated before the enabling's.
+    assert {("disabled", "unknown"), ("disabled", "degraded")} & set(changes[-2:])
     assert changes[0] == ("degraded", "failing")
     assert "CollectionError" in answer["items"][0]["message"]
     text = cli(*as_admin(hub, "plugins", "events", "failing")).stdout

@@ -211,7 +211,7 @@ def test_three_agents_join_report_follow_the_hub_go_stale_and_replay(
         # -- killed while the hub is away, restarted: what it spooled is replayed -----
         hub.stop()
         outage_start = datetime.now(UTC)
-        time.sleep(3 * INTERVAL + 1)
+        time.sleep(4 * INTERVAL + 1)
         agents["alpha"].kill()
         outage_end = datetime.now(UTC)
         hub.start()
