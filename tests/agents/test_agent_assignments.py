@@ -42,6 +42,9 @@ async def test_a_new_host_runs_the_four_with_their_defaults(
     # The catalogue's defaults: interval and timeout from its metadata, config filled in.
     assert (system["interval"], system["timeout"]) == (30, 10)
     assert system["config"] == {"per_cpu": False}
+    # The hub's lists say how often the agent runs it.
+    detail = (await client.get(f"{API}/system-info@nas")).json()
+    assert detail["interval"] == 30
 
 
 async def test_the_etag_answers_304_until_an_instance_changes(

@@ -188,6 +188,20 @@ def state_of(
     )
 
 
+def _interval(
+    manager: PluginManager, row: Plugin, metadata: PluginMetadata | None
+) -> float | None:
+    """How often it runs: the hub's timer, an agent's instance's config or its
+    plugin's default (its agent runs it so), else what an external plugin set."""
+    managed = manager.plugins.get(row.id)
+    if managed is not None:
+        return managed.interval
+    if row.host_id is not None:
+        return expected_interval(manager, row, metadata)
+    configured = (row.config or {}).get("interval")
+    return float(configured) if configured is not None else None
+
+
 def plugin_view(manager: PluginManager, row: Plugin, *, now: datetime | None = None) -> PluginView:
     """The plugin of ``row`` as every list shows it."""
     managed = manager.plugins.get(row.id)
@@ -205,7 +219,7 @@ def plugin_view(manager: PluginManager, row: Plugin, *, now: datetime | None = N
         health=HealthView(
             HealthState(row.health_status), row.health_message, row.health_checked_at
         ),
-        interval=managed.interval if managed else (row.config or {}).get("interval"),
+        interval=_interval(manager, row, metadata),
         run_count=row.run_count,
         last_run_at=row.last_run_at,
         last_success_at=row.last_success_at,
