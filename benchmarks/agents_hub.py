@@ -127,6 +127,7 @@ async def _stop_workers(workers: list[agents_hub_stats.Worker]) -> list[dict[str
             raise BenchmarkError(f"agent process exited with {code}:\n{output[-3000:]}")
         found = json.loads(worker.result.read_text())
         found["errors"] = [line for line in output.splitlines() if " ERROR " in line]
+        found["warnings"] = [line for line in output.splitlines() if " WARNING " in line]
         results.append(found)
     return results
 
@@ -152,11 +153,12 @@ async def _measure(
                     db, hub.proc.pid, workers, window, postgres=dialect == POSTGRESQL
                 )
             finally:
-                ctx.log(f"  {dialect}: stopping the agents")
+                ctx.log(f"  {dialect}: stopping the agents; they send what they hold")
                 results = await _stop_workers(workers)
-            stored = await agents_hub_stats.stored_per_instance(db)
-            delays = await agents_hub_stats.delays(db, watched.started_at, watched.ended_at)
-            documents = await agents_hub_stats.documents(db, _host(1))
+        # Read once the hub has stopped: nothing is stored between the queries.
+        stored = await agents_hub_stats.stored_per_instance(db)
+        delays = await agents_hub_stats.delays(db, watched.started_at, watched.ended_at)
+        documents = await agents_hub_stats.documents(db)
         errors = ERROR_LINE.findall(hub.output())
         if errors:
             raise BenchmarkError(f"the hub logged {len(errors)} errors:\n{hub.output()[-3000:]}")

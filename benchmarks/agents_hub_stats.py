@@ -192,14 +192,17 @@ async def delays(db: Database, start: datetime, end: datetime) -> list[float] | 
     return found
 
 
-async def documents(db: Database, host_id: str) -> list[dict[str, Any]]:
-    """The newest document of each of the four instances of ``host_id``."""
-    ids = [f"{cls().get_metadata().id}@{host_id}" for cls in FOUR]
+async def documents(db: Database) -> list[dict[str, Any]]:
+    """A stored document of each of the four plugins (of whichever agent)."""
+    found = []
     async with db.connection() as conn:
-        rows = await conn.execute(select(LatestMetric.data).where(LatestMetric.plugin_id.in_(ids)))
-        found = [dict(data) for (data,) in rows.all()]
-    if len(found) != len(FOUR):
-        raise BenchmarkError(f"{host_id}: {len(found)} of its four instances stored a document")
+        for cls in FOUR:
+            pattern = f"{cls().get_metadata().id}@%"
+            query = select(LatestMetric.data).where(LatestMetric.plugin_id.like(pattern))
+            data = (await conn.execute(query.limit(1))).scalar_one_or_none()
+            if data is None:
+                raise BenchmarkError(f"no instance of {pattern} stored a document")
+            found.append(dict(data))
     return found
 
 
@@ -261,6 +264,7 @@ def column(found: dict[str, Any], anchor_ms: float, collect_ms: float) -> list[A
     expected = sum(r["agents"] * len(FOUR) * r["seconds"] / INTERVAL for r in results)
     lost = sum(max(0, n - stored.get(i, 0)) for i, n in collected.items())
     extra = sum(max(0, n - collected.get(i, 0)) for i, n in stored.items())
+    at_stop = sum(sum(r["left_at_stop"].values()) for r in results)
     left = sum(sum(r["left"].values()) for r in results)
     per_sample = watched.hub_cpu / watched.stored * 1000 if watched.stored else math.nan
     agents_per_sample = watched.agents_cpu / watched.stored * 1000 if watched.stored else math.nan
@@ -272,6 +276,8 @@ def column(found: dict[str, Any], anchor_ms: float, collect_ms: float) -> list[A
         sum(stored.values()),
         lost,
         extra,
+        at_stop,
+        max(r["drain_seconds"] for r in results),
         left,
         sum(r["dropped"] + r["rejected"] for r in results),
         sum(len(r["failures"]) + len(r["errors"]) for r in results),
@@ -300,10 +306,12 @@ MEASURES: list[tuple[str, str]] = [
     ("joining every agent and setting its intervals", "s"),
     ("samples collected by the agents (whole run)", ""),
     ("collected / expected at one per 10 s per instance", ""),
-    ("samples stored by the hub (whole run, after the agents stopped)", ""),
+    ("samples stored by the hub (whole run, after the drain)", ""),
     ("lost: collected, not stored (checked per instance)", ""),
     ("stored, not collected", ""),
-    ("left in the agents' spools after they stopped", ""),
+    ("left in the agents' spools when they stopped", ""),
+    ("drain: their senders sending what was left", "s"),
+    ("left in the agents' spools after the drain", ""),
     ("dropped (spool full) + rejected by the hub", ""),
     ("agent failures + ERROR lines in the agents' logs", ""),
     ("window: samples stored per second", "1/s"),
@@ -349,7 +357,9 @@ def table(
         f"(spool), host id and hostname; {agents // processes} per process on one event loop; "
         "each instance on its own thread, as on a host.",
         "Collected: samples the agents committed to their spools; stored: rows of "
-        "plugin_metrics per instance after every agent stopped and sent what it held. "
+        "plugin_metrics per instance once the agents stopped (SIGTERM: each stops its "
+        "instances and gives its last send 5 s) and what they still held was sent by their "
+        "own senders, as their next start would send it (the drain). "
         "Expected: agents x 4 x seconds run / 10.",
         "Window: after a warm-up of one interval + 5 s. CPU in cores (1.0 = one core busy), "
         f"user + system, from psutil; RSS sampled every {SAMPLE_EVERY:g} s. The hub's CPU "

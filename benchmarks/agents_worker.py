@@ -3,7 +3,10 @@
 ``python -m benchmarks.agents_worker RESULT DATA_DIR...`` runs the real agent
 (:func:`unity_agent.runtime.run_agent`) of every data directory (each joined
 before: its own ``agent.json``, host id, hostname and spool) concurrently on
-this process's one event loop, until SIGTERM; then it writes ``RESULT`` (JSON).
+this process's one event loop, until SIGTERM. What the agents still hold
+when they have stopped is then sent by their own sender, as their next start
+would send it (:func:`_drain`), and ``RESULT`` (JSON) is written: samples
+collected per instance, left in the spools at the stop and after the drain.
 
 The only addition to the agent is a count: the spool the agent opens is a
 subclass of the real one that counts every sample committed to it per
@@ -29,7 +32,12 @@ from pathlib import Path
 
 from unity_agent import runtime
 from unity_agent.identity import load_identity
+from unity_agent.sender import Sender
 from unity_agent.spool import SPOOL_FILE, Spool
+from unity_sdk import HubClient, HubUnavailableError
+
+# How long the samples left at the stop may take to reach the hub.
+DRAIN_SECONDS = 120.0
 
 collected: Counter[str] = Counter()
 
@@ -66,17 +74,49 @@ async def _agents(dirs: list[Path]) -> tuple[list[str], float]:
     return failures, seconds
 
 
+def _left(dirs: list[Path]) -> dict[str, int]:
+    """Samples waiting in each agent's spool."""
+    left = {}
+    for folder in dirs:
+        with Spool(folder / SPOOL_FILE) as spool:
+            left[folder.name] = len(spool)
+    return left
+
+
+async def _drain(dirs: list[Path]) -> None:
+    """Send what the agents still held when they stopped, as their next start
+    would: the agent's own sender over its spool (a batch stamped before the stop
+    goes again under its id, and the hub answers a stored one as a duplicate).
+    An agent gives its last send STOP_GRACE; a busy hub may need longer."""
+
+    async def one(folder: Path) -> None:
+        identity = load_identity(folder)
+        async with HubClient(identity.hub_url, identity.api_key, max_retries=0) as hub:
+            with Spool(folder / SPOOL_FILE) as spool:
+                deadline = time.monotonic() + DRAIN_SECONDS
+                while len(spool) and time.monotonic() < deadline:
+                    try:
+                        await Sender(hub, spool).flush()
+                    except HubUnavailableError:
+                        await asyncio.sleep(1.0)
+
+    await asyncio.gather(*(one(folder) for folder in dirs))
+
+
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     result, dirs = Path(argv[0]), [Path(a) for a in argv[1:]]
     # run_agent opens its spool by this name: the counting one, otherwise the same.
     runtime.Spool = CountingSpool  # type: ignore[attr-defined]
     failures, seconds = asyncio.run(_agents(dirs))
-    left: dict[str, int] = {}
+    at_stop = _left(dirs)
+    clock = time.monotonic()
+    asyncio.run(_drain([d for d in dirs if at_stop[d.name]]))
+    drained = time.monotonic() - clock
+    left = _left(dirs)
     dropped = rejected = 0
     for folder in dirs:
         with Spool(folder / SPOOL_FILE) as spool:
-            left[folder.name] = len(spool)
             dropped += spool.dropped
             rejected += spool.rejected
     result.write_text(
@@ -85,6 +125,8 @@ def main(argv: list[str]) -> int:
                 "agents": len(dirs),
                 "seconds": seconds,
                 "collected": dict(collected),
+                "left_at_stop": at_stop,
+                "drain_seconds": drained,
                 "left": left,
                 "dropped": dropped,
                 "rejected": rejected,
