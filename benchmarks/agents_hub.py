@@ -159,10 +159,14 @@ async def _measure(
         stored = await agents_hub_stats.stored_per_instance(db)
         delays = await agents_hub_stats.delays(db, watched.started_at, watched.ended_at)
         documents = await agents_hub_stats.documents(db)
-        errors = ERROR_LINE.findall(hub.output())
-        if errors:
-            raise BenchmarkError(f"the hub logged {len(errors)} errors:\n{hub.output()[-3000:]}")
+        # Under overload the hub may answer 503 and log it: counted and shown, not fatal.
+        output = hub.output()
+        hub_errors = [line for line in output.splitlines() if ERROR_LINE.match(line)]
+        if hub_errors:
+            ctx.log(f"  {dialect}: the hub logged {len(hub_errors)} errors, the first:")
+            ctx.log(output[output.index(hub_errors[0]) :][:1500])
     return {
+        "hub_errors": hub_errors,
         "joined": joined,
         "watched": watched,
         "results": results,

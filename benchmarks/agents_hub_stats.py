@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -281,6 +281,8 @@ def column(found: dict[str, Any], anchor_ms: float, collect_ms: float) -> list[A
         left,
         sum(r["dropped"] + r["rejected"] for r in results),
         sum(len(r["failures"]) + len(r["errors"]) for r in results),
+        sum(len(r["warnings"]) for r in results),
+        len(found["hub_errors"]),
         watched.stored / watched.seconds,
         watched.stored / watched.batches if watched.batches else math.nan,
         watched.hub_cpu / watched.seconds,
@@ -314,6 +316,8 @@ MEASURES: list[tuple[str, str]] = [
     ("left in the agents' spools after the drain", ""),
     ("dropped (spool full) + rejected by the hub", ""),
     ("agent failures + ERROR lines in the agents' logs", ""),
+    ("WARNING lines in the agents' logs (hub unreachable: timeouts, 503)", ""),
+    ("ERROR lines in the hub's log", ""),
     ("window: samples stored per second", "1/s"),
     ("window: samples per batch", ""),
     ("hub process CPU", "cores"),
@@ -352,7 +356,10 @@ def table(
     )
     for index, (label, unit) in enumerate(MEASURES):
         result.rows.append([label, *(v[index] for v in values.values()), unit])
-    result.notes = [
+    for dialect, found in measured.items():
+        kinds = Counter(line.split(None, 3)[-1][:150] for line in found["hub_errors"])
+        result.notes.extend(f"{dialect} hub error, {n} x: {t}" for t, n in kinds.most_common(3))
+    result.notes[:0] = [
         f"Each agent is unity_agent.runtime.run_agent with its own identity, data directory "
         f"(spool), host id and hostname; {agents // processes} per process on one event loop; "
         "each instance on its own thread, as on a host.",
