@@ -296,6 +296,7 @@ def column(found: dict[str, Any], anchor_ms: float, collect_ms: float) -> list[A
         agents_per_sample,
         collect_ms,
         max(watched.agents_rss),
+        max(watched.agents_rss) / sum(r["agents"] for r in results),
         None if pg is None else pg / watched.seconds,
         watched.machine_busy * 100,
         _ms(found["delays"], 0.5),
@@ -331,12 +332,24 @@ MEASURES: list[tuple[str, str]] = [
     ("agent processes CPU per stored sample", "ms"),
     ("anchor: one run of one of the four in this process (thread, encode, spool)", "ms"),
     ("agent processes RSS (all of them, max)", "MiB"),
+    ("  of it per agent", "MiB"),
     ("PostgreSQL server CPU (all its processes)", "cores"),
     ("machine CPU busy (all processes, all cores)", "%"),
     ("sample delay p50: run start on the agent to receipt at the hub", "ms"),
     ("sample delay p99", "ms"),
     ("sample delay max", "ms"),
 ]
+
+
+def _per_plugin(found: dict[str, Any]) -> str:
+    """Collected / expected of each of the four (a plugin that falls behind shows)."""
+    results: list[dict[str, Any]] = found["results"]
+    expected = sum(r["agents"] * r["seconds"] / INTERVAL for r in results)
+    collected: Counter[str] = Counter()
+    for result in results:
+        for instance, count in result["collected"].items():
+            collected[instance.split("@", 1)[0]] += count
+    return ", ".join(f"{plugin} {n / expected:.3f}" for plugin, n in sorted(collected.items()))
 
 
 def table(
@@ -357,6 +370,7 @@ def table(
     for index, (label, unit) in enumerate(MEASURES):
         result.rows.append([label, *(v[index] for v in values.values()), unit])
     for dialect, found in measured.items():
+        result.notes.append(f"{dialect}: collected / expected per plugin: {_per_plugin(found)}")
         kinds = Counter(line.split(None, 3)[-1][:150] for line in found["hub_errors"])
         result.notes.extend(f"{dialect} hub error, {n} x: {t}" for t, n in kinds.most_common(3))
     result.notes[:0] = [
