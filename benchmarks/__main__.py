@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from benchmarks import (
     agent,
+    agents_hub,
     alerts,
     collection,
     idle,
@@ -50,6 +51,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         idle,
         collection,
         agent,
+        agents_hub,
     )
 }
 

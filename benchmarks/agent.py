@@ -5,8 +5,8 @@ Two measurements, each next to its baseline in the same run:
 * **idle** (needs the hub's agent API): a real ``unity serve`` on a fresh
   SQLite database; an enrollment token from ``POST /api/enrollment-tokens``; a
   real join (``HubClient.join_agent``, the identity saved as the agent saves
-  it); the psutil four assigned to the host at 10 s (``POST
-  /api/hosts/{host}/plugins``); then ``python -m unity_agent.runtime`` as its
+  it); the psutil four the hub assigns at join set to 10 s (``PATCH
+  /api/plugins/v2/{instance}/config``); then ``python -m unity_agent.runtime`` as its
   own process. After a warm-up (every first run is within the first interval)
   its CPU time and resident memory are read over the window (60 s; ``--quick``
   15 s). The baseline: ``python -c "import unity_sdk, psutil"``, its RSS once
@@ -23,6 +23,8 @@ Two measurements, each next to its baseline in the same run:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -219,18 +221,24 @@ async def _join(hub_url: str, admin_token: str, data_dir: Path) -> bool:
                 api_key=joined.api_key,
             ),
         )
-        for cls in FOUR:
-            plugin = cls().get_metadata().id
-            response = await http.post(
-                f"/api/hosts/{joined.host_id}/plugins",
-                json={"plugin": plugin, "config": {}, "interval": INTERVAL},
-                headers=headers,
-            )
-            if response.status_code != 201:
-                raise BenchmarkError(
-                    f"assigning {plugin}: HTTP {response.status_code} {response.text[:300]}"
-                )
+        await set_intervals(http, headers, joined.host_id, INTERVAL)
     return True
+
+
+async def set_intervals(
+    http: httpx.AsyncClient, headers: dict[str, str], host_id: str, interval: float
+) -> None:
+    """The hub assigns the psutil four at join, at their default intervals: each
+    instance's interval is set through the API, as an operator would."""
+    for cls in FOUR:
+        instance = instance_id(cls().get_metadata().id, host_id)
+        response = await http.patch(
+            f"/api/plugins/v2/{instance}/config", json={"interval": interval}, headers=headers
+        )
+        if response.status_code != 200:
+            raise BenchmarkError(
+                f"interval of {instance}: HTTP {response.status_code} {response.text[:300]}"
+            )
 
 
 def _watch(pid: int, seconds: float) -> dict[str, float]:
@@ -284,7 +292,25 @@ async def measure_idle(ctx: Context, window: float) -> dict[str, float] | None:
                 raise BenchmarkError(f"the agent exited with {code}:\n{output[-2000:]}")
             with Spool(data_dir / SPOOL_FILE) as spool:
                 found["left_spooled"] = float(len(spool))
+            stored = _stored(folder / "unity.db")
+        # At 10 s every instance ran at least once per 10 s of the window; at the
+        # four's default intervals (30-60 s) they would not have.
+        least = int(window // INTERVAL)
+        if len(stored) != len(FOUR) or min(stored.values()) < least:
+            raise BenchmarkError(f"the hub stored {stored}; expected >= {least} per instance")
+        found["stored"] = float(sum(stored.values()))
         return found
+
+
+def _stored(database: Path) -> dict[str, int]:
+    """Samples the hub stored per plugin instance of the agent's host."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        rows = db.execute(
+            "SELECT plugin_id, count(*) FROM plugin_metrics WHERE plugin_id LIKE ? "
+            "GROUP BY plugin_id",
+            (f"%@{HOST_ID}",),
+        ).fetchall()
+    return {str(plugin): int(count) for plugin, count in rows}
 
 
 async def idle_table(ctx: Context) -> Table:
@@ -316,8 +342,9 @@ async def idle_table(ctx: Context) -> Table:
             [f'python -c "{BASELINE}"', baseline, None, None, None, ""],
         ],
         notes=[
-            f"agent threads: {found['threads']:g}; samples left in its spool after "
-            f"SIGTERM: {found['left_spooled']:g}",
+            f"agent threads: {found['threads']:g}; samples the hub stored: "
+            f"{found['stored']:g}; left in the agent's spool after SIGTERM: "
+            f"{found['left_spooled']:g}",
             f"of the agent's RSS, {cli:.1f} MiB are httpx's CLI (rich, pygments, click), "
             "imported because the hub's dependencies put them here; a host with only "
             f"unity-agent has none: RSS / baseline there ~ "

@@ -3,15 +3,18 @@ seen again, dismissed, gone), and every call as a sign of life of its host."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from tests.agents.support import AGENTS, auth, joined, platform
 from tests.api.helpers import error_of
+from unity.plugins import agents
 from unity.storage.models import DiscoveryProposal, Host
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
@@ -215,3 +218,30 @@ async def test_a_plugin_already_running_on_the_host_is_not_proposed(
     assert await statuses(app, "nas") == {"pg:5432": "gone", "m:1883": "gone"}
     assert (await client.post("/api/plugins/v2/postgres@nas/disable")).status_code == 200
     assert (await report(anon, nas, proposal("pg:5432"))).json()["open"] == 1
+
+
+async def test_hosts_heard_from_in_one_period_are_written_together(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    anon: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(agents, "HEARTBEAT_SECONDS", 0.5)
+    nas, pi = await joined(client, anon, "nas"), await joined(client, anon, "pi")
+    for host in ("nas", "pi"):
+        await _forget_seen(app, host)
+    assert (await anon.get(f"{AGENTS}/assignments", headers=auth(nas))).status_code == 200
+    assert await _last_seen(app, "nas") != LONG_AGO
+    # Within the period another host's call is kept in memory...
+    called = datetime.now(UTC)
+    assert (await anon.get(f"{AGENTS}/assignments", headers=auth(pi))).status_code == 200
+    assert await _last_seen(app, "pi") == LONG_AGO
+    # ...and written, with its own time, by the first call after it.
+    await asyncio.sleep(0.6)
+    assert (await anon.get(f"{AGENTS}/assignments", headers=auth(nas))).status_code == 200
+    seen = await _last_seen(app, "pi")
+    assert seen is not None
+    assert called - timedelta(seconds=1) <= seen <= called + timedelta(seconds=0.5)
+    later = await _last_seen(app, "nas")
+    assert later is not None
+    assert later > seen

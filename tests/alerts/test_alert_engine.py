@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from unity.storage.models import (
     MaintenanceWindow,
     Plugin,
 )
-from unity_sdk import HealthStatus, PluginState
+from unity_sdk import HealthStatus, PluginMetadata, PluginState
 
 
 @pytest.fixture
@@ -281,3 +282,34 @@ async def test_history_older_than_its_retention_is_deleted(
     clock.advance(3600)  # the next purge, an hour on: both transitions are past retention
     await engine.tick()
     assert await transitions(app, "load-high") == []
+
+
+async def test_rules_compiled_across_an_invalidation_are_used_not_kept(
+    app: FastAPI, clock: Clock, recorder: Recorder
+) -> None:
+    # A tick invalidates the rule config (an agent's host joined) while a batch's
+    # rules are being compiled: that batch still gets its rules, and the next one
+    # compiles them again from the new config.
+    await enable(app)
+    engine = await engine_for(app, clock, recorder)
+    asked, gate = asyncio.Event(), asyncio.Event()
+    calls: list[str] = []
+    real = app.state.manager.metadata_for
+
+    async def slow(plugin_id: str) -> PluginMetadata:
+        calls.append(plugin_id)
+        asked.set()
+        await gate.wait()
+        metadata: PluginMetadata = await real(plugin_id)
+        return metadata
+
+    engine.metadata = slow
+    compiling = asyncio.create_task(engine.rules("probe"))
+    await asked.wait()
+    engine.invalidate()
+    gate.set()
+    assert "load-high" in [r.id for r in await compiling]
+    assert "load-high" in [r.id for r in await engine.rules("probe")]
+    assert calls == ["probe", "probe"]
+    await engine.rules("probe")
+    assert calls == ["probe", "probe"]  # kept this time

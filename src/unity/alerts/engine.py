@@ -69,6 +69,8 @@ class AlertEngine:
         self.suppressions = Suppressions([], set())
         self._compiled: dict[str, list[CompiledRule]] = {}
         self._config: RuleConfig | None = None
+        # Counts invalidations: rules compiled across one are not cached.
+        self._generation = 0
         self._signature: tuple[Any, ...] | None = None
         self._instances: dict[str, Instance] = {}
         self._keys: dict[tuple[str, str, str, str], str] = {}
@@ -95,6 +97,7 @@ class AlertEngine:
 
     def invalidate(self, plugin_id: str | None = None) -> None:
         """Forget compiled rules (of one plugin, or all): the next run recompiles."""
+        self._generation += 1
         if plugin_id is None:
             self._compiled.clear()
             self._config = None
@@ -103,20 +106,27 @@ class AlertEngine:
             self._config = None
 
     async def rules(self, plugin_id: str) -> list[CompiledRule]:
-        """The enabled rules of ``plugin_id``, compiled (cached)."""
+        """The enabled rules of ``plugin_id``, compiled (cached).
+
+        The config is held locally across the awaits: a tick may invalidate it
+        meanwhile (an agent's host joining), and then what was compiled from the
+        old one is used for this run but not kept."""
         compiled = self._compiled.get(plugin_id)
         if compiled is not None:
             return compiled
-        if self._config is None:
+        generation = self._generation
+        config = self._config
+        if config is None:
             async with self.db.session() as session:
-                self._config = await load_rule_config(session)
+                config = await load_rule_config(session)
+            if generation == self._generation:
+                self._config = config
         compiled = []
         try:
             metadata = await self.metadata(plugin_id)
         except Exception:
             metadata = None
         if metadata is not None:
-            config = self._config
             try:
                 found = effective_rules(
                     metadata,
@@ -143,7 +153,8 @@ class AlertEngine:
                     log.warning(
                         "plugin %s: alert rule %s skipped: %s", plugin_id, effective.rule.id, exc
                     )
-        self._compiled[plugin_id] = compiled
+        if generation == self._generation:
+            self._compiled[plugin_id] = compiled
         return compiled
 
     # -- observing runs -----------------------------------------------------

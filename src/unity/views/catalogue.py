@@ -188,9 +188,7 @@ def state_of(
     )
 
 
-def _interval(
-    manager: PluginManager, row: Plugin, metadata: PluginMetadata | None
-) -> float | None:
+def _interval(manager: PluginManager, row: Plugin, metadata: PluginMetadata | None) -> float | None:
     """How often it runs: the hub's timer, an agent's instance's config or its
     plugin's default (its agent runs it so), else what an external plugin set."""
     managed = manager.plugins.get(row.id)
