@@ -88,7 +88,7 @@ async def _join_all(hub_url: str, admin_token: str, root: Path, agents: int) -> 
                 await set_intervals(http, headers, _host(index), INTERVAL)
             return data_dir
 
-        # join() warns on stderr that http:// sends the key unencrypted: once is enough.
+        # join() warns on stderr that http:// sends the key unencrypted: 200 times is noise.
         with contextlib.redirect_stderr(io.StringIO()):
             return list(await asyncio.gather(*(one(i) for i in range(1, agents + 1))))
 
