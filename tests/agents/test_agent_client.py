@@ -50,6 +50,14 @@ async def test_an_agents_conversation_through_the_sdk_client(
             "disk-monitor@nas",
             "network-monitor@nas",
         }
+        # Asked with the revision it runs: 304, None, until something changes.
+        assert await hub.get_assignments(assigned.revision) is None
+        changed = await client.put(f"{API}/system-info@nas/config", json={"interval": 15})
+        assert changed.status_code == 200, changed.text
+        fresh = await hub.get_assignments(assigned.revision)
+        assert fresh is not None
+        assert fresh.revision != assigned.revision
+        assert {i.instance_id: i.interval for i in fresh.instances}["system-info@nas"] == 15
         now = datetime.now(UTC)
         sample = Sample(host="nas.lan", timestamp=now, data={"cpu": {"percent": 7.5}})
         accepted = await hub.report_metrics("system-info@nas", [sample])

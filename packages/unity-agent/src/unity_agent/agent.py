@@ -98,7 +98,8 @@ class Agent:
         ``HubAuthError`` propagates (the key is refused); an unreachable hub is
         logged once per outage and the instances keep running as they are."""
         try:
-            answer = await self.hub.get_assignments()
+            # The revision it runs: the hub answers 304 (None) while nothing changed.
+            answer = await self.hub.get_assignments(self.revision)
         except HubUnavailableError as exc:
             self.outage(exc)
             await self.apply(list(self.assigned.values()))  # retry what could not start
@@ -107,10 +108,17 @@ class Agent:
             log.error("the hub refused the assignments request: %s", exc)
             return
         self.reachable()
+        if answer is None:
+            await self.apply(list(self.assigned.values()))  # retry what could not start
+            await self._report_status()
+            return
         self.poll_seconds = answer.poll_seconds
         if answer.revision != self.revision:
             self.spool.save_state(_ASSIGNMENTS_STATE, answer.model_dump(mode="json"))
         await self.apply(answer.instances, revision=answer.revision)
+        await self._report_status()
+
+    async def _report_status(self) -> None:
         try:
             await self.hub.report_agent_status(self.status())
         except HubUnavailableError as exc:

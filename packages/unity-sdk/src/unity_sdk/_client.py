@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
@@ -247,10 +247,35 @@ class HubClient:
         self.api_key = answer.api_key
         return answer
 
-    async def get_assignments(self) -> Assignments:
-        """What this agent runs, with real config values (never log them)."""
+    @overload
+    async def get_assignments(self) -> Assignments: ...
+
+    @overload
+    async def get_assignments(self, revision: str | None) -> Assignments | None: ...
+
+    async def get_assignments(self, revision: str | None = None) -> Assignments | None:
+        """What this agent runs, with real config values (never log them).
+
+        With the ``revision`` the agent runs, the hub answers 304 when nothing
+        changed: then ``None``, and the hub opened no secret to answer."""
         path = f"{AGENT_API_PATH}/assignments"
-        return await self._call("GET", path, None, None, Assignments)
+        if revision is None:
+            return await self._call("GET", path, None, None, Assignments)
+        if not self._api_key:
+            raise HubAuthError("no API key: join the hub or set HubClient.api_key")
+        response = await self._send(
+            "GET", path, self._api_key, None, headers={"If-None-Match": f'"{revision}"'}
+        )
+        if response.status_code == 304:
+            return None
+        try:
+            return Assignments.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise HubRequestError(
+                f"GET {path}: the hub answered with an unexpected body",
+                status=response.status_code,
+                details=error_details(exc),
+            ) from None
 
     async def report_agent_status(self, status: AgentStatus) -> StatusAccepted:
         """The agent's buffer counts and the instances it cannot run."""
@@ -288,11 +313,18 @@ class HubClient:
             ) from None
 
     async def _send(
-        self, method: str, path: str, token: str, body: BaseModel | None
+        self,
+        method: str,
+        path: str,
+        token: str,
+        body: BaseModel | None,
+        *,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
+        """The hub's answer: a success, or a 304 to a conditional request."""
         import httpx
 
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {**(headers or {}), "Authorization": f"Bearer {token}"}
         # pydantic's JSON keeps the wire format exact (UTC timestamps); the wire models
         # have already refused numbers the hub cannot store.
         content = body.model_dump_json() if body is not None else None
@@ -309,7 +341,7 @@ class HubClient:
                 )
                 delay = self._backoff(attempt)
             else:
-                if response.is_success:
+                if response.is_success or response.status_code == 304:
                     return response
                 failure = self._error(method, path, response)
                 if not isinstance(failure, HubUnavailableError):
