@@ -94,7 +94,9 @@ async def _session(db: Annotated[Database, Depends(_database)]) -> AsyncIterator
 ManagerDep = Annotated[PluginManager, Depends(_manager)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 DatabaseDep = Annotated[Database, Depends(_database)]
-SessionDep = Annotated[AsyncSession, Depends(_session)]
+# "function": the session commits before the answer is sent, so a client never
+# sees a write (a token, a config) that is not yet in the database.
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 
 
 def _unauthorized(message: str) -> ApiError:
