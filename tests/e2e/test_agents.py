@@ -224,7 +224,12 @@ def test_three_agents_join_report_follow_the_hub_go_stale_and_replay(
                 if outage_start < datetime.fromisoformat(d["timestamp"]) < outage_end
             ]
 
-        during = _until(replayed, 30, "alpha's documents from the outage reach the hub")
+        # The spool is replayed batch by batch: wait for the whole outage, not its first batch.
+        during = _until(
+            lambda: found if len(found := replayed()) >= 2 else None,
+            30,
+            "alpha's documents from the outage reach the hub",
+        )
         assert len(during) >= 2
         # Stored once each: the replay is idempotent.
         stamps = [d["timestamp"] for d in _documents(client, "system-info@alpha")]
