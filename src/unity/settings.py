@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         description="Plugin ids the loader skips entirely (JSON list).",
     )
     retention_days: int = Field(
-        default=30,
+        default=7,
         ge=RETENTION_KEY.minimum,
         le=RETENTION_KEY.maximum,
         description="Days of metrics and executions kept per plugin by default "

@@ -206,6 +206,8 @@ async def plugin_page(
     lines = threshold_lines(rules, charts)
     newest: Mapping[str, Any] = context["latest"][0].data if context["latest"] else {}
     retention = int(detail.config.get("retention_days") or settings.retention_days)
+    # Charts read the rollup tiers, which outlive the raw documents.
+    charted = max(retention, settings.rollup_hour_days) if charts else retention
     return render(
         request,
         "plugin.html",
@@ -218,8 +220,8 @@ async def plugin_page(
         facts=[
             (doc.host, facts_of(shown[MetricDisplay.FACT], doc.data)) for doc in context["latest"]
         ],
-        ranges=range_choices(retention),
-        retention=retention,
+        ranges=range_choices(charted),
+        retention=charted,
         interval=detail.interval or metadata.default_interval,
         credentials=credentials,
         keys=keys,
