@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.auth import agents as agent_auth
 from unity.auth import external as external_auth
-from unity.auth.external import IssuedSecret
+from unity.auth.keys import IssuedSecret
 from unity.plugins.external import (
     EnrollmentRefusedError,
     EnrollmentScopeError,
