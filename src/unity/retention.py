@@ -8,11 +8,12 @@ With several hubs on one PostgreSQL database, each pass runs on one of them:
 the hub that holds the ``retention`` lease, renewed every pass and, during a
 long pass, between plugins.
 
-A plugin's history is deleted plugin by plugin, in chunks of at most
-``chunk_rows`` rows per table, each chunk its own short transaction (queued
-with the hot writes on SQLite), with a yield to the event loop in between: no
-connection -- and on SQLite not the write lock -- is held for the whole pass,
-however many instances and rows there are.
+A plugin's history is deleted plugin by plugin: one short transaction
+(queued with the hot writes on SQLite) deletes at most ``chunk_rows`` rows of
+each history table, and more follow, with a yield to the event loop in
+between, while a chunk came back full. No connection -- and on SQLite not the
+write lock -- is held for the whole pass, however many instances and rows
+there are.
 """
 
 from __future__ import annotations
@@ -78,11 +79,9 @@ class Retention:
         for plugin_id, days in plugins:
             await self._keep_lease()
             cutoff = metric_store.retention_cutoff(now, int(days))
-            metrics = await self._purge_history("metrics", plugin_id, cutoff)
-            executions = await self._purge_history("executions", plugin_id, cutoff)
-            await self._purge_history("events", plugin_id, cutoff)
-            if metrics or executions:
-                removed[plugin_id] = (metrics, executions)
+            counts = await self._purge_plugin(plugin_id, cutoff)
+            if any(counts):
+                removed[plugin_id] = counts
         await self._keep_lease()
         async with self.db.session() as session:
             buckets = await rollups.purge_tiers(
@@ -123,18 +122,25 @@ class Retention:
                 )
         return removed
 
-    async def _purge_history(self, table: str, plugin_id: str, before: datetime) -> int:
-        """Chunk after chunk, each committed on its own, until none is full."""
-        total = 0
-        while True:
+    async def _purge_plugin(self, plugin_id: str, before: datetime) -> tuple[int, int]:
+        """A plugin's history tables, a chunk of each per transaction, until no
+        chunk is full; returns the metrics and executions removed."""
+        removed = dict.fromkeys(housekeeping.PLUGIN_HISTORY, 0)
+        tables = list(removed)
+        while tables:
             async with self.db.writer() as session:
-                count = await housekeeping.purge_history_chunk(
-                    session, table, plugin_id=plugin_id, before=before, limit=self.chunk_rows
-                )
-            total += count
-            if count < self.chunk_rows:
-                return total
-            await asyncio.sleep(0)
+                counts = {
+                    table: await housekeeping.purge_history_chunk(
+                        session, table, plugin_id=plugin_id, before=before, limit=self.chunk_rows
+                    )
+                    for table in tables
+                }
+            for table, count in counts.items():
+                removed[table] += count
+            tables = [table for table in tables if counts[table] >= self.chunk_rows]
+            if tables:
+                await asyncio.sleep(0)
+        return removed["metrics"], removed["executions"]
 
     async def _keep_lease(self) -> None:
         """During a pass run under the lease: renew it once a third of it has gone by."""
