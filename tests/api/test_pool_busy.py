@@ -53,10 +53,14 @@ async def test_no_free_connection_answers_busy_not_unavailable(
         async with db.engine.connect():  # the only connection, held
             first = await c.get("/api/plugins/v2")
             second = await c.get("/api/plugins/v2")
+            ready = await c.get("/readyz")
         assert first.status_code == 503
         assert first.json()["error"]["message"] == "database busy: no free connection, retry"
         assert first.headers["Retry-After"] == "1"
         assert second.status_code == 503
+        # Not ready for traffic, and said why: busy, not down.
+        assert ready.status_code == 503
+        assert ready.json()["error"]["message"] == "database busy: no free connection, retry"
         assert not db.outage.active
         busy = [r for r in caplog.records if "database busy" in r.getMessage()]
         assert [r.levelno for r in busy] == [logging.WARNING]  # rate-limited: one line
