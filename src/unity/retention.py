@@ -83,6 +83,12 @@ class Retention:
             if any(counts):
                 removed[plugin_id] = counts
         await self._keep_lease()
+        await self._purge_bookkeeping(now)
+        return removed
+
+    async def _purge_bookkeeping(self, now: datetime) -> None:
+        """Rollup tiers, credential audit, receipts and sessions, notifications:
+        each its own transaction."""
         async with self.db.session() as session:
             buckets = await rollups.purge_tiers(
                 session,
@@ -92,35 +98,35 @@ class Retention:
                     tiers.HOUR.name: self.settings.rollup_hour_days,
                 },
             )
-            if any(buckets.values()):
-                log.info("retention removed rollup buckets %s", buckets)
+        if any(buckets.values()):
+            log.info("retention removed rollup buckets %s", buckets)
+        async with self.db.session() as session:
             audit_entries = await audit.purge(
                 session,
                 routine_before=metric_store.retention_cutoff(now, self.settings.retention_days),
                 before=metric_store.retention_cutoff(now, self.settings.audit_retention_days),
             )
-            if audit_entries:
-                log.info("retention removed %d credential audit entries", audit_entries)
+        if audit_entries:
+            log.info("retention removed %d credential audit entries", audit_entries)
+        async with self.db.session() as session:
             receipts = await housekeeping.purge_batch_receipts(
                 session, before=now - timedelta(days=self.settings.batch_receipt_days)
             )
             sessions = await housekeeping.purge_ended_tokens(
                 session, name_prefix=SESSION_TOKEN_PREFIX, now=now
             )
-            if receipts or sessions:
-                log.info(
-                    "retention removed %d batch receipts, %d ended sessions", receipts, sessions
-                )
+        if receipts or sessions:
+            log.info("retention removed %d batch receipts, %d ended sessions", receipts, sessions)
+        async with self.db.session() as session:
             deliveries, notices = await housekeeping.purge_notifications(
                 session, before=now - timedelta(days=self.settings.notify_log_days)
             )
-            if deliveries or notices:
-                log.info(
-                    "retention removed %d delivery-log entries, %d finished notices",
-                    deliveries,
-                    notices,
-                )
-        return removed
+        if deliveries or notices:
+            log.info(
+                "retention removed %d delivery-log entries, %d finished notices",
+                deliveries,
+                notices,
+            )
 
     async def _purge_plugin(self, plugin_id: str, before: datetime) -> tuple[int, int]:
         """A plugin's history tables, a chunk of each per transaction, until no
