@@ -384,8 +384,8 @@ def table(
         "Expected: agents x 4 x seconds run / 10.",
         "Window: after a warm-up of one interval + 5 s. CPU in cores (1.0 = one core busy), "
         f"user + system, from psutil; RSS sampled every {SAMPLE_EVERY:g} s. The hub's CPU "
-        f"covers every request: the batches, and each agent's assignments poll and status "
-        "report (every 10 s each).",
+        "covers every request: the batches, and each agent's assignments poll (every 10 s) "
+        "and status report (when it changed, else every 6th poll).",
         "Anchors, same run: uvicorn + FastAPI validating a one-sample batch of the same "
         f"documents ({ANCHOR_CLIENTS} clients back to back); the four run in this process as "
         "the agent runs them (Instance.run_once), CPU per run (median round / 4).",

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from tests.agents.support import API, enroll
+from unity.storage.models import Host
 from unity_sdk import (
     AgentStatus,
     HealthReport,
@@ -89,8 +91,13 @@ async def test_a_used_up_token_is_an_auth_error_for_the_client(
         await hub.join_agent(HostPlatform(hostname="nas"), enrollment_token=token)
         with pytest.raises(HubAuthError, match="used up"):
             await hub.join_agent(HostPlatform(hostname="pi"), enrollment_token=token)
+        # The hub's own host id is never an agent's: a final refusal, not retried.
+        async with app.state.db.session() as session:
+            hub_host = await session.scalar(select(Host.id).where(Host.kind == "hub"))
         with pytest.raises(HubRequestError) as taken:
             await hub.join_agent(
-                HostPlatform(hostname="nas"), enrollment_token=await enroll(client)
+                HostPlatform(hostname="nas"),
+                enrollment_token=await enroll(client),
+                host_id=hub_host,
             )
         assert taken.value.status == 409

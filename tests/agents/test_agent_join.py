@@ -1,15 +1,17 @@
 """Joining with an enrollment token: the host, its four instances and its key; retries,
-refusals (nothing written), a host id that is taken, and where an agent key works."""
+refusals (nothing written), joining again with a host id (a new key, the rest kept),
+the hub's own host id (409), and where an agent key works."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.agents.support import (
     AGENTS,
@@ -26,7 +28,7 @@ from tests.api.helpers import error_of
 from tests.support.authz import asgi_client
 from unity.auth import bearer
 from unity.settings import Settings
-from unity.storage.models import AgentKey, EnrollmentToken, Host, Plugin
+from unity.storage.models import AgentKey, EnrollmentToken, Host, Plugin, PluginMetric
 from unity_sdk import new_key_secret
 
 
@@ -133,27 +135,86 @@ async def test_a_refused_token_is_401_and_writes_nothing(
         assert await session.get(Host, "nas") is None
 
 
-async def test_a_host_id_taken_by_another_agent_is_409_and_spends_nothing(
-    app: FastAPI, client: httpx.AsyncClient, anon: httpx.AsyncClient
+async def test_joining_again_with_the_host_id_replaces_its_key_and_keeps_the_rest(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    anon: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    token = await enroll(client, max_uses=3)
-    first = await join(anon, token, "nas")
+    first = await join(anon, await enroll(client), "nas")
     assert first.status_code == 201
+    old_key = first.json()["api_key"]
+    # History and config the host must keep; the old key verified once, so remembered.
+    batch = {
+        "batch_id": "before-rejoin",
+        "samples": [{"host": "nas", "timestamp": "2026-01-01T00:00:00Z", "data": {"uptime": 1}}],
+    }
+    sent = await anon.post(f"{API}/system-info@nas/metrics", json=batch, headers=auth(old_key))
+    assert sent.status_code == 200, sent.text
+    disabled = await client.post(f"{API}/disk-monitor@nas/disable")
+    assert disabled.status_code == 200, disabled.text
     before = await counts(app)
-    # Another machine proposing the same id, with another token or this one.
-    for value in (await enroll(client), token):
-        answer = await join(anon, value, "nas.other.lan", host_id="nas")
-        error = error_of(answer, 409)
-        assert "'nas' belongs to another agent (nas)" in error["message"]
-    assert await counts(app) == before
+
+    caplog.set_level(logging.WARNING, logger="unity.plugins.agents")
+    token = await enroll(client)
+    again = await join(anon, token, "nas.new.lan", host_id="nas", key_secret=new_key_secret())
+    assert again.status_code == 201, again.text
+    body = again.json()
+    assert body["host_id"] == "nas"
+    assert body["api_key"] != old_key
+    # The old key stops at once (this hub had it remembered); the new one works.
+    old = await anon.get(f"{AGENTS}/assignments", headers=auth(old_key))
+    assert old.status_code == 401
+    fresh = await anon.get(f"{AGENTS}/assignments", headers=auth(body["api_key"]))
+    assert fresh.status_code == 200, fresh.text
+    assert fresh.json()["host_id"] == "nas"
+    # Same host, instances and history; one more key row, one use of the new token spent.
+    after = await counts(app)
+    assert after["hosts"] == before["hosts"]
+    assert after["instances"] == before["instances"]
+    assert after["keys"] == before["keys"] + 1
     async with app.state.db.session() as session:
         host = await session.get(Host, "nas")
         assert host is not None
-        assert host.platform == platform("nas")
-    # The first agent's key still works.
-    assert (
-        await anon.get(f"{AGENTS}/assignments", headers=auth(first.json()["api_key"]))
-    ).status_code == 200
+        assert (host.kind, host.hostname) == ("agent", "nas.new.lan")
+        keys = list(await session.scalars(select(AgentKey).where(AgentKey.host_id == "nas")))
+        live = [k.id for k in keys if k.revoked_at is None]
+        used = await session.scalar(
+            select(EnrollmentToken.uses).where(EnrollmentToken.id == token.split("_")[1])
+        )
+        metrics = await session.scalar(
+            select(func.count())
+            .select_from(PluginMetric)
+            .where(PluginMetric.plugin_id == "system-info@nas")
+        )
+    assert live == [body["key_id"]]
+    assert used == 1
+    assert metrics == 1
+    assert (await client.get(f"{API}/disk-monitor@nas")).json()["enabled"] is False
+    logged = [r.getMessage() for r in caplog.records if "joined again" in r.getMessage()]
+    assert len(logged) == 1
+    assert "host nas (nas.new.lan)" in logged[0]
+    assert "1 earlier key(s) revoked" in logged[0]
+    assert old_key not in logged[0]
+    assert body["api_key"] not in logged[0]
+
+
+async def test_the_hubs_own_host_id_is_409_and_spends_nothing(
+    app: FastAPI, client: httpx.AsyncClient, anon: httpx.AsyncClient
+) -> None:
+    async with app.state.db.session() as session:
+        hub_host = await session.scalar(select(Host.id).where(Host.kind == "hub"))
+    assert hub_host is not None
+    token = await enroll(client)
+    before = await counts(app)
+    answer = await join(anon, token, "intruder.lan", host_id=hub_host)
+    error = error_of(answer, 409)
+    assert f"host id {hub_host!r} is the hub's own machine" in error["message"]
+    assert await counts(app) == before
+    async with app.state.db.session() as session:
+        host = await session.get(Host, hub_host)
+        assert host is not None
+        assert host.kind == "hub"
 
 
 async def test_bad_bodies_are_422_and_spend_nothing(

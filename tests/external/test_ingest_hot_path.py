@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
-from unity.auth import plugin_keys
+from unity.auth import keys, plugin_keys
 from unity.storage.models import (
     BatchReceipt,
     LatestMetric,
@@ -107,7 +107,7 @@ async def test_a_revocation_by_another_hub_is_seen_when_the_memory_expires(
 ) -> None:
     """Another hub revokes in the database only: this hub accepts the key until
     it looks it up again, KEY_CACHE_SECONDS after it verified it."""
-    monkeypatch.setattr(plugin_keys, "KEY_CACHE_SECONDS", 0.5)
+    monkeypatch.setattr(keys, "KEY_CACHE_SECONDS", 0.5)
     assert (await _post(anon, key, _batch("remote-0001"))).status_code == 200
     async with app.state.db.session() as session:
         await session.execute(update(PluginApiKey).values(revoked_at=datetime.now(UTC)))
@@ -120,14 +120,14 @@ async def test_a_key_is_looked_up_once_and_last_used_is_written_at_most_once_a_m
     app: FastAPI, anon: httpx.AsyncClient, key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lookups = 0
-    real = plugin_keys.verify_plugin_key
+    real = plugin_keys.PLUGIN_KEYS.verify
 
     async def counted(session: Any, value: str) -> Any:
         nonlocal lookups
         lookups += 1
         return await real(session, value)
 
-    monkeypatch.setattr(plugin_keys, "verify_plugin_key", counted)
+    monkeypatch.setattr(plugin_keys.PLUGIN_KEYS, "verify", counted)
     for n in range(5):
         assert (await _post(anon, key, _batch(f"used-{n:05d}"))).status_code == 200
     assert lookups == 1
@@ -135,7 +135,7 @@ async def test_a_key_is_looked_up_once_and_last_used_is_written_at_most_once_a_m
         first = await session.scalar(select(PluginApiKey.last_used_at))
     assert first is not None
     # Looked up again (memory expired) within the minute: last_used_at stays.
-    monkeypatch.setattr(plugin_keys, "KEY_CACHE_SECONDS", 0.0)
+    monkeypatch.setattr(keys, "KEY_CACHE_SECONDS", 0.0)
     assert (await _post(anon, key, _batch("used-again-1"))).status_code == 200
     assert (await _post(anon, key, _batch("used-again-2"))).status_code == 200
     assert lookups == 3

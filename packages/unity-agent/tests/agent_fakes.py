@@ -67,6 +67,7 @@ class FakeAgentHub:
     requests: list[tuple[str, str]] = field(default_factory=list)
     # Outages and refusals a test switches on.
     down: bool = False
+    status_down: bool = False  # only the status calls cannot get through
     metrics_status: int | None = None  # answer every metrics request with this
     lose_answers: int = 0  # store the next n batches, then answer 503
     refuse_samples_with: str | None = None  # a data key that makes a batch 422
@@ -81,6 +82,11 @@ class FakeAgentHub:
             self.assignments = list(assignments)
             self.revision += 1
 
+    def polls(self) -> int:
+        """How many times the agent asked for its assignments."""
+        with self._lock:
+            return self.requests.count(("GET", f"{AGENT_API_PATH}/assignments"))
+
     def stored(self, instance_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return [s["data"] for s in self.samples.get(instance_id, [])]
@@ -90,7 +96,7 @@ class FakeAgentHub:
     @property
     def transport(self) -> httpx.MockTransport:
         def handle(request: httpx.Request) -> httpx.Response:
-            if self.down:
+            if self.down or (self.status_down and request.url.path == f"{AGENT_API_PATH}/status"):
                 raise httpx.ConnectError("fake hub is down", request=request)
             status, body = self.handle(
                 request.method,

@@ -46,6 +46,8 @@ from unity_sdk import (
 )
 
 GOOD_TOKEN = "unitye_good-enrollment-token"
+# The hub's own machine: the one host id no agent may join as.
+HUB_HOST_ID = "hub"
 
 
 @dataclass(frozen=True)
@@ -213,11 +215,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(503, "the hub is restarting")
             return
         host_id = request.host_id or host_id_for(request.platform.hostname)
-        known = state.hosts.get(host_id)
-        if known is not None and known[0] != request.key_secret:
-            self._error(409, f"host id {host_id!r} belongs to another agent")
+        if host_id == HUB_HOST_ID:
+            self._error(409, f"host id {host_id!r} is the hub's own machine")
             return
-        if known is None:
+        known = state.hosts.get(host_id)
+        if known is None or known[0] != request.key_secret:
+            # A new host, or a join again with its id: a new key replaces the old one.
             known = (
                 request.key_secret or secrets.token_urlsafe(32),
                 f"unitya_{secrets.token_urlsafe(24)}",

@@ -156,7 +156,7 @@ async def test_no_scan_with_discovery_seconds_0(hub: FakeAgentHub, tmp_path: Pat
 
     hub.assign(assignment("counter", 0.05))
     async with agent(hub, tmp_path, discovery_seconds=0, scan=scan):
-        await eventually(lambda: len(hub.statuses) >= 3)
+        await eventually(lambda: hub.polls() >= 3)
     assert calls == []
     assert hub.proposal_reports == []
     assert ("PUT", "/api/agents/v1/proposals") not in hub.requests
@@ -172,7 +172,7 @@ async def test_a_refused_report_is_not_resent_until_the_next_scan(
 
     async with agent(hub, tmp_path, discovery_seconds=3600, scan=scan):
         await eventually(lambda: "the hub refused this host's proposals" in caplog.text)
-        await eventually(lambda: len(hub.statuses) >= 3)
+        await eventually(lambda: hub.polls() >= 3)
     assert hub.requests.count(("PUT", "/api/agents/v1/proposals")) == 1
 
 

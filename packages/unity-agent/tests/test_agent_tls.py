@@ -109,6 +109,7 @@ def test_joining_again_with_force_pins_the_new_certificate(
 ) -> None:
     data = tmp_path / "agent"
     assert join(capsys, hub, data, "--host-id", "nas")[0] == 0
+    old_key = load_identity(data).api_key
     replacement = make_certificate(tmp_path, "hub-two")[0]
     hub.use_certificate(replacement)
 
@@ -117,16 +118,28 @@ def test_joining_again_with_force_pins_the_new_certificate(
     assert "already joined a hub" in err
     assert "--force" in err
 
-    # The hub keeps host ids to their first agent: a second join of "nas" is a 409.
-    code, _, err = join(capsys, hub, data, "--host-id", "nas", "--force")
-    assert code == 1
-    assert "host id 'nas' is already used by another agent" in err
-    assert load_identity(data).fingerprint != replacement.sha256
-
-    code, _, err = join(capsys, hub, data, "--host-id", "nas-2", "--force")
+    # Without --host-id the agent asks for the host id it had on this hub; the hub
+    # gives that host a new key and the old one stops working.
+    code, _, err = join(capsys, hub, data, "--force")
     assert (code, err) == (0, "")
-    assert load_identity(data).fingerprint == replacement.sha256
+    identity = load_identity(data)
+    assert (identity.host_id, identity.fingerprint) == ("nas", replacement.sha256)
+    assert identity.api_key != old_key
+    assert [body["body"].get("host_id") for body in hub.state.joins] == ["nas", "nas"]
+    assert [keys[1] for keys in hub.state.hosts.values()] == [identity.api_key]
     assert agent(capsys, "status", "--data-dir", str(data))[0] == 0
+
+
+def test_the_hubs_own_host_id_is_refused_clearly(
+    capsys: pytest.CaptureFixture[str], hub: AgentHub, tmp_path: Path
+) -> None:
+    data = tmp_path / "agent"
+    code, _, err = join(capsys, hub, data, "--host-id", "hub")
+    assert code == 1
+    assert err.startswith("unity-agent: host id 'hub' cannot be joined on the hub (")
+    assert err.endswith("); choose another with --host-id\n")
+    assert "is the hub's own machine" in err
+    assert not (data / "agent.json").exists()
 
 
 @pytest.mark.parametrize("spelling", ["agent", "openssl"])

@@ -3,7 +3,10 @@
 Bad input is always a 4xx with a message; handlers here translate the
 domain errors of the manager and storage so routes stay free of try/except.
 A database that is down or refusing work answers 503 with ``Retry-After``
-(logged once per outage by :class:`unity.storage.db.Outage`); any other
+(logged once per outage by :class:`unity.storage.db.Outage`). A request that
+found no free pooled connection in time also answers 503 with ``Retry-After``
+("database busy"): that is back-pressure, not an outage, so it is logged as a
+warning at most once a minute and the outage state is left alone. Any other
 unhandled exception answers 500 in the same envelope, and its traceback is
 logged once.
 """
@@ -11,6 +14,7 @@ logged once.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -31,11 +35,17 @@ log = logging.getLogger(__name__)
 
 # Seconds a client should wait before retrying while the database is away.
 RETRY_AFTER_SECONDS = 5
+# Seconds a client should wait when every pooled connection was in use.
+BUSY_RETRY_AFTER_SECONDS = 1
+# At most one "database busy" warning per this many seconds.
+BUSY_LOG_EVERY_SECONDS = 60.0
 
 __all__ = [
+    "BUSY_RETRY_AFTER_SECONDS",
     "RETRY_AFTER_SECONDS",
     "ApiError",
     "RejectNulMiddleware",
+    "database_busy",
     "database_unavailable",
     "error_response",
     "install_error_handlers",
@@ -76,6 +86,38 @@ def database_unavailable() -> JSONResponse:
         "the database is unavailable; retry later",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+
+
+def database_busy() -> JSONResponse:
+    """503 telling the client every connection was in use: retry shortly."""
+    return error_response(
+        503,
+        "database busy: no free connection, retry",
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+    )
+
+
+class _BusyLog:
+    """The pool-busy warning, once per ``BUSY_LOG_EVERY_SECONDS`` with a count:
+    under load every request could hit it."""
+
+    def __init__(self) -> None:
+        self.logged_at: float | None = None
+        self.suppressed = 0
+
+    def warn(self, request: Request) -> None:
+        now = time.monotonic()
+        if self.logged_at is not None and now - self.logged_at < BUSY_LOG_EVERY_SECONDS:
+            self.suppressed += 1
+            return
+        log.warning(
+            "database busy: no free pooled connection for %s %s, answered 503 "
+            "(%d more since the last warning)",
+            request.method,
+            request.url.path,
+            self.suppressed,
+        )
+        self.logged_at, self.suppressed = now, 0
 
 
 class RejectNulMiddleware:
@@ -139,7 +181,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _bad_cursor(_: Request, exc: InvalidCursorError) -> JSONResponse:
         return error_response(400, str(exc), [{"loc": ["query", "cursor"], "msg": str(exc)}])
 
+    busy = _BusyLog()
+
     async def _database_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, sa_exc.TimeoutError):
+            busy.warn(request)
+            return database_busy()
         if not is_unavailable(exc):
             raise exc
         db: Database | None = getattr(request.app.state, "db", None)

@@ -49,7 +49,7 @@ _DESCRIPTIONS = {
     "422": "Request is not valid; details name each problem",
     "429": "Too many requests; retry after the Retry-After header",
     "502": "A server or service the hub talked to for this request failed",
-    "503": "The hub cannot serve this now (database unavailable, store locked)",
+    "503": "The hub cannot serve this now (database unavailable or busy, store locked)",
 }
 # Routes that reach the credentials store or a server over SSH may fail upstream.
 _UPSTREAM_PREFIXES = (

@@ -1,8 +1,7 @@
 """Agents' keys: one ``unitya_...`` key per host, traded once for an enrollment token.
 
-An agent key works like an external plugin's key (:mod:`unity.auth.plugin_keys`):
-only the SHA-256 of its secret is stored (:mod:`unity.auth.bearer`), it is
-compared in constant time, a verified key is remembered for
+An agent key is one kind of :mod:`unity.auth.keys`, like an external plugin's
+key: only the SHA-256 of its secret is stored, a verified key is remembered for
 ``KEY_CACHE_SECONDS`` so a metric batch costs no key lookup, and a revocation
 forgets it at once in this process (within ``KEY_CACHE_SECONDS`` on other
 hubs). It differs in what it may do: it speaks for a host, so it works on the
@@ -17,27 +16,21 @@ token, host id and secret find the key the first attempt issued
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unity.auth import bearer
-from unity.auth.external import IssuedSecret
-from unity.auth.plugin_keys import LAST_USED_EVERY, KeyCache, forget_on_commit
+from unity.auth.keys import IssuedSecret, KeyKind
 from unity.storage.db import Database
 from unity.storage.models import AgentKey
-from unity.storage.types import utcnow
 from unity_sdk import AGENT_KEY_PREFIX
 
 __all__ = [
+    "AGENT_KEYS",
     "VerifiedAgentKey",
     "authenticate_agent_key",
     "find_proposed_agent_key",
     "issue_agent_key",
-    "revoke_agent_key",
     "revoke_agent_keys",
-    "verify_agent_key",
 ]
 
 
@@ -53,7 +46,9 @@ class VerifiedAgentKey:
         return self.host_id
 
 
-_cache: KeyCache[VerifiedAgentKey] = KeyCache()
+AGENT_KEYS: KeyKind[AgentKey, VerifiedAgentKey] = KeyKind(
+    prefix=AGENT_KEY_PREFIX, model=AgentKey, owner="host_id", verified=VerifiedAgentKey
+)
 
 
 async def issue_agent_key(
@@ -61,18 +56,9 @@ async def issue_agent_key(
 ) -> IssuedSecret:
     """A new key for the agent of ``host_id``; ``secret`` is one the agent proposed
     (only its hash is stored), else a fresh one."""
-    key_id, value, secret_hash = bearer.issue(AGENT_KEY_PREFIX, secret)
-    session.add(
-        AgentKey(
-            id=key_id,
-            host_id=host_id,
-            secret_hash=secret_hash,
-            enrollment_token_id=enrollment_id,
-            created_at=utcnow(),
-        )
+    return await AGENT_KEYS.issue(
+        session, owner=host_id, enrollment_id=enrollment_id, secret=secret
     )
-    await session.flush()
-    return IssuedSecret(key_id, value)
 
 
 async def find_proposed_agent_key(
@@ -80,60 +66,14 @@ async def find_proposed_agent_key(
 ) -> IssuedSecret | None:
     """The live key an earlier join issued for this token, host id and proposed
     secret: what a retry of that join gets back."""
-    key_id = await session.scalar(
-        select(AgentKey.id).where(
-            AgentKey.host_id == host_id,
-            AgentKey.enrollment_token_id == enrollment_id,
-            AgentKey.secret_hash == bearer.hash_secret(secret),
-            AgentKey.revoked_at.is_(None),
-        )
+    return await AGENT_KEYS.find_proposed(
+        session, owner=host_id, enrollment_id=enrollment_id, secret=secret
     )
-    if key_id is None:
-        return None
-    return IssuedSecret(key_id, bearer.compose(AGENT_KEY_PREFIX, key_id, secret))
-
-
-async def verify_agent_key(session: AsyncSession, value: str) -> AgentKey | None:
-    """The live key row ``value`` names, from the database; refreshes ``last_used_at``
-    when it is over a minute old."""
-    parsed = bearer.parse(AGENT_KEY_PREFIX, value)
-    if parsed is None:
-        return None
-    key_id, secret = parsed
-    row = await session.get(AgentKey, key_id)
-    if row is None or row.revoked_at is not None or not bearer.matches(secret, row.secret_hash):
-        return None
-    now = utcnow()
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_EVERY:
-        row.last_used_at = now
-    return row
 
 
 async def authenticate_agent_key(db: Database, value: str) -> VerifiedAgentKey | None:
     """The live key ``value`` names: remembered, else looked up (and remembered)."""
-    parsed = bearer.parse(AGENT_KEY_PREFIX, value)
-    if parsed is None:
-        return None
-    remembered = _cache.get(*parsed)
-    if remembered is not None:
-        return remembered
-    async with db.session() as session:
-        row = await verify_agent_key(session, value)
-        if row is None:
-            return None
-        key, secret_hash = VerifiedAgentKey(row.id, row.host_id), row.secret_hash
-    _cache.put(key, secret_hash)
-    return key
-
-
-async def revoke_agent_key(session: AsyncSession, key_id: str) -> bool:
-    """Revoke one key; False when there is no such live key."""
-    row = await session.get(AgentKey, key_id)
-    if row is None or row.revoked_at is not None:
-        return False
-    row.revoked_at = utcnow()
-    forget_on_commit(session, lambda: _cache.forget(key_id=key_id))
-    return True
+    return await AGENT_KEYS.authenticate(db, value)
 
 
 async def revoke_agent_keys(session: AsyncSession, host_id: str) -> int:
@@ -141,14 +81,4 @@ async def revoke_agent_keys(session: AsyncSession, host_id: str) -> int:
 
     Call it before deleting a host: the cascade removes the key rows, but only
     a revocation makes this hub forget a key it remembers."""
-    forget_on_commit(session, lambda: _cache.forget(owner=host_id))
-    result = cast(
-        CursorResult[Any],
-        await session.execute(
-            update(AgentKey)
-            .where(AgentKey.host_id == host_id, AgentKey.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-            .execution_options(synchronize_session=False)
-        ),
-    )
-    return result.rowcount
+    return await AGENT_KEYS.revoke_all(session, host_id)

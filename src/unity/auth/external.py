@@ -11,7 +11,6 @@ UPDATE`` locks nothing) as well as on PostgreSQL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -19,10 +18,11 @@ from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.auth import bearer
-from unity.auth.plugin_keys import forget_after_commit
+from unity.auth.keys import IssuedSecret
+from unity.auth.plugin_keys import PLUGIN_KEYS
 from unity.storage.models import EnrollmentToken, Plugin, PluginApiKey
 from unity.storage.types import utcnow
-from unity_sdk import API_KEY_PREFIX, ENROLLMENT_PREFIX
+from unity_sdk import ENROLLMENT_PREFIX
 
 __all__ = [
     "IssuedSecret",
@@ -42,12 +42,6 @@ __all__ = [
 
 class TakeoverTargetError(ValueError):
     """A takeover token was asked for an id that is not an external plugin."""
-
-
-@dataclass(frozen=True)
-class IssuedSecret:
-    id: str
-    value: str
 
 
 async def create_enrollment(
@@ -155,19 +149,9 @@ async def issue_plugin_key(
 ) -> IssuedSecret:
     """A new key for ``plugin_id``; ``secret`` is one the plugin proposed (only its
     hash is stored), else a fresh one."""
-    key_id, value, secret_hash = bearer.issue(API_KEY_PREFIX, secret)
-    session.add(
-        PluginApiKey(
-            id=key_id,
-            plugin_id=plugin_id,
-            secret_hash=secret_hash,
-            enrollment_token_id=enrollment_id,
-            hostname=hostname,
-            created_at=utcnow(),
-        )
+    return await PLUGIN_KEYS.issue(
+        session, owner=plugin_id, enrollment_id=enrollment_id, secret=secret, hostname=hostname
     )
-    await session.flush()
-    return IssuedSecret(key_id, value)
 
 
 async def find_proposed_key(
@@ -175,18 +159,8 @@ async def find_proposed_key(
 ) -> IssuedSecret | None:
     """The live key an earlier registration issued for this token, id and proposed
     secret: what a retry of that registration gets back."""
-    key_id = await session.scalar(
-        select(PluginApiKey.id).where(
-            PluginApiKey.plugin_id == plugin_id,
-            PluginApiKey.enrollment_token_id == enrollment_id,
-            PluginApiKey.secret_hash == bearer.hash_secret(secret),
-            PluginApiKey.revoked_at.is_(None),
-        )
-    )
-    return (
-        None
-        if key_id is None
-        else IssuedSecret(key_id, bearer.compose(API_KEY_PREFIX, key_id, secret))
+    return await PLUGIN_KEYS.find_proposed(
+        session, owner=plugin_id, enrollment_id=enrollment_id, secret=secret
     )
 
 
@@ -200,27 +174,13 @@ async def list_plugin_keys(session: AsyncSession, plugin_id: str) -> list[Plugin
 
 
 async def revoke_plugin_key(session: AsyncSession, *, plugin_id: str, key_id: str) -> bool:
-    row = await session.get(PluginApiKey, key_id)
-    if row is None or row.plugin_id != plugin_id or row.revoked_at is not None:
-        return False
-    row.revoked_at = utcnow()
-    forget_after_commit(session, key_id=key_id)
-    return True
+    """Revoke one key of ``plugin_id``; False when it has no such live key."""
+    return await PLUGIN_KEYS.revoke(session, key_id, owner=plugin_id)
 
 
 async def revoke_plugin_keys(session: AsyncSession, plugin_id: str) -> int:
     """Revoke every live key of ``plugin_id``; how many were live."""
-    forget_after_commit(session, plugin_id=plugin_id)
-    result = cast(
-        CursorResult[Any],
-        await session.execute(
-            update(PluginApiKey)
-            .where(PluginApiKey.plugin_id == plugin_id, PluginApiKey.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-            .execution_options(synchronize_session=False)
-        ),
-    )
-    return result.rowcount
+    return await PLUGIN_KEYS.revoke_all(session, plugin_id)
 
 
 def expired(row: EnrollmentToken, now: datetime | None = None) -> bool:

@@ -3,11 +3,13 @@
 An agent is one process per host running catalogue plugins there
 (``unity-agent``). It joins once with an enrollment token (:func:`join`): the
 hub creates its ``hosts`` row, the four psutil plugins as *instances* on it and
-its key. A plugin instance is an external plugin row ``"{plugin}@{host_id}"``
-(``host_id`` and ``plugin_type`` set, the catalogue plugin's metadata, whose
-``id`` stays the catalogue id), so its samples and health come in through the
-external-plugin paths and it has state, history, events, stale detection and
-alert rules like any external plugin.
+its key. Joining again with the same host id (a lost identity, a new hub
+certificate) replaces the key and keeps the rest. A plugin instance is an
+external plugin row ``"{plugin}@{host_id}"`` (``host_id`` and ``plugin_type``
+set, the catalogue plugin's metadata, whose ``id`` stays the catalogue id), so
+its samples and health come in through the external-plugin paths and it has
+state, history, events, stale detection and alert rules like any external
+plugin.
 
 From then on the agent polls its assignments (:mod:`unity.plugins.assignments`:
 what runs on its host, with credential references resolved for it alone),
@@ -23,6 +25,7 @@ import time
 import weakref
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.auth import agents as agent_auth
 from unity.auth import external as external_auth
-from unity.auth.external import IssuedSecret
+from unity.auth.keys import IssuedSecret
 from unity.plugins.external import (
     EnrollmentRefusedError,
     EnrollmentScopeError,
@@ -77,7 +80,7 @@ _OPEN, _GONE = "open", "gone"
 
 
 class HostTakenError(PluginStateError):
-    """The host id belongs to another agent or to the hub's own machine (409)."""
+    """The host id is the hub's own machine, or a concurrent join took it (409)."""
 
 
 class AgentGoneError(LookupError):
@@ -108,7 +111,8 @@ async def join(manager: PluginManager, request: JoinRequest, enrollment_token: s
     One transaction: a refused join (``EnrollmentRefusedError``,
     ``EnrollmentScopeError``, ``HostTakenError``) writes nothing and spends no
     use of the token. A retry with the same token, host id and ``key_secret``
-    gets the same key back and spends nothing."""
+    gets the same key back and spends nothing. A join naming an agent host that
+    exists replaces its key (:func:`_rejoin`); the hub's own host id is refused."""
     host_id = request.host_id or host_id_for(request.platform.hostname)
     known = catalogue()
     defaults = [known[p] for p in DEFAULT_PLUGINS if p in known]
@@ -160,8 +164,12 @@ async def _join(
             key_id=repeated.id,
             poll_seconds=host.poll_seconds,
         )
+    if host is not None and host.kind != _AGENT:
+        raise HostTakenError(
+            f"host id {host_id!r} is the hub's own machine; join with another host id"
+        )
     if host is not None:
-        raise HostTakenError(_taken(host))
+        return await _rejoin(session, request, host, enrollment, platform, now)
     session.add(
         Host(
             id=host_id,
@@ -194,12 +202,34 @@ async def _join(
     )
 
 
-def _taken(host: Host) -> str:
-    if host.kind != _AGENT:
-        return f"host id {host.id!r} is the hub's own machine; join with another host id"
-    return (
-        f"host id {host.id!r} belongs to another agent ({host.hostname}); join with another "
-        f"host id, or remove that host first (DELETE /api/hosts/{host.id})"
+async def _rejoin(
+    session: AsyncSession,
+    request: JoinRequest,
+    host: Host,
+    enrollment: EnrollmentToken,
+    platform: dict[str, Any],
+    now: datetime,
+) -> JoinResponse:
+    """A new join of an agent host that exists (the agent lost its identity, or
+    joins again with ``--force``): its keys are revoked -- forgotten at once --
+    and a new one issued; its instances, their config and history stay."""
+    revoked = await agent_auth.revoke_agent_keys(session, host.id)
+    host.platform, host.hostname, host.last_seen_at = platform, request.platform.hostname, now
+    host.enrollment_id = enrollment.id
+    key = await agent_auth.issue_agent_key(
+        session, host_id=host.id, enrollment_id=enrollment.id, secret=request.key_secret
+    )
+    log.warning(
+        "agent joined again: host %s (%s) with enrollment token %s; %d earlier key(s) "
+        "revoked, new key %s",
+        host.id,
+        request.platform.hostname,
+        enrollment.id,
+        revoked,
+        key.id,
+    )
+    return JoinResponse(
+        host_id=host.id, api_key=key.value, key_id=key.id, poll_seconds=host.poll_seconds
     )
 
 

@@ -98,6 +98,9 @@ class Outage:
         return self.since is not None
 
     def failed(self, exc: BaseException) -> None:
+        # No free pooled connection is back-pressure from this process, not an outage.
+        if isinstance(exc, sa_exc.TimeoutError):
+            return
         if self.since is None:
             self.since = time.monotonic()
             log.error("database unavailable, answering 503 until it is back: %s", _describe(exc))

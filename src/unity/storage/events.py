@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from unity.storage.models import PluginEvent
 
-__all__ = ["list_events", "purge_events", "record_event"]
+__all__ = ["list_events", "record_event"]
 
 
 async def record_event(
@@ -39,10 +39,3 @@ async def list_events(
         .limit(limit)
     )
     return list((await session.scalars(stmt)).all())
-
-
-async def purge_events(session: AsyncSession, *, plugin_id: str, before: datetime) -> int:
-    result = await session.execute(
-        delete(PluginEvent).where(PluginEvent.plugin_id == plugin_id, PluginEvent.at < before)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,8 +1,9 @@
-"""Deleting bookkeeping rows nobody needs any more: old batch receipts, ended
-sessions, old delivery-log entries and notices that will never go out.
+"""Deleting rows nobody needs any more: a plugin's history past its retention
+(in bounded chunks), old batch receipts, ended sessions, old delivery-log
+entries and notices that will never go out.
 
-Called by the manager's retention pass next to the metric purge. Each function
-works in the caller's transaction and returns how many rows it removed.
+Called by the retention pass (:mod:`unity.retention`). Each function works in
+the caller's transaction and returns how many rows it removed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.storage.models import (
@@ -18,9 +19,25 @@ from unity.storage.models import (
     BatchReceipt,
     NotificationDelivery,
     NotificationOutbox,
+    PluginEvent,
+    PluginExecution,
+    PluginMetric,
 )
 
-__all__ = ["purge_batch_receipts", "purge_ended_tokens", "purge_notifications"]
+__all__ = [
+    "PLUGIN_HISTORY",
+    "purge_batch_receipts",
+    "purge_ended_tokens",
+    "purge_history_chunk",
+    "purge_notifications",
+]
+
+# A plugin's history tables, each with the column retention judges its rows by.
+PLUGIN_HISTORY: dict[str, Any] = {
+    "metrics": (PluginMetric, PluginMetric.timestamp),
+    "executions": (PluginExecution, PluginExecution.started_at),
+    "events": (PluginEvent, PluginEvent.at),
+}
 
 # Outbox rows in these states are finished: never sent again, kept only to be looked at.
 FINISHED_NOTICES = ("failed", "dropped")
@@ -28,6 +45,27 @@ FINISHED_NOTICES = ("failed", "dropped")
 
 def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def purge_history_chunk(
+    session: AsyncSession, table: str, *, plugin_id: str, before: datetime, limit: int
+) -> int:
+    """At most ``limit`` rows of ``table`` (a :data:`PLUGIN_HISTORY` key) of
+    ``plugin_id`` older than ``before``; fewer than ``limit`` means none are left.
+
+    The ids come from the (plugin, time) index in a subquery with a LIMIT, so
+    one statement -- and the transaction around it -- stays bounded however
+    much history the plugin has.
+    """
+    model, column = PLUGIN_HISTORY[table]
+    chunk = (
+        select(model.id)
+        .where(model.plugin_id == plugin_id, column < before)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    result = await session.execute(delete(model).where(model.id.in_(chunk)))
+    return _rowcount(result)
 
 
 async def purge_batch_receipts(session: AsyncSession, *, before: datetime) -> int:

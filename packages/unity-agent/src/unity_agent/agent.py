@@ -8,6 +8,12 @@ changed assignment replaces its instance (``on_disable`` of the old,
 (unknown plugin, bad config, missing extra, failing ``on_enable``) goes into
 ``AgentStatus.problems`` and is tried again at the next poll; the others keep
 running. The config values are never logged: they hold resolved credentials.
+
+The agent's status goes to the hub after a poll when it changed (platform,
+problems, samples dropped, whether any wait in the spool) and otherwise every
+``STATUS_EVERY_POLLS`` polls, to refresh its counters: an idle fleet makes one
+call per poll, not two. The hub's staleness does not depend on it: every
+call of an agent, the poll included, is a sign of life.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from unity_sdk import (
     validate_config,
 )
 
-__all__ = ["DEFAULT_POLL_SECONDS", "STOP_GRACE", "Agent"]
+__all__ = ["DEFAULT_POLL_SECONDS", "STATUS_EVERY_POLLS", "STOP_GRACE", "Agent"]
 
 log = logging.getLogger("unity_agent")
 
@@ -49,7 +55,21 @@ log = logging.getLogger("unity_agent")
 DEFAULT_POLL_SECONDS = 30.0
 # How long a stopping instance gives its run in flight and on_disable; the last send too.
 STOP_GRACE = 5.0
+# An unchanged status is still sent after this many polls (its counters move on).
+STATUS_EVERY_POLLS = 6
 _ASSIGNMENTS_STATE = "assignments"
+
+
+def _status_mark(status: AgentStatus) -> tuple[Any, ...]:
+    """What of a status is worth a call when it changes: not its counters of samples
+    sent and buffered, which move with every batch (only whether any wait)."""
+    return (
+        status.platform,
+        status.started_at,
+        tuple(sorted(status.problems.items())),
+        status.dropped,
+        status.buffered > 0,
+    )
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
@@ -89,6 +109,9 @@ class Agent:
             hub, scan or catalogue_scan(list(self.catalogue.values())), every=discovery_seconds
         )
         self.unreachable = False
+        # What the hub was last told (see _status_mark) and the polls since.
+        self._status_told: tuple[Any, ...] | None = None
+        self._polls_untold = 0
 
     # -- assignments -----------------------------------------------------------------
 
@@ -119,12 +142,21 @@ class Agent:
         await self._report_status()
 
     async def _report_status(self) -> None:
+        """After a poll: the status, when it changed or is ``STATUS_EVERY_POLLS`` old."""
+        status = self.status()
+        mark = _status_mark(status)
+        self._polls_untold += 1
+        if mark == self._status_told and self._polls_untold < STATUS_EVERY_POLLS:
+            return
         try:
-            await self.hub.report_agent_status(self.status())
+            await self.hub.report_agent_status(status)
         except HubUnavailableError as exc:
             self.outage(exc)
+            return  # told nothing: the next poll tries again
         except HubRequestError as exc:
+            # Sent again when it changes, not every poll with the same refusal.
             log.error("the hub refused the agent's status: %s", exc)
+        self._status_told, self._polls_untold = mark, 0
 
     def restore(self) -> None:
         """The assignments saved by the previous run (None at the first start)."""

@@ -7,6 +7,10 @@ and only when the hub has answered with a key is ``agent.json`` written.
 The key's secret is proposed by the agent and kept in memory, so the
 client's retries of a join whose answer was lost get the same key back and
 spend the enrollment token once.
+
+Joining again (``--force``: a new hub certificate, a lost key) asks for the
+host id the agent had on that hub; the hub replaces that host's key and keeps
+its plugins, their settings and history.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from unity_agent.errors import CommandError
 from unity_agent.identity import (
     IDENTITY_FILE,
     AgentIdentity,
+    IdentityError,
+    load_identity,
     pinned_context,
     save_identity,
 )
@@ -101,6 +107,18 @@ def _check_locally(options: JoinRequestOptions) -> tuple[str, str | None]:
     return url, expected
 
 
+def _previous_host_id(options: JoinRequestOptions, url: str) -> str | None:
+    """With ``--force`` and no ``--host-id``: the host id this agent had on the same
+    hub, so that joining again replaces its key there instead of adding a host."""
+    if options.host_id is not None or not options.force:
+        return options.host_id
+    try:
+        previous = load_identity(options.data_dir)
+    except IdentityError:
+        return None
+    return previous.host_id if previous.hub_url == url else None
+
+
 def _refusal(url: str, exc: HubError, host_id: str | None) -> CommandError:
     if isinstance(exc, HubAuthError):
         return CommandError(
@@ -119,8 +137,7 @@ def _refusal(url: str, exc: HubError, host_id: str | None) -> CommandError:
     if isinstance(exc, HubRequestError) and exc.status == 409:
         taken = f"host id {host_id!r}" if host_id else "this host's id"
         return CommandError(
-            f"{taken} is already used by another agent on the hub ({exc}); "
-            "remove that host on the hub first, or choose another with --host-id"
+            f"{taken} cannot be joined on the hub ({exc}); choose another with --host-id"
         )
     return CommandError(f"the hub refused the join: {exc}")
 
@@ -154,16 +171,17 @@ async def join(options: JoinRequestOptions, out: TextIO | None = None) -> AgentI
     verify = pinned_context(certificate.pem) if pinned and certificate else True
     host = host_platform(options.hostname, agent_version=__version__)
     key_secret = new_key_secret()
+    host_id = _previous_host_id(options, url)
     try:
         async with HubClient(url, max_retries=_RETRIES, timeout=_TIMEOUT, verify=verify) as hub:
             answer = await hub.join_agent(
                 host,
                 enrollment_token=options.token,
-                host_id=options.host_id,
+                host_id=host_id,
                 key_secret=key_secret,
             )
     except HubError as exc:
-        raise _refusal(url, exc, options.host_id) from None
+        raise _refusal(url, exc, host_id) from None
     identity = AgentIdentity(
         hub_url=url,
         host_id=answer.host_id,

@@ -65,10 +65,12 @@ async def join(
 
     401 for a wrong, expired, revoked or used-up token (counted as a failed
     authentication of the client: 429 past the limit); 403 for a takeover
-    token; 409 when the host id belongs to another agent or to the hub's own
-    machine. With ``key_secret`` a retry (same token, host id and secret) returns
-    the same key and spends no further use of the token. Nothing is written
-    unless the join succeeds."""
+    token; 409 when the host id is the hub's own machine. A join naming an
+    agent host that exists replaces that host's key (the old one stops working
+    at once) and keeps its instances, their config and history. With
+    ``key_secret`` a retry (same token, host id and secret) returns the same key
+    and spends no further use of the token. Nothing is written unless the join
+    succeeds."""
     if credentials is None:
         raise _unauthorized("an enrollment token is required")
     body = parse_body(JoinRequest, await read_json(request))

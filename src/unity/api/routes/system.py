@@ -7,9 +7,10 @@ import asyncio
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import exc as sa_exc
 
 from unity.api.deps import DatabaseDep, ManagerDep, ReadToken, SessionDep, SettingsDep
-from unity.api.errors import database_unavailable
+from unity.api.errors import database_busy, database_unavailable
 from unity.prometheus import render_exposition
 
 __all__ = ["router"]
@@ -31,7 +32,10 @@ async def readyz(db: DatabaseDep, settings: SettingsDep) -> Response:
         async with asyncio.timeout(settings.database_connect_timeout):
             await db.ping()
     except Exception as exc:
-        # Whatever stops a SELECT 1 makes the hub unfit for traffic.
+        # Whatever stops a SELECT 1 makes the hub unfit for traffic; a full pool
+        # is said as such (and is no outage).
+        if isinstance(exc, sa_exc.TimeoutError):
+            return database_busy()
         db.outage.failed(exc)
         return database_unavailable()
     return Response('{"status":"ok"}', media_type="application/json")
