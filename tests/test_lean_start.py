@@ -3,7 +3,10 @@
 Each check runs a fresh interpreter, because this test process has imported
 everything already. The heavy modules listed here are the ones the serve path
 used to import on every start (issue 13): SSH and crypto, every plugin's client
-library, Alembic and Mako, the CLI's rich stack, Apprise and httpx.
+library, Alembic and Mako, the CLI's rich stack, Apprise and httpx; then Jinja2
+(the dashboard builds its templates on the first page), ``referencing`` and its
+``attrs``/``rpds`` (only a plugin's JSON Schema config needs them) and
+``websockets`` (the hub serves no WebSocket).
 """
 
 from __future__ import annotations
@@ -33,15 +36,21 @@ HEAVY = (
     "asyncmy",
     "asyncpg",
     "asyncssh",
+    "attr",
+    "attrs",
     "cryptography",
     "dns",
     "httpx",
+    "jinja2",
     "jsonschema",
     "mako",
     "paho",
     "pygments",
     "redis",
+    "referencing",
     "rich",
+    "rpds",
+    "websockets",
 )
 # Prints the heavy modules loaded, as the interpreter exits.
 _REPORT = (
