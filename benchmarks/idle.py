@@ -10,6 +10,12 @@ first start creates and migrates the database; it is reported apart. Every
 further start finds the schema current, as a restarted hub does: from process
 start to the first ``/readyz`` 200, then resident memory 10 s later.
 
+The hub's own packages (``unity``, ``unity_sdk``, ``unity_catalogue``) are
+byte-compiled first, as ``pip`` does when it installs a wheel: the anchor's
+libraries were compiled at their install, and an editable checkout run with
+``PYTHONDONTWRITEBYTECODE`` would otherwise compile every module of the hub
+from source on every start.
+
 The anchor, measured in the same run, is ``python -c "import fastapi,
 sqlalchemy, pydantic, uvicorn"``: the libraries any hub of this shape has to
 load, and nothing else. Its wall time is process start to exit; its memory is
@@ -19,7 +25,9 @@ its resident set after the imports.
 from __future__ import annotations
 
 import asyncio
+import compileall
 import http.client
+import importlib.util
 import os
 import signal
 import socket
@@ -38,6 +46,7 @@ NAME = "idle"
 SUMMARY = "idle `unity serve` with the four local plugins: RSS after 10 s and start-to-ready"
 
 LOCAL_PLUGINS = ["system-info", "disk-monitor", "network-monitor", "process-monitor"]
+HUB_PACKAGES = ["unity", "unity_sdk", "unity_catalogue"]
 SETTLE_SECONDS = 10.0
 READY_TIMEOUT = 60.0
 ANCHOR_IMPORTS = "fastapi, sqlalchemy, pydantic, uvicorn"
@@ -48,6 +57,17 @@ _ANCHOR = (
     "    if line.startswith('VmRSS:'):\n"
     "        print(line.split()[1])\n"
 )
+
+
+def compile_hub() -> None:
+    """Byte-compile the hub's packages where they are installed, as ``pip install`` does."""
+    for name in HUB_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise BenchmarkError(f"package {name} is not installed in this environment")
+        for folder in spec.submodule_search_locations:
+            if not compileall.compile_dir(folder, quiet=1):
+                raise BenchmarkError(f"{folder} does not byte-compile")
 
 
 def _free_port() -> int:
@@ -149,6 +169,7 @@ def plugin_runs(data_dir: Path) -> dict[str, int]:
 
 def measure(starts: int, settle: float) -> dict[str, Any]:
     """The hub's first start, ``starts`` restarts and as many anchor runs, interleaved."""
+    compile_hub()
     with tempfile.TemporaryDirectory(prefix="unity-bench-idle-") as scratch:
         data_dir = Path(scratch)
         first = serve_once(data_dir, settle=0.5)
