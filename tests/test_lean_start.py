@@ -3,7 +3,11 @@
 Each check runs a fresh interpreter, because this test process has imported
 everything already. The heavy modules listed here are the ones the serve path
 used to import on every start (issue 13): SSH and crypto, every plugin's client
-library, Alembic and Mako, the CLI's rich stack, Apprise and httpx.
+library, Alembic and Mako, the CLI's rich stack, Apprise and httpx; then Jinja2
+(the dashboard builds its templates on the first page), ``referencing`` and its
+``attrs``/``rpds`` (only a plugin's JSON Schema config needs them) and
+``websockets`` (the hub serves no WebSocket), and SQLAlchemy's PostgreSQL
+dialect on SQLite (it imports every PostgreSQL driver adapter SQLAlchemy has).
 """
 
 from __future__ import annotations
@@ -33,22 +37,29 @@ HEAVY = (
     "asyncmy",
     "asyncpg",
     "asyncssh",
+    "attr",
+    "attrs",
     "cryptography",
     "dns",
     "httpx",
+    "jinja2",
     "jsonschema",
     "mako",
     "paho",
     "pygments",
     "redis",
+    "referencing",
     "rich",
+    "rpds",
+    "sqlalchemy.dialects.postgresql",
+    "websockets",
 )
 # Prints the heavy modules loaded, as the interpreter exits.
 _REPORT = (
     "import atexit, json, sys\n"
     f"HEAVY = {HEAVY!r}\n"
-    "atexit.register(lambda: print('LOADED=' + json.dumps(sorted({m.split('.')[0] "
-    "for m in sys.modules} & set(HEAVY))), flush=True))\n"
+    "atexit.register(lambda: print('LOADED=' + json.dumps(sorted({h for h in HEAVY "
+    "for m in list(sys.modules) if m == h or m.startswith(h + '.')})), flush=True))\n"
 )
 
 

@@ -172,6 +172,7 @@ def run(app: FastAPI, settings: Settings, log_level: int) -> bool:
     # proxy_headers=False: only UNITY_TRUSTED_PROXIES decides whose X-Forwarded-For
     # counts (see unity.api.clients); uvicorn would otherwise trust 127.0.0.1.
     # Open requests get half the shutdown grace period; the plugins' shutdown the rest.
+    # ws="none": the hub serves no WebSocket, so uvicorn need not load a library for one.
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -180,6 +181,7 @@ def run(app: FastAPI, settings: Settings, log_level: int) -> bool:
         log_config=None,
         proxy_headers=False,
         http=guarded_protocol(settings),
+        ws="none",
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds / 2)),
         ssl_certfile=settings.tls_certfile,
         ssl_keyfile=settings.tls_keyfile,

@@ -179,3 +179,15 @@ async def test_check_plugin_refuses_a_config_field_named_like_a_hub_key() -> Non
 
     with pytest.raises(AssertionError, match="declares targets: those keys belong to the hub"):
         await check_plugin(Claiming)
+
+
+def test_the_config_json_schema_is_a_fresh_copy_each_time() -> None:
+    # Generated once per model class; a caller that edits its copy changes no other's.
+    metadata = Ping().get_metadata()
+    first = metadata.config_json_schema()
+    assert first == PingConfig.model_json_schema()
+    first["properties"]["url"]["description"] = "edited"
+    first["required"].append("timeout")
+    second = metadata.config_json_schema()
+    assert second == PingConfig.model_json_schema()
+    assert second["properties"]["url"]["description"] == "What to ping"

@@ -25,7 +25,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +34,7 @@ from unity.plugins.manager import PluginManager
 from unity.plugins.runtime import PluginNotFoundError, PluginStateError
 from unity.settings import Settings
 from unity.storage.db import Database
+from unity.storage.dialects import dialect_insert
 from unity.storage.models import Host, Plugin
 from unity.storage.registry import metadata_document
 from unity.storage.types import utcnow
@@ -110,10 +110,10 @@ async def ensure_hub_host(db: Database, settings: Settings) -> None:
     now = utcnow()
     described = this_machine(settings.hostname)
     async with db.session() as session:
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        insert = dialect_insert(session.get_bind().dialect.name)
         # Hubs sharing one PostgreSQL may start at once: the second insert does nothing.
         await session.execute(
-            dialect.insert(Host)
+            insert(Host)
             .values(
                 id=settings.host_id,
                 kind=HUB,

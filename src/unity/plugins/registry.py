@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.plugins import output
 from unity.plugins.loader import (
@@ -41,6 +44,18 @@ from unity_sdk import (
 __all__ = ["PluginRegistry"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Synced:
+    """What registering a plugin read and decided in the database."""
+
+    config: ValidatedConfig
+    enabled: bool
+    consecutive_failures: int
+    runs: PluginState
+    health: HealthState | None
+    created: bool
 
 
 def _known(row: Plugin) -> tuple[PluginState, HealthState | None]:
@@ -85,8 +100,7 @@ class PluginRegistry:
         self._failed(failures)
         async with self.db.session() as session:
             first_start = not await rows.list_plugins(session, limit=1)
-        for plugin in loaded:
-            await self.register(plugin, autoenable=first_start)
+        await self._register_all(loaded, autoenable=first_start)
         await self.vault.seal_external_configs(self.db)
         return list(self.plugins.values())
 
@@ -111,48 +125,66 @@ class PluginRegistry:
 
     async def register(self, plugin: LoadedPlugin, *, autoenable: bool) -> ManagedPlugin:
         """Sync a loaded plugin's row, validate its stored config, and keep it."""
+        [managed] = await self._register_all([plugin], autoenable=autoenable)
+        return managed
+
+    async def _register_all(
+        self, plugins: list[LoadedPlugin], *, autoenable: bool
+    ) -> list[ManagedPlugin]:
+        """:meth:`register` for many plugins in one transaction (one commit at start,
+        not one per plugin). Rows are locked in id order, as every hub does."""
+        synced: dict[str, _Synced] = {}
         async with self.db.session() as session:
-            row, created = await rows.sync_plugin(
-                session,
-                metadata=plugin.metadata,
-                enable_if_new=autoenable and plugin.id in self.settings.autoenable,
-            )
-            # Secrets typed into the config are sealed at rest (also those stored
-            # before the hub sealed them); the plugin gets them open.
-            self.vault.seal_row(row, plugin.metadata)
-            stored = dict(row.config or {})
-            try:
-                validated = validate_config(plugin.metadata, self.vault.opened(plugin.id, stored))
-            except ConfigError as exc:
-                readable = self.vault.readable(plugin.id, stored)
-                # A plugin with required settings starts unconfigured; only a stored
-                # config that stopped validating (the schema changed) is an error.
-                validated = ValidatedConfig(readable, {}, None, None)
-                if readable or row.enabled:
-                    log.error("stored config of %s does not validate: %s", plugin.id, exc.errors)
-                    row.enabled = False
-                    row.last_error = f"stored config is invalid: {exc.errors}"
-            enabled, failures = row.enabled, row.consecutive_failures
-            runs, health = _known(row)
+            for plugin in sorted(plugins, key=lambda p: p.id):
+                synced[plugin.id] = await self._sync(session, plugin, autoenable=autoenable)
+        return [self._keep(plugin, synced[plugin.id]) for plugin in plugins]
+
+    async def _sync(
+        self, session: AsyncSession, plugin: LoadedPlugin, *, autoenable: bool
+    ) -> _Synced:
+        row, created = await rows.sync_plugin(
+            session,
+            metadata=plugin.metadata,
+            enable_if_new=autoenable and plugin.id in self.settings.autoenable,
+        )
+        # Secrets typed into the config are sealed at rest (also those stored
+        # before the hub sealed them); the plugin gets them open.
+        self.vault.seal_row(row, plugin.metadata)
+        stored = dict(row.config or {})
+        try:
+            validated = validate_config(plugin.metadata, self.vault.opened(plugin.id, stored))
+        except ConfigError as exc:
+            readable = self.vault.readable(plugin.id, stored)
+            # A plugin with required settings starts unconfigured; only a stored
+            # config that stopped validating (the schema changed) is an error.
+            validated = ValidatedConfig(readable, {}, None, None)
+            if readable or row.enabled:
+                log.error("stored config of %s does not validate: %s", plugin.id, exc.errors)
+                row.enabled = False
+                row.last_error = f"stored config is invalid: {exc.errors}"
+        runs, health = _known(row)
+        return _Synced(validated, row.enabled, row.consecutive_failures, runs, health, created)
+
+    def _keep(self, plugin: LoadedPlugin, synced: _Synced) -> ManagedPlugin:
         force_process = plugin.id in self.settings.process_isolation or (
             self.settings.isolate_entry_points and plugin.source == "entry_point"
         )
         managed = ManagedPlugin(
             loaded=plugin,
-            instance=plugin.cls(config=validated.plugin),
+            instance=plugin.cls(config=synced.config.plugin),
             worker=PluginWorker(plugin.id),
-            config=validated,
-            enabled=enabled,
-            consecutive_failures=failures,
+            config=synced.config,
+            enabled=synced.enabled,
+            consecutive_failures=synced.consecutive_failures,
             force_process=force_process,
-            runs=runs,
-            health=health,
+            runs=synced.runs,
+            health=synced.health,
         )
         self.plugins[plugin.id] = managed
         output.guard.register(plugin.id, self.settings.plugin_output_bytes)
         if force_process:
             log.info("plugin %s runs in process isolation (set by the settings)", plugin.id)
-        if created:
+        if synced.created:
             log.info("registered new plugin %s %s", plugin.id, plugin.metadata.version)
         return managed
 

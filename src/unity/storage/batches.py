@@ -15,9 +15,9 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Insert, Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from unity.storage.dialects import dialect_insert
 from unity.storage.models import BatchReceipt, Plugin
 
 __all__ = ["PluginRow", "PushedState", "claim_receipt", "lock_plugin", "read_plugin", "record_push"]
@@ -91,8 +91,7 @@ class PushedState:
 
 @cache
 def _claim(dialect: str) -> Insert:
-    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return dialect_insert(_RECEIPTS).on_conflict_do_nothing()
+    return dialect_insert(dialect)(_RECEIPTS).on_conflict_do_nothing()
 
 
 async def read_plugin(connection: AsyncConnection, plugin_id: str) -> PluginRow | None:

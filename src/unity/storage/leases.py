@@ -21,11 +21,11 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.settings import Settings
 from unity.storage.db import Database, is_unavailable
+from unity.storage.dialects import dialect_insert
 from unity.storage.models import HubLease
 
 __all__ = [
@@ -54,7 +54,7 @@ def hub_identity(settings: Settings) -> str:
 
 async def claim(session: AsyncSession, *, name: str, holder: str, seconds: float) -> bool:
     """Take or renew lease ``name`` for ``seconds``; False when another hub holds it."""
-    statement = insert(HubLease).values(
+    statement = dialect_insert(session.get_bind().dialect.name)(HubLease).values(
         name=name, holder=holder, expires_at=func.now() + timedelta(seconds=seconds)
     )
     upsert = statement.on_conflict_do_update(

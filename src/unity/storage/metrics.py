@@ -25,9 +25,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from unity.storage.dialects import dialect_insert
 from unity.storage.models import Base, LatestMetric, Plugin, PluginExecution, PluginMetric
 from unity.storage.pagination import decode_cursor, encode_cursor
 
@@ -80,7 +80,7 @@ _INSERT_EXECUTION = insert(_EXECUTIONS)
 @cache
 def _latest_upsert(dialect: str) -> Insert:
     """One upsert of the latest-value row, built once per dialect, run with many rows."""
-    upsert_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    upsert_insert = dialect_insert(dialect)
     stmt = upsert_insert(_LATEST)
     return stmt.on_conflict_do_update(
         index_elements=["plugin_id", "host"],

@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Text, cast, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from unity.storage.dialects import dialect_insert
 from unity.storage.models import Plugin
 from unity.storage.types import utcnow
 from unity_sdk import PluginMetadata
@@ -40,9 +40,9 @@ async def sync_plugin(
     row = await session.get(Plugin, metadata.id, with_for_update=True)
     created = False
     if row is None:
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        insert = dialect_insert(session.get_bind().dialect.name)
         inserted = await session.execute(
-            dialect.insert(Plugin)
+            insert(Plugin)
             .values(
                 id=metadata.id,
                 name=metadata.name,

@@ -27,14 +27,13 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import delete, exists, func, insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unity.settings import Settings
 from unity.storage import registry
 from unity.storage.buckets import Partial, as_number, numbers
 from unity.storage.db import Database, is_unavailable
+from unity.storage.dialects import dialect_insert
 from unity.storage.leases import ROLLUP_LEASE, HubLeases
 from unity.storage.models import MetricSeries, PluginMetric, RollupHour, RollupMark, RollupMinute
 from unity.storage.tiers import HOUR, MINUTE, TIERS, Tier
@@ -199,8 +198,7 @@ class _Writer:
 
 async def upsert(session: AsyncSession, tier: Tier, rows: list[dict[str, Any]]) -> None:
     """Insert tier rows, replacing a bucket already there (a recomputed one)."""
-    postgres = session.get_bind().dialect.name == "postgresql"
-    stmt = (pg_insert if postgres else sqlite_insert)(tier.model)
+    stmt = dialect_insert(session.get_bind().dialect.name)(tier.model)
     stmt = stmt.on_conflict_do_update(
         index_elements=["series_id", "bucket"],
         set_={c: stmt.excluded[c] for c in ("count", "sum", "min", "max", "last")},

@@ -6,12 +6,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Dialect
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = ["JSONDocument", "UTCDateTime", "utcnow"]
 
-JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+class _JSONDocument(TypeDecorator[Any]):
+    """JSON on SQLite, JSONB on PostgreSQL.
+
+    ``JSON().with_variant(JSONB(), "postgresql")`` says the same, but needs
+    JSONB at import, and with it SQLAlchemy's whole PostgreSQL dialect package
+    (every driver adapter it knows): a hub on SQLite would load it for nothing.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+
+JSONDocument = _JSONDocument()
 
 
 def utcnow() -> datetime:

@@ -105,7 +105,7 @@ def render(
 ) -> HTMLResponse:
     engine = getattr(request.app.state, "alerts", None)
     firing = engine.firing_count() if engine is not None and web is not None else 0
-    response = templates.TemplateResponse(
+    response = templates().TemplateResponse(
         request,
         template,
         {"web": web, "status_code": status_code, "alerts_firing": firing, **context},

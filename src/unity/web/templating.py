@@ -1,4 +1,8 @@
-"""The Jinja2 environment of the dashboard and its formatting filters."""
+"""The Jinja2 environment of the dashboard and its formatting filters.
+
+Jinja2 is imported, and the environment built, on the first page rendered: a hub
+nobody looks at never loads it.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,14 @@ import hashlib
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-from typing import Any
-
-from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from typing import TYPE_CHECKING, Any
 
 from unity import __version__
 from unity.storage.types import utcnow
+
+if TYPE_CHECKING:
+    from fastapi.templating import Jinja2Templates
+    from jinja2 import Environment
 
 __all__ = ["format_fact", "format_value", "templates"]
 
@@ -112,6 +117,8 @@ def static_url(path: str) -> str:
 
 
 def _environment() -> Environment:
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
     env = Environment(
         loader=PackageLoader("unity.web", "templates"),
         autoescape=select_autoescape(default=True),
@@ -131,4 +138,9 @@ def _environment() -> Environment:
     return env
 
 
-templates = Jinja2Templates(env=_environment())
+@cache
+def templates() -> Jinja2Templates:
+    """The dashboard's templates, built on first use."""
+    from fastapi.templating import Jinja2Templates
+
+    return Jinja2Templates(env=_environment())

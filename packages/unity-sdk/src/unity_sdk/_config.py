@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
-from referencing.exceptions import Unresolvable
 
-from unity_sdk._schemas import SELF_CONTAINED
+from unity_sdk._schemas import self_contained
 from unity_sdk.errors import ConfigError, error_details
 from unity_sdk.metadata import Isolation, PluginMetadata
 
@@ -252,8 +251,9 @@ def _validate_json_schema(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     # Imported here: only plugins that declare a JSON Schema (not a model) need it.
     import jsonschema
+    from referencing.exceptions import Unresolvable
 
-    validator = jsonschema.Draft202012Validator(schema, registry=SELF_CONTAINED)
+    validator = jsonschema.Draft202012Validator(schema, registry=self_contained())
     try:
         found = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     except Unresolvable as exc:

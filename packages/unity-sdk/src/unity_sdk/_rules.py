@@ -80,7 +80,8 @@ def _schema_problems(metadata: PluginMetadata) -> list[str]:
         if isinstance(schema, dict):
             _check_json_schema(schema)
         elif schema is not None:
-            schema.model_json_schema()
+            # Generated once per model class: the hub asks again when it registers the plugin.
+            metadata.config_json_schema()
     except (TypeError, ValueError) as exc:
         return [f"{name} is invalid: {exc}"]
     except RecursionError:

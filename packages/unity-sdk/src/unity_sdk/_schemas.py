@@ -3,36 +3,45 @@
 A JSON Schema ``$ref`` may name any URI, and jsonschema's default registry
 fetches what it does not know (synchronously, without a timeout). A schema an
 external plugin sends is untrusted input, so the hub follows only references
-inside the schema itself: :data:`SELF_CONTAINED` is the registry every
+inside the schema itself: :func:`self_contained` is the registry every
 validation uses, and its retrieval always refuses. A plugin whose schema has
 references that leave the document or lead nowhere is refused
 (:func:`reference_problems` names each by its JSON pointer).
+
+``referencing`` is imported on first use: most plugins declare a pydantic model,
+not a JSON Schema, and a process that never checks a schema never loads it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from referencing import Registry, Resource
-from referencing.exceptions import NoSuchResource
-from referencing.jsonschema import DRAFT202012
-
 if TYPE_CHECKING:
+    from referencing import Registry, Resource
+
     # referencing exports no name for the type of Registry.resolver(); its own
     # jsonschema module imports it from here too.
     from referencing._core import Resolver
 
-__all__ = ["REFERENCE_KEYWORDS", "SELF_CONTAINED", "reference_problems"]
+__all__ = ["REFERENCE_KEYWORDS", "reference_problems", "self_contained"]
 
 REFERENCE_KEYWORDS = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
 
 
 def _refuse(uri: str) -> Resource[Any]:
+    from referencing.exceptions import NoSuchResource
+
     raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
 
 
-SELF_CONTAINED: Registry[Any] = Registry(retrieve=_refuse)  # type: ignore[call-arg]
+@cache
+def self_contained() -> Registry[Any]:
+    """The registry of every validation: it retrieves nothing."""
+    from referencing import Registry
+
+    return Registry(retrieve=_refuse)  # type: ignore[call-arg]
 
 
 def _pointer_segment(key: str) -> str:
@@ -57,8 +66,10 @@ def reference_problems(schema: Mapping[str, Any]) -> list[str]:
     Every ``$ref``-like key is checked, also inside ``default`` or ``examples``:
     a local reference can make the validator treat those as schemas.
     """
+    from referencing.jsonschema import DRAFT202012
+
     problems: list[str] = []
-    root = SELF_CONTAINED.resolver_with_root(DRAFT202012.create_resource(dict(schema)))
+    root = self_contained().resolver_with_root(DRAFT202012.create_resource(dict(schema)))
     # Iterative: a schema may nest deeper than the interpreter's recursion limit.
     stack: list[tuple[Any, str, Resolver[Any]]] = [(schema, "", root)]
     while stack:

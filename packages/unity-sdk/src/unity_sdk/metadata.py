@@ -6,10 +6,12 @@ author tooling read one description of each plugin.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections import Counter
 from collections.abc import Iterable
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -258,7 +260,7 @@ class PluginMetadata(BaseModel):
             return {"type": "object", "properties": {}}
         if isinstance(self.config_schema, dict):
             return self.config_schema
-        return self.config_schema.model_json_schema()
+        return copy.deepcopy(_model_json_schema(self.config_schema))
 
     def metric(self, name: str) -> MetricField:
         """The declared metric called ``name``; ``MetadataError`` if undeclared."""
@@ -266,3 +268,11 @@ class PluginMetadata(BaseModel):
             if field.name == name:
                 return field
         raise MetadataError(f"plugin {self.id!r} declares no metric {name!r}")
+
+
+@lru_cache(maxsize=512)
+def _model_json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    # Generating a JSON Schema costs about a millisecond per model, and the hub
+    # asks for every plugin's several times at start (registry, secret fields):
+    # generated once per class, handed out as copies.
+    return model.model_json_schema()
