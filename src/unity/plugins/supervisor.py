@@ -350,6 +350,10 @@ class Supervisor:
         managed = self.managed
         output.guard.refresh()
         async with managed.run_lock:
+            if trigger == "manual" and managed.worker.busy:
+                # The run this one waited for timed out and is still stuck in the
+                # plugin's code: this one would only queue behind it.
+                raise PluginStateError(f"plugin {self.id!r} is still busy with an earlier run")
             started = utcnow()
             clock = time.perf_counter()
             documents: list[tuple[str, dict[str, Any]]] = []
