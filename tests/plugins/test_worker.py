@@ -45,6 +45,17 @@ class Blocker(misbehaving._Base):
         return {"value": 1}
 
 
+class BlocksInACallback(misbehaving._Base):
+    """Leaves a plain callback on its loop that blocks the thread (outside any task)."""
+
+    plugin_id = "blocks-in-a-callback"
+    interval = 60.0
+
+    async def collect_data(self) -> dict[str, Any]:
+        asyncio.get_running_loop().call_soon(RELEASE.wait, 30)
+        return {"value": 1}
+
+
 class Steady(misbehaving._Base):
     plugin_id = "steady"
     interval = 0.5
@@ -277,6 +288,30 @@ async def test_a_blocking_plugin_gets_its_own_thread_and_the_others_keep_their_s
     await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(old_client.aclose(), old_loop))
     assert (await manager.execute("blocker")).status == "success"
     assert blocker.worker.home is shared
+
+
+async def test_a_loop_stuck_outside_any_plugin_task_is_retired_with_all_its_plugins_moved(
+    start: Callable[..., Awaitable[PluginManager]],
+) -> None:
+    manager = await start(
+        [BlocksInACallback, Steady],
+        plugin_loop_threads=1,
+        plugin_stall_seconds=0.2,
+        autoenable=["steady"],
+    )
+    culprit, steady = manager.get("blocks-in-a-callback"), manager.get("steady")
+    stuck = steady.worker.home
+    await _until(lambda: _has_runs(manager, "steady", 1), "the steady plugin to run")
+    assert (await manager.execute("blocks-in-a-callback")).status == "success"
+    # No task step to blame: every plugin moves to a fresh loop, none is dedicated.
+    await _until(lambda: steady.worker.home is not stuck, "the plugins to move")
+    assert culprit.worker.home is steady.worker.home
+    assert not culprit.worker.dedicated and not steady.worker.dedicated
+    ran = len(await _statuses(manager, "steady"))
+    await _until(lambda: _has_runs(manager, "steady", ran + 2), "the steady plugin to go on")
+    assert set(await _statuses(manager, "steady")) == {"success"}
+    RELEASE.set()
+    await _until(lambda: not stuck.thread.is_alive(), "the retired loop to end")
 
 
 async def _has_runs(manager: PluginManager, plugin_id: str, count: int) -> bool:

@@ -185,6 +185,13 @@ class LoopThread:
             output.bind_thread(self.owner)
         try:
             self.loop.run_forever()
+            # Calls left on a loop that was stopped (retired, or the hub stopping) are
+            # cancelled and given a moment to unwind, not destroyed while pending.
+            pending = asyncio.all_tasks(self.loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                self.loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
         finally:
             output.unbind_thread()
             # Closed here, by its own thread, whenever that thread gets free: the hub
@@ -245,6 +252,8 @@ class PluginWorker:
     @property
     def busy(self) -> bool:
         """True while a call has not finished on the plugin's loop."""
+        if not self._running:  # the common case, asked on every tick: no lock needed
+            return False
         with self._lock:
             return any(call.home is self._home for call in self._running)
 
