@@ -306,7 +306,8 @@ async def test_a_loop_stuck_outside_any_plugin_task_is_retired_with_all_its_plug
     # No task step to blame: every plugin moves to a fresh loop, none is dedicated.
     await _until(lambda: steady.worker.home is not stuck, "the plugins to move")
     assert culprit.worker.home is steady.worker.home
-    assert not culprit.worker.dedicated and not steady.worker.dedicated
+    assert not culprit.worker.dedicated
+    assert not steady.worker.dedicated
     ran = len(await _statuses(manager, "steady"))
     await _until(lambda: _has_runs(manager, "steady", ran + 2), "the steady plugin to go on")
     assert set(await _statuses(manager, "steady")) == {"success"}
