@@ -40,6 +40,7 @@ code is abandoned rather than waited for.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import enum
@@ -48,6 +49,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from unity.plugins import output
@@ -164,6 +166,13 @@ class LoopThread:
         self.step: tuple[PluginWorker, float] | None = None
         self.asked: float | None = None  # when the watchdog's ping was sent, unanswered
         self.stalled = False
+        # Hand-offs batched per wake-up (waking a sleeping thread is what a call costs
+        # most): calls to start here, and outcomes to take back to the hub's loop.
+        self._inbox: collections.deque[tuple[Callable[[], None], contextvars.Context]]
+        self._inbox = collections.deque()
+        self._inbox_woken = False
+        self._outbox: collections.deque[tuple[_Call[Any], bool, Any]] = collections.deque()
+        self._outbox_woken = False
         self.loop = asyncio.new_event_loop()
         self.loop.set_task_factory(self._task)
         self.thread = threading.Thread(target=self._serve, name=name, daemon=True)
@@ -200,6 +209,50 @@ class LoopThread:
 
     def answer(self) -> None:
         self.asked = None
+
+    def submit(self, start: Callable[[], None], context: contextvars.Context) -> None:
+        """From the hub's loop: run ``start`` in ``context`` on this loop, soon.
+
+        Only the first of the calls submitted before the loop gets to them wakes
+        it; the loop takes all of them in one go.
+        """
+        self._inbox.append((start, context))
+        if not self._inbox_woken:
+            self._inbox_woken = True
+            self.loop.call_soon_threadsafe(self._take_inbox)
+
+    def _take_inbox(self) -> None:
+        # Cleared before taking: a call appended after this line wakes the loop again.
+        self._inbox_woken = False
+        inbox = self._inbox
+        while inbox:
+            start, context = inbox.popleft()
+            context.run(start)
+
+    def give_back(self, call: _Call[Any], ok: bool, value: Any) -> None:
+        """From this loop: hand a call's outcome to the hub's loop (batched the same way)."""
+        hub = call.result.get_loop()
+        self._outbox.append((call, ok, value))
+        if not self._outbox_woken:
+            self._outbox_woken = True
+            try:
+                hub.call_soon_threadsafe(self._take_outbox)
+            except RuntimeError:  # the hub's loop is closed: nobody waits any more
+                self._outbox.clear()
+                self._outbox_woken = False
+
+    def _take_outbox(self) -> None:
+        self._outbox_woken = False
+        here = asyncio.get_running_loop()
+        outbox = self._outbox
+        while outbox:
+            call, ok, value = outbox.popleft()
+            hub = call.result.get_loop()
+            if hub is here:
+                call.deliver(ok, value)
+            else:  # a call from another event loop of the process (tests run several)
+                with contextlib.suppress(RuntimeError):
+                    hub.call_soon_threadsafe(call.deliver, ok, value)
 
     def request_stop(self) -> None:
         """Ask the loop to stop; it does once the plugin's code lets the thread go."""
@@ -279,7 +332,7 @@ class PluginWorker:
             try:
                 # A copy per call: two loops may run this plugin's calls during a move.
                 context = self._context.copy()
-                call.home.loop.call_soon_threadsafe(self._start, call, context=context)
+                call.home.submit(partial(self._start, call), context)
                 return await call.result
             except _Moved:
                 continue
@@ -309,8 +362,7 @@ class PluginWorker:
             with self._lock:
                 call.state = _State.DONE
                 self._running.discard(call)
-        with contextlib.suppress(RuntimeError):  # the hub's loop is closed
-            call.result.get_loop().call_soon_threadsafe(call.deliver, ok, value)
+        call.home.give_back(call, ok, value)
 
     def _abandon(self, call: _Call[Any]) -> None:
         """The hub stopped waiting: drop a queued call, cancel a running one."""
