@@ -86,6 +86,7 @@ class LoopThread:
         # (worker, monotonic start) of the task step running now, for the watchdog.
         self.step: tuple[PluginWorker, float] | None = None
         self.asked: float | None = None  # when the watchdog's ping was sent, unanswered
+        self.pinged = 0.0  # when the watchdog last pinged
         self.stalled = False
         # Hand-offs batched per wake-up (waking a sleeping thread is what a call costs
         # most): calls to start here, and outcomes to take back to the hub's loop.

@@ -298,7 +298,9 @@ class WorkerPool:
         self._watchdog.start()
 
     def _watch(self) -> None:
-        period = self.stall_seconds / 4
+        # Steps are read without waking anyone; the pings that catch a loop stuck
+        # outside any step wake each loop once per threshold (cheap when idle).
+        period = self.stall_seconds / 2
         while not self._stopped.wait(period):
             now = time.monotonic()
             for home in list(self._shared):
@@ -315,8 +317,8 @@ class WorkerPool:
                 ):
                     pass  # stuck outside any task step (a plain callback): no one to blame
                 else:
-                    if home.asked is None:
-                        home.asked = now
+                    if home.asked is None and now - home.pinged >= self.stall_seconds:
+                        home.asked = home.pinged = now
                         with contextlib.suppress(RuntimeError):
                             home.loop.call_soon_threadsafe(home.answer)
                     continue
