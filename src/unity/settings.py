@@ -385,6 +385,25 @@ class Settings(BaseSettings):
         description="How long a hub holds notices it claimed; a hub that died holding them "
         "loses them to the others after this.",
     )
+    plugin_loop_threads: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Shared event-loop threads that run in-hub plugins (0: min(4, CPUs) + 1); "
+        "a plugin that blocks gets a thread of its own on top.",
+    )
+    plugin_stall_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="How long one plugin may hold a shared plugin loop without awaiting "
+        "before it is moved to a thread of its own and the others to a fresh loop "
+        "(0: never moved).",
+    )
+    plugin_dedicated_threads: list[str] = Field(
+        default_factory=list,
+        description="Plugin ids that run on a thread of their own from the start (JSON "
+        "list): plugins known to block.",
+    )
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -189,7 +189,9 @@ class PluginManager:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        await release(list(self.supervisors.values()), deadline - _CLOSE_RESERVE)
+        await release(
+            list(self.supervisors.values()), self.registry.workers, deadline - _CLOSE_RESERVE
+        )
         await self.leases.release_all()
         output.guard.uninstall()
 

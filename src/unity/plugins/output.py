@@ -4,8 +4,9 @@ In-hub plugins share the hub's ``sys.stdout``, ``sys.stderr`` and logging
 handlers, so one plugin printing in a loop can fill the disk. While a manager
 runs, the standard streams are wrapped and the root logger's handlers get a
 filter; a write or log record is charged to the plugin whose code produced it
--- code on the plugin's worker thread, or anything running in the plugin's
-context (its coroutines and the threads they start with ``asyncio.to_thread``).
+-- code on a thread of the plugin's own, or anything running in the plugin's
+context (its calls on a shared plugin loop, the tasks they create and the
+threads they start with ``asyncio.to_thread``).
 Each plugin has a budget of ``limit`` bytes that refills at ``limit`` bytes a
 minute: a run may write up to ``limit`` at once, and a plugin running every
 second still writes no more than ``limit`` a minute. The rest is dropped,
@@ -28,15 +29,16 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any, TextIO, cast
 
-__all__ = ["OutputBudget", "OutputGuard", "attributed", "bind_thread", "guard"]
+__all__ = ["OutputBudget", "OutputGuard", "attributed", "bind_thread", "guard", "set_owner"]
 
 _current: ContextVar[str | None] = ContextVar("unity_plugin_output_owner", default=None)
 _threads: dict[int, str] = {}
 
 
-def bind_thread(plugin_id: str) -> None:
-    """Charge everything the calling thread writes to ``plugin_id`` (a worker thread)."""
-    _threads[threading.get_ident()] = plugin_id
+def bind_thread(plugin_id: str, ident: int | None = None) -> None:
+    """Charge everything a thread writes to ``plugin_id`` (a plugin's own loop thread):
+    the calling thread, or the one whose ident is given."""
+    _threads[threading.get_ident() if ident is None else ident] = plugin_id
 
 
 def unbind_thread() -> None:
@@ -51,6 +53,12 @@ def attributed(plugin_id: str) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+def set_owner(plugin_id: str) -> None:
+    """Charge what runs in the current context from now on to ``plugin_id`` (used to
+    prepare the context every call of a plugin runs in)."""
+    _current.set(plugin_id)
 
 
 def owner() -> str | None:

@@ -25,7 +25,7 @@ from unity.plugins.loader import (
 from unity.plugins.runtime import ManagedPlugin, PluginNotFoundError, PluginStateError
 from unity.plugins.stats import HubStats
 from unity.plugins.vault import ConfigVault
-from unity.plugins.worker import PluginWorker
+from unity.plugins.worker import WorkerPool
 from unity.settings import Settings
 from unity.storage import registry as rows
 from unity.storage.db import Database
@@ -82,6 +82,11 @@ class PluginRegistry:
         self.vault = vault
         self.stats = stats
         self.loader = loader or PluginLoader(skip=settings.disabled_plugins)
+        self.workers = WorkerPool(
+            settings.plugin_loop_threads,
+            stall_seconds=settings.plugin_stall_seconds,
+            dedicated=settings.plugin_dedicated_threads,
+        )
         self.plugins: dict[str, ManagedPlugin] = {}
         self.failures: dict[str, LoadFailure] = {}
         # Rows this hub wrote since the hub sync last looked (see hubsync).
@@ -172,7 +177,7 @@ class PluginRegistry:
         managed = ManagedPlugin(
             loaded=plugin,
             instance=plugin.cls(config=synced.config.plugin),
-            worker=PluginWorker(plugin.id),
+            worker=self.workers.worker(plugin.id),
             config=synced.config,
             enabled=synced.enabled,
             consecutive_failures=synced.consecutive_failures,

@@ -38,6 +38,7 @@ from unity.plugins.runtime import (
 from unity.plugins.scheduler import Scheduler
 from unity.plugins.stats import HubStats
 from unity.plugins.targets import TargetsFailedError
+from unity.plugins.worker import WorkerPool
 from unity.settings import Settings
 from unity.storage.types import utcnow
 from unity_sdk import (
@@ -85,6 +86,7 @@ class Supervisor:
         self.managed = managed
         self.rt = runtime
         self._health_task: asyncio.Task[None] | None = None
+        managed.worker.rebind = self._rebind
 
     @property
     def id(self) -> str:
@@ -122,6 +124,17 @@ class Supervisor:
         if managed.active:
             await self.hook("on_disable")
             managed.active = False
+
+    async def _rebind(self) -> None:
+        """The plugin moved to a fresh loop (another one blocked its old loop): run
+        ``on_enable`` again there, so clients bound to the old loop are made anew."""
+        managed = self.managed
+        if managed.isolated or not managed.active:
+            return
+        instances = [managed.instance, *(i for i, _ in managed.remotes.values())]
+        for instance in instances:
+            if type(instance).on_enable is not PluginBase.on_enable:
+                await managed.worker.rebind_call(instance.on_enable, HOOK_TIMEOUT)
 
     def schedule(self) -> None:
         self.rt.scheduler.schedule(
@@ -232,11 +245,12 @@ class Supervisor:
         )
 
     def _charge_cpu(self) -> None:
-        """Space the next run so the plugin's thread keeps to its share of a core.
+        """Space the next run so the plugin keeps to its share of a core.
 
         Thread-mode plugins share the hub's process (and its GIL): one that burns
-        CPU in every run would starve the others. The CPU its worker thread used
-        since the previous run decides the shortest delay before the next one.
+        CPU in every run would starve the others. The CPU its code used on its
+        loop since the previous run (the worker meters every task step) decides
+        the shortest delay before the next one.
         """
         managed = self.managed
         share = self.rt.settings.plugin_cpu_share
@@ -336,6 +350,10 @@ class Supervisor:
         managed = self.managed
         output.guard.refresh()
         async with managed.run_lock:
+            if trigger == "manual" and managed.worker.busy:
+                # The run this one waited for timed out and is still stuck in the
+                # plugin's code: this one would only queue behind it.
+                raise PluginStateError(f"plugin {self.id!r} is still busy with an earlier run")
             started = utcnow()
             clock = time.perf_counter()
             documents: list[tuple[str, dict[str, Any]]] = []
@@ -422,8 +440,8 @@ class Supervisor:
         return status
 
 
-async def release(supervisors: list[Supervisor], deadline: float) -> None:
-    """Deactivate every plugin and end its thread by ``deadline`` (loop time).
+async def release(supervisors: list[Supervisor], workers: WorkerPool, deadline: float) -> None:
+    """Deactivate every plugin and end the plugin loops by ``deadline`` (loop time).
 
     ``on_disable`` hooks run concurrently; those still running at the deadline
     are cancelled. A thread still blocked in plugin code is abandoned (it is a
@@ -438,10 +456,9 @@ async def release(supervisors: list[Supervisor], deadline: float) -> None:
         await asyncio.gather(*late, return_exceptions=True)
         if late:
             log.warning("%d plugins did not finish on_disable in time; abandoned", len(late))
-    for supervisor in supervisors:
-        supervisor.managed.worker.request_stop()
     # Idle threads end at once; all of them together get a fifth of a second.
     joined_by = min(loop.time() + 0.2, deadline + 0.5)
-    for supervisor in supervisors:
-        if not supervisor.managed.worker.join(joined_by - loop.time()):
-            log.warning("plugin %s is stuck in its code; its thread is abandoned", supervisor.id)
+    workers.request_stop()
+    stuck = await asyncio.to_thread(workers.join, joined_by - loop.time())
+    for name in stuck:
+        log.warning("plugin loop %s is stuck in plugin code; its thread is abandoned", name)

@@ -91,7 +91,8 @@ class MetricDisplay(StrEnum):
 class Isolation(StrEnum):
     """Where the hub runs a plugin's code.
 
-    ``thread``: a worker thread with its own event loop, so blocking calls never
+    ``thread``: an event loop on a thread of the hub (shared with other plugins;
+    one that blocks it gets a thread of its own), so blocking calls never
     stall the hub -- but it shares the hub's process: ``os._exit()``, a crash
     or a leak in the plugin takes the hub with it. ``process``: a fresh,
     memory-capped child process per run, which the hub kills on timeout -- for

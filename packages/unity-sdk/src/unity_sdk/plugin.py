@@ -57,8 +57,9 @@ own machine, the agent on every other), so it reads only ``facts``.
 
 Where the code runs (``PluginMetadata.isolation``):
 
-- ``Isolation.THREAD`` (default): a worker thread of the hub's own process.
-  Blocking calls only block that thread, but the thread cannot be killed, and
+- ``Isolation.THREAD`` (default): an event-loop thread of the hub's own
+  process, shared with other plugins until one blocks it (then that one gets
+  a thread of its own). Blocking calls only block that thread, but the thread cannot be killed, and
   whatever ends or corrupts the process ends the hub: ``os._exit()``, a crash
   in a C extension, unbounded memory.
 - ``Isolation.PROCESS``: a fresh child process per collection and health
