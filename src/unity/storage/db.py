@@ -34,6 +34,8 @@ from unity.storage.private import private_sqlite_file
 if TYPE_CHECKING:
     from alembic.config import Config
 
+    from unity.storage.writer import GroupWriter
+
 __all__ = [
     "Database",
     "DatabaseUnavailableError",
@@ -194,6 +196,7 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._group_writer: GroupWriter | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -235,6 +238,15 @@ class Database:
             return
         async with self._write_lock, self.session() as session:
             yield session
+
+    @property
+    def group_writer(self) -> GroupWriter:
+        """The group-commit writer of runs and metric batches (:mod:`unity.storage.writer`)."""
+        if self._group_writer is None:
+            from unity.storage.writer import GroupWriter
+
+            self._group_writer = GroupWriter(self)
+        return self._group_writer
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
@@ -284,6 +296,9 @@ class Database:
             await conn.run_sync(run)
 
     async def dispose(self) -> None:
+        """Write what the group writer still holds, then close every connection."""
+        if self._group_writer is not None:
+            await self._group_writer.close()
         await self.engine.dispose()
 
 
