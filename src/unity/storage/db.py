@@ -186,7 +186,9 @@ class Database:
             kwargs.update(
                 pool_size=10,
                 max_overflow=20,
-                pool_pre_ping=True,
+                # No ping before each checkout (a round trip on every transaction): a
+                # connection that died with the server fails its first statement as
+                # "invalidated", an outage (503), and the pool starts afresh.
                 pool_timeout=connect_timeout,
                 connect_args={"timeout": connect_timeout},
             )
