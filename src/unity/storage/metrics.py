@@ -4,6 +4,8 @@ Series (values along a metric's path, bucketed) are in :mod:`unity.storage.serie
 
 Plain functions with keyword-only arguments; each takes the session (or Core
 connection, for the writes) it runs in. The write statements are built once.
+Runs and metric batches are written by the group-commit writer
+(:mod:`unity.storage.writer`), with statements of its own.
 """
 
 from __future__ import annotations
@@ -23,17 +25,15 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from unity.storage.models import Base, LatestMetric, Plugin, PluginExecution, PluginMetric
+from unity.storage.models import Base, LatestMetric, PluginExecution, PluginMetric
 from unity.storage.pagination import decode_cursor, encode_cursor
 
 __all__ = [
     "MetricSample",
-    "finish_run",
     "insert_samples",
     "latest_documents",
     "list_executions",
@@ -132,49 +132,6 @@ async def record_execution(
             "trigger": trigger,
         },
     )
-
-
-async def finish_run(
-    session: AsyncSession,
-    *,
-    plugin_id: str,
-    started_at: datetime,
-    completed_at: datetime,
-    status: str,
-    duration_ms: float,
-    error: str | None,
-    samples: Sequence[MetricSample],
-    state: str,
-    consecutive_failures: int,
-    trigger: str,
-    health: dict[str, Any] | None = None,
-) -> None:
-    """Record one run: its execution row, its documents, the plugin's run state and,
-    when the run assessed it, its health (``health_status``, ``health_message``...)."""
-    await record_execution(
-        session,
-        plugin_id=plugin_id,
-        started_at=started_at,
-        completed_at=completed_at,
-        status=status,
-        duration_ms=duration_ms,
-        error=error,
-        metrics_count=len(samples),
-        trigger=trigger,
-    )
-    await insert_samples(session, samples)
-    values: dict[str, Any] = {
-        "last_run_at": started_at,
-        "run_count": Plugin.run_count + 1,
-        "state": state,
-        "consecutive_failures": consecutive_failures,
-        "last_error": error,
-        "updated_at": completed_at,
-    }
-    if error is None:
-        values["last_success_at"] = completed_at
-    values.update(health or {})
-    await session.execute(update(Plugin).where(Plugin.id == plugin_id).values(**values))
 
 
 def _keyset(stmt: Select[Any], time_col: Any, id_col: Any, cursor: str | None) -> Select[Any]:
