@@ -266,7 +266,7 @@ async def run(ctx: Context) -> list[Table]:
         "A raw row is what one run stores: one plugin_metrics row plus one plugin_executions row.",
         "A hub run also upserts plugin_latest, updates its plugins row and commits.",
         f"scheduled: {plugins} plugins due every {SCHEDULED_INTERVAL:g} s (more than the hub"
-        " records), after a {SCHEDULED_WARMUP:g} s warm-up; runs are the successful executions"
+        f" records), after a {SCHEDULED_WARMUP:g} s warm-up; runs are the successful executions"
         " stored in the window; items / txn: runs and skipped ticks per group-commit transaction;"
         " CPU ms/run: process CPU (hub, plugin threads, driver) / runs.",
     ]

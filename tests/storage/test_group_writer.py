@@ -136,7 +136,9 @@ def commits(db: Database) -> Any:
 @asynccontextmanager
 async def writes_held(db: Database) -> AsyncIterator[None]:
     """Hold every write of the hot path until the block ends, so what is submitted
-    meanwhile queues behind the one group already taken."""
+    meanwhile queues behind the one group already taken (one writer: on
+    PostgreSQL a second one would take the queue into a group of its own)."""
+    db.group_writer.writers = 1
     if db.is_sqlite:
         async with db._write_lock:  # type: ignore[union-attr]
             yield

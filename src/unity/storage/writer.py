@@ -1,9 +1,9 @@
 """The group-commit writer: finished runs and accepted batches, many per transaction.
 
 Every scheduled run and every accepted metric batch is one item. Items queue in
-memory and one task per database (started when the first item arrives, ended
-when the queue is empty: an idle hub runs nothing) writes everything queued in
-one transaction, one ``executemany`` per table, then resolves each item's
+memory and a writer task of the database (started when the first item
+arrives, ended when the queue is empty: an idle hub runs nothing) writes
+everything queued in one transaction, one ``executemany`` per table, then resolves each item's
 future. Nothing is acknowledged before it is durable: whoever submitted an item
 awaits its future, and it resolves after the commit.
 
@@ -27,7 +27,10 @@ others are stored. An outage (:func:`~unity.storage.db.is_unavailable`) fails
 every item of the group with the error the API answers 503 to; the next items
 start a new group, so the writer recovers with the database.
 
-A group holds at most :data:`GROUP_ITEMS` items and :data:`GROUP_ROWS` rows; at
+On PostgreSQL up to :data:`POSTGRES_WRITERS` groups are written at once, each
+on its own connection (their plugin rows locked in one order, their receipts
+claimed by the unique key: a batch id in two groups is stored by the first to
+commit). A group holds at most :data:`GROUP_ITEMS` items and :data:`GROUP_ROWS` rows; at
 most :data:`QUEUED_ROWS` rows wait or are being written, beyond which
 :meth:`GroupWriter.submit` waits for room (back-pressure). Two batches with
 the same id never share a group: the second waits for the next one, where its
@@ -63,6 +66,7 @@ from unity.storage.models import (
 __all__ = [
     "GROUP_ITEMS",
     "GROUP_ROWS",
+    "POSTGRES_WRITERS",
     "QUEUED_ROWS",
     "GroupWriter",
     "RunWrite",
@@ -77,6 +81,9 @@ GROUP_ITEMS = 500
 GROUP_ROWS = 10_000
 # The most rows waiting or being written; submitters wait beyond it.
 QUEUED_ROWS = 50_000
+# Groups written at once: one on SQLite (one writer at a time anyway); on
+# PostgreSQL a few, so the server works on one while the hub prepares the next.
+POSTGRES_WRITERS = 3
 
 T = TypeVar("T")
 
@@ -404,7 +411,8 @@ class GroupWriter:
         self._queue: deque[_Pending] = deque()
         self._rows = 0  # queued or being written
         self._room: deque[asyncio.Future[None]] = deque()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.writers = 1 if db.is_sqlite else POSTGRES_WRITERS
         # Counted for tests and benchmarks: groups written, items in them.
         self.groups = 0
         self.items = 0
@@ -431,14 +439,16 @@ class GroupWriter:
         future: asyncio.Future[T] = loop.create_future()
         self._queue.append(_Pending(item, future))
         self._rows += item.rows
-        if self._task is None:
-            self._task = loop.create_task(self._drain(), name="group-writer")
+        if len(self._tasks) < self.writers:
+            task = loop.create_task(self._drain(), name="group-writer")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     async def close(self) -> None:
         """Wait until everything queued is written (the hub is stopping)."""
-        while self._task is not None:
-            await asyncio.wait({self._task})
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
 
     def _take(self) -> list[_Pending]:
         """The next group: queued items in order, up to the bounds; a second batch
@@ -478,8 +488,6 @@ class GroupWriter:
                 _settle(pending.future, exc=exc)
             self._queue.clear()
             raise
-        finally:
-            self._task = None
 
     def _make_room(self) -> None:
         while self._room and (not self._rows or self._rows < self.queued_rows):
