@@ -488,6 +488,12 @@ class GroupWriter:
                 _settle(pending.future, exc=exc)
             self._queue.clear()
             raise
+        finally:
+            # At once, not in a done callback: an item queued from now on must
+            # find room for a writer, or it would wait for nobody.
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
 
     def _make_room(self) -> None:
         while self._room and (not self._rows or self._rows < self.queued_rows):
