@@ -16,7 +16,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from benchmarks.harness import (
     BenchmarkError,
@@ -38,6 +38,11 @@ SUMMARY = "execute-and-store runs/s of a ~1 KB document vs a raw Core bulk inser
 
 CONCURRENCY = 8
 NO_ENTRY_POINTS = "unity.plugins.none"
+# The scheduled mode: this many plugins on their own timers, each due this often,
+# together asking for more runs than the hub can record.
+SCHEDULED = 200
+SCHEDULED_INTERVAL = 0.25
+SCHEDULED_WARMUP = 3.0
 
 
 def payload() -> dict[str, Any]:
@@ -69,17 +74,18 @@ def payload() -> dict[str, Any]:
 DOCUMENT = payload()
 
 
-def payload_plugins(count: int) -> list[type[PluginBase]]:
-    return [_payload_class(number) for number in range(1, count + 1)]
+def payload_plugins(count: int, interval: float = 60.0) -> list[type[PluginBase]]:
+    return [_payload_class(number, interval) for number in range(1, count + 1)]
 
 
-def _payload_class(number: int) -> type[PluginBase]:
+def _payload_class(number: int, interval: float = 60.0) -> type[PluginBase]:
     metadata = PluginMetadata(
         id=f"payload-{number}",
         name=f"Payload {number}",
         version="1.0.0",
         description="Benchmark plugin returning a fixed ~1 KB document.",
         timeout=30,
+        default_interval=interval,
     )
 
     def get_metadata(self: PluginBase) -> PluginMetadata:
@@ -156,15 +162,81 @@ async def _measure(ctx: Context, dialect: str, seconds: float) -> list[list[Any]
                     (f"concurrent, {CONCURRENCY} plugins", ids),
                 ):
                     ctx.log(f"  {dialect}: {label} for {seconds:g} s")
+                    writer = db.group_writer
+                    groups, items = writer.groups, writer.items
+                    cpu = time.process_time()
                     runs, wall = await _hub(manager, plugin_ids, seconds)
+                    cpu = time.process_time() - cpu
+                    per_txn = (writer.items - items) / max(writer.groups - groups, 1)
                     raw = await _raw(db, plugin_ids, runs)
                     ours, floor = runs / wall, runs / raw
-                    rows.append([dialect, label, runs, ours, 1000 / ours, floor, ours / floor])
+                    measured = [runs, ours, 1000 / ours, floor, ours / floor, per_txn]
+                    rows.append([dialect, label, *measured, cpu / runs * 1000])
             if errors.count:
                 raise BenchmarkError(f"the hub logged {errors.count} errors: {errors.first}")
         finally:
             await manager.stop()
     return rows
+
+
+async def _stored_runs(db: Database) -> tuple[int, int]:
+    """Successful runs and skipped ticks recorded so far."""
+    async with db.session() as session:
+        rows = await session.execute(
+            select(PluginExecution.status, func.count()).group_by(PluginExecution.status)
+        )
+        counts = dict(rows.tuples().all())
+    return counts.get("success", 0), counts.get("skipped", 0)
+
+
+async def _scheduled(ctx: Context, dialect: str, seconds: float, plugins: int) -> list[Any]:
+    """``plugins`` plugins on their schedules for ``seconds``: runs recorded per second,
+    against the raw insert of as many rows."""
+    classes = payload_plugins(plugins, SCHEDULED_INTERVAL)
+    ids = [f"payload-{n}" for n in range(1, plugins + 1)]
+    async with fresh_database(ctx, dialect) as (db, folder):
+        settings = bench_settings(
+            folder, db.url.render_as_string(hide_password=False), autoenable=ids
+        )
+        manager = PluginManager(db, settings, PluginLoader(classes, group=NO_ENTRY_POINTS))
+        try:
+            with ErrorCounter() as errors:
+                await manager.start()
+                await asyncio.sleep(SCHEDULED_WARMUP)
+                writer = db.group_writer
+                runs0, skips0 = await _stored_runs(db)
+                groups0, items0 = writer.groups, writer.items
+                cpu0, clock = time.process_time(), time.perf_counter()
+                await asyncio.sleep(seconds)
+                runs1, skips1 = await _stored_runs(db)
+                wall = time.perf_counter() - clock
+                cpu = time.process_time() - cpu0
+                groups, items = writer.groups - groups0, writer.items - items0
+            if errors.count:
+                raise BenchmarkError(f"the hub logged {errors.count} errors: {errors.first}")
+        finally:
+            await manager.stop()
+        runs = runs1 - runs0
+        if runs <= 0:
+            raise BenchmarkError("no scheduled run was recorded in the window")
+        raw = await _raw(db, ids, runs)
+    ours, floor = runs / wall, runs / raw
+    ctx.log(
+        f"  {dialect}: scheduled: {runs} runs, {skips1 - skips0} skipped ticks, "
+        f"{items / max(groups, 1):.1f} items per transaction, "
+        f"{cpu / runs * 1000:.2f} ms CPU per run"
+    )
+    return [
+        dialect,
+        f"scheduled, {plugins} plugins every {SCHEDULED_INTERVAL:g} s",
+        runs,
+        ours,
+        1000 / ours,
+        floor,
+        ours / floor,
+        items / max(groups, 1),
+        cpu / runs * 1000,
+    ]
 
 
 async def run(ctx: Context) -> list[Table]:
@@ -180,13 +252,22 @@ async def run(ctx: Context) -> list[Table]:
             "hub ms/run",
             "raw rows/s",
             "hub / raw",
+            "items / txn",
+            "CPU ms/run",
         ],
     )
+    plugins = 50 if ctx.quick else SCHEDULED
     for dialect in ctx.dialects:
         table.rows.extend(await _measure(ctx, dialect, seconds))
+        ctx.log(f"  {dialect}: scheduled, {plugins} plugins for {seconds:g} s")
+        table.rows.append(await _scheduled(ctx, dialect, seconds, plugins))
     table.notes = [
         f"Each mode runs for {seconds:g} s; the raw insert then stores the same number of rows.",
         "A raw row is what one run stores: one plugin_metrics row plus one plugin_executions row.",
         "A hub run also upserts plugin_latest, updates its plugins row and commits.",
+        f"scheduled: {plugins} plugins due every {SCHEDULED_INTERVAL:g} s (more than the hub"
+        f" records), after a {SCHEDULED_WARMUP:g} s warm-up; runs are the successful executions"
+        " stored in the window; items / txn: runs and skipped ticks per group-commit transaction;"
+        " CPU ms/run: process CPU (hub, plugin threads, driver) / runs.",
     ]
     return [table]

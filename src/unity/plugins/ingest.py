@@ -3,11 +3,12 @@
 What a batch must satisfy is the SDK's rulebook (:func:`unity_sdk.accept_batch`,
 applied to the raw body in one pass by :func:`unity_sdk.accept_batch_json`),
 which the SDK's ``FakeHub`` applies too. A batch is stored whole or not at
-all, in one transaction of Core statements (:mod:`unity.storage.batches`):
-its receipt first (``INSERT ... ON CONFLICT DO NOTHING``, so a batch id is
-stored once and a retry after a lost response is answered ``duplicate``),
-then the plugin's state, the samples and latest values, the execution row
-and the plugin's row. Observers hear of the batch once it is committed.
+all, through the group-commit writer (:mod:`unity.storage.writer`: one
+transaction of Core statements for every batch and run queued meanwhile): its
+receipt (``INSERT ... ON CONFLICT DO NOTHING``, so a batch id is stored once
+and a retry after a lost response is answered ``duplicate``), the plugin's
+state, the samples and latest values, the execution row and the plugin's row.
+The answer, and the observers, come once that transaction is committed.
 
 A plugin instance on an agent's host (``system-info@nas``) describes that
 host: its samples are stored under the host id, whatever ``host`` they name
@@ -19,21 +20,20 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any
-
-from sqlalchemy.exc import IntegrityError
 
 from unity.plugins.external import external_state, report_interval
 from unity.plugins.manager import PluginManager
 from unity.plugins.observe import RunObserved, StateChanged
 from unity.plugins.runtime import PluginNotFoundError, PluginStateError
-from unity.storage import batches, events
-from unity.storage import metrics as metric_store
+from unity.storage import batches
 from unity.storage.batches import PluginRow
 from unity.storage.db import Database
 from unity.storage.types import utcnow
+from unity.storage.writer import Group, Staged, WriteItem
 from unity_sdk import (
     BatchAccepted,
     MetricBatch,
@@ -103,53 +103,99 @@ async def store_batch(
     *,
     checked: tuple[PluginRow, Callable[[PluginMetadata], MetricBatch]],
 ) -> BatchAccepted:
-    """Store every sample of an accepted batch in one transaction, or none of them.
+    """Store every sample of an accepted batch, or none of them; answer once committed.
 
     ``checked``: the plugin row the batch was accepted against, and how to check
     it again should the transaction find the row changed."""
-    now = utcnow()
-    samples = batch.samples
-    async with manager.db.write_connection() as connection:
-        try:
-            claimed = await batches.claim_receipt(
-                connection,
-                plugin_id=plugin_id,
-                batch_id=batch.batch_id,
-                received_at=now,
-                samples=len(samples),
-            )
-        except IntegrityError:
-            # The receipt's plugin is gone from under a remembered row.
-            _known.get(manager.db, {}).pop(plugin_id, None)
-            raise PluginNotFoundError(plugin_id) from None
-        if not claimed:
-            return BatchAccepted(stored=0, duplicate=True)
-        found = await batches.lock_plugin(connection, plugin_id)
-        if found is None or found.plugin != checked[0]:
-            # Registered again meanwhile: refused here, the receipt is rolled back.
-            metadata = _remember(manager.db, plugin_id, None if found is None else found.plugin)
-            batch = checked[1](metadata)
-            samples = batch.samples
-        assert found is not None
-        interval_of = found.plugin.metadata
+    item = _BatchWrite(manager.db, plugin_id, batch, checked, manager.settings.stale_after_missed)
+    stored = await manager.db.group_writer.submit(item)
+    if stored.observed is None:
+        return stored.accepted
+    manager.stats.runs.labels(plugin_id, RunStatus.SUCCESS.value).inc()
+    await manager.recorder.tell(stored.observed)
+    if stored.change is not None:
+        await manager.recorder.tell(stored.change)
+    return stored.accepted
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A batch's answer, and what the observers hear once it is committed."""
+
+    accepted: BatchAccepted
+    observed: RunObserved | None = None
+    change: StateChanged | None = None
+
+
+class _BatchWrite(WriteItem[_Stored]):
+    """A batch in the group writer's transaction: its receipt, then the plugin's
+    locked row decides (gone: 404; registered again: checked again), then its rows."""
+
+    def __init__(
+        self,
+        db: Database,
+        plugin_id: str,
+        batch: MetricBatch,
+        checked: tuple[PluginRow, Callable[[PluginMetadata], MetricBatch]],
+        missed: int,
+    ) -> None:
+        self.db = db
+        self.plugin_id = plugin_id
+        self.batch = batch
+        self.checked = checked
+        self.missed = missed
+        self.rows = len(batch.samples)
+        self.receipt = (plugin_id, batch.batch_id)
+        self.locks = plugin_id
+        self.received_at = utcnow()
+
+    def stage(self, group: Group) -> Staged[_Stored]:
+        plugin_id, now = self.plugin_id, self.received_at
+        assert now is not None
+        found = group.states.get(plugin_id)
+        if found is None:
+            # The plugin is gone from under a remembered row.
+            _known.get(self.db, {}).pop(plugin_id, None)
+            raise PluginNotFoundError(plugin_id)
+        if self.receipt not in group.claimed:
+            return Staged(_Stored(BatchAccepted(stored=0, duplicate=True)))
+        batch = self.batch
+        if found.plugin != self.checked[0]:
+            # Registered again meanwhile: checked again (refused: its receipt goes too).
+            batch = self.checked[1](_remember(self.db, plugin_id, found.plugin))
+        samples = batch.samples
         state = partial(
             external_state,
             enabled=found.enabled,
             health_status=found.health_status,
-            interval=report_interval(found.config, interval_of),
-            missed=manager.settings.stale_after_missed,
+            interval=report_interval(found.config, found.plugin.metadata),
+            missed=self.missed,
             now=now,
         )
         previous = state(runs=found.state, last_seen_at=found.last_seen_at)
         current = state(runs=PluginState.HEALTHY.value, last_seen_at=now)
         host = found.plugin.host_id
         documents = [(host or s.host, s) for s in samples]
-        await metric_store.insert_samples(
-            connection,
-            [metric_store.MetricSample(plugin_id, h, s.timestamp, s.data) for h, s in documents],
+        change = None
+        if current is not previous:
+            change = StateChanged(plugin_id, now, previous, current, "")
+        staged = Staged(
+            _Stored(
+                BatchAccepted(stored=len(samples), duplicate=False),
+                RunObserved(
+                    plugin_id=plugin_id,
+                    at=now,
+                    status=RunStatus.SUCCESS,
+                    state=current,
+                    documents=[(h, s.data) for h, s in documents],
+                    external=True,
+                ),
+                change,
+            )
         )
-        await metric_store.record_execution(
-            connection,
+        for h, s in documents:
+            staged.sample(plugin_id, h, s.timestamp, s.data)
+        staged.execution(
             plugin_id=plugin_id,
             started_at=now,
             completed_at=now,
@@ -158,34 +204,10 @@ async def store_batch(
             metrics_count=len(samples),
             trigger="push",
         )
-        await batches.record_push(
-            connection,
-            plugin_id=plugin_id,
-            at=now,
-            last_run_at=max(s.timestamp for s in samples),
-            state=PluginState.HEALTHY.value,
-        )
-        change = None
-        if current is not previous:
-            await events.record_event(
-                connection,
-                plugin_id=plugin_id,
-                at=now,
-                previous=previous.value,
-                current=current.value,
+        newest = max(s.timestamp for s in samples)
+        staged.push = (plugin_id, now, newest, PluginState.HEALTHY.value)
+        if change is not None:
+            staged.event(
+                plugin_id=plugin_id, at=now, previous=previous.value, current=current.value
             )
-            change = StateChanged(plugin_id, now, previous, current, "")
-    manager.stats.runs.labels(plugin_id, RunStatus.SUCCESS.value).inc()
-    await manager.recorder.tell(
-        RunObserved(
-            plugin_id=plugin_id,
-            at=now,
-            status=RunStatus.SUCCESS,
-            state=current,
-            documents=[(h, s.data) for h, s in documents],
-            external=True,
-        )
-    )
-    if change is not None:
-        await manager.recorder.tell(change)
-    return BatchAccepted(stored=len(samples), duplicate=False)
+        return staged

@@ -1,9 +1,11 @@
 """Recording runs and state changes, and telling the observers.
 
 After every run the supervisor hands the outcome here: the execution row, the
-documents, the plugin's run state and assessed health go to the database in
-one transaction, together with a :class:`~unity.storage.models.PluginEvent`
-when the plugin's state changed. Then each observer (the alert engine) gets a
+documents, the plugin's run state and assessed health go to the database
+together, with a :class:`~unity.storage.models.PluginEvent` when the plugin's
+state changed, through the group-commit writer (:mod:`unity.storage.writer`:
+one transaction for every run and batch queued meanwhile); the run is
+recorded once that transaction is committed. Then each observer (the alert engine) gets a
 :class:`~unity.plugins.observe.RunObserved`, and a
 :class:`~unity.plugins.observe.StateChanged` on a change.
 """
@@ -20,9 +22,9 @@ from unity.plugins.observe import Observer, RunObserved, StateChanged
 from unity.plugins.runtime import ManagedPlugin
 from unity.plugins.stats import HubStats
 from unity.storage import events, registry
-from unity.storage import metrics as metric_store
 from unity.storage.db import Database
 from unity.storage.types import utcnow
+from unity.storage.writer import RunWrite
 from unity_sdk import HealthStatus, PluginState, RunStatus, plugin_state
 
 __all__ = ["RunRecorder"]
@@ -37,6 +39,16 @@ def health_values(status: HealthStatus, at: datetime) -> dict[str, Any]:
         "health_message": status.message,
         "health_details": status.details or None,
         "health_checked_at": at,
+    }
+
+
+def _event(change: StateChanged) -> dict[str, Any]:
+    """The stored columns of a state change (its plugin's aside)."""
+    return {
+        "at": change.at,
+        "previous": change.previous.value,
+        "current": change.current.value,
+        "message": change.message[:2000],
     }
 
 
@@ -67,28 +79,40 @@ class RunRecorder:
         if health is not None:
             managed.health = health.status
         previous, current = managed.state, self.state_of(managed)
-        samples = [
-            metric_store.MetricSample(managed.id, host, started, document)
-            for host, document in documents
-        ]
-        async with self.db.writer() as session:
-            await metric_store.finish_run(
-                session,
-                plugin_id=managed.id,
-                started_at=started,
-                completed_at=completed,
-                status=status.value,
-                duration_ms=duration_ms,
-                error=error,
-                samples=samples,
-                state=managed.runs.value,
-                consecutive_failures=managed.consecutive_failures,
-                trigger=trigger,
-                health=health_values(health, completed) if health is not None else None,
+        values: dict[str, Any] = {
+            "last_run_at": started,
+            "state": managed.runs.value,
+            "consecutive_failures": managed.consecutive_failures,
+            "last_error": error,
+            "updated_at": completed,
+        }
+        if error is None:
+            values["last_success_at"] = completed
+        if health is not None:
+            values.update(health_values(health, completed))
+        change = self._change(managed, previous, current, error, health, completed)
+        write = self.db.group_writer.submit(
+            RunWrite(
+                managed.id,
+                execution={
+                    "started_at": started,
+                    "completed_at": completed,
+                    "status": status.value,
+                    "duration_ms": duration_ms,
+                    "error": error,
+                    "metrics_count": len(documents),
+                    "trigger": trigger,
+                },
+                documents=[(host, started, document) for host, document in documents],
+                plugin=values,
+                event=None if change is None else _event(change),
             )
-            change = self._change(managed, previous, current, error, health, completed)
-            if change is not None:
-                await self._store(session, change)
+        )
+        try:
+            await write
+        except Exception:
+            managed.state = previous  # not stored: the next run finds the change again
+            raise
         await self.tell(
             RunObserved(
                 plugin_id=managed.id,
@@ -105,16 +129,18 @@ class RunRecorder:
     async def record_skip(self, plugin_id: str) -> None:
         self.stats.runs.labels(plugin_id, RunStatus.SKIPPED.value).inc()
         now = utcnow()
-        async with self.db.writer() as session:
-            await metric_store.record_execution(
-                session,
-                plugin_id=plugin_id,
-                started_at=now,
-                completed_at=now,
-                status=RunStatus.SKIPPED.value,
-                duration_ms=0.0,
-                error="previous run still in progress",
+        await self.db.group_writer.submit(
+            RunWrite(
+                plugin_id,
+                execution={
+                    "started_at": now,
+                    "completed_at": now,
+                    "status": RunStatus.SKIPPED.value,
+                    "duration_ms": 0.0,
+                    "error": "previous run still in progress",
+                },
             )
+        )
 
     async def record_health(self, managed: ManagedPlugin, status: HealthStatus) -> None:
         """Store a health-check answer (and the state change it makes)."""
@@ -158,14 +184,7 @@ class RunRecorder:
         return StateChanged(managed.id, at, previous, current, message)
 
     async def _store(self, session: AsyncSession, change: StateChanged) -> None:
-        await events.record_event(
-            session,
-            plugin_id=change.plugin_id,
-            at=change.at,
-            previous=change.previous.value,
-            current=change.current.value,
-            message=change.message[:2000],
-        )
+        await events.record_event(session, plugin_id=change.plugin_id, **_event(change))
 
     async def tell(self, event: RunObserved | StateChanged) -> None:
         """Hand ``event`` to every observer; one that raises is logged, never the run's problem."""

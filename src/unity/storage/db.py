@@ -34,6 +34,8 @@ from unity.storage.private import private_sqlite_file
 if TYPE_CHECKING:
     from alembic.config import Config
 
+    from unity.storage.writer import GroupWriter
+
 __all__ = [
     "Database",
     "DatabaseUnavailableError",
@@ -187,7 +189,9 @@ class Database:
             kwargs.update(
                 pool_size=10,
                 max_overflow=20,
-                pool_pre_ping=True,
+                # No ping before each checkout (a round trip on every transaction): a
+                # connection that died with the server fails its first statement as
+                # "invalidated", an outage (503), and the pool starts afresh.
                 pool_timeout=connect_timeout,
                 connect_args={"timeout": connect_timeout},
             )
@@ -197,6 +201,7 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._group_writer: GroupWriter | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -238,6 +243,15 @@ class Database:
             return
         async with self._write_lock, self.session() as session:
             yield session
+
+    @property
+    def group_writer(self) -> GroupWriter:
+        """The group-commit writer of runs and metric batches (:mod:`unity.storage.writer`)."""
+        if self._group_writer is None:
+            from unity.storage.writer import GroupWriter
+
+            self._group_writer = GroupWriter(self)
+        return self._group_writer
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
@@ -287,6 +301,9 @@ class Database:
             await conn.run_sync(run)
 
     async def dispose(self) -> None:
+        """Write what the group writer still holds, then close every connection."""
+        if self._group_writer is not None:
+            await self._group_writer.close()
         await self.engine.dispose()
 
 

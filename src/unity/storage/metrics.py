@@ -4,6 +4,8 @@ Series (values along a metric's path, bucketed) are in :mod:`unity.storage.serie
 
 Plain functions with keyword-only arguments; each takes the session (or Core
 connection, for the writes) it runs in. The write statements are built once.
+Runs and metric batches are written by the group-commit writer
+(:mod:`unity.storage.writer`), with statements of its own.
 """
 
 from __future__ import annotations
@@ -19,25 +21,22 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
-    delete,
     insert,
     or_,
     select,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from unity.storage.dialects import dialect_insert
-from unity.storage.models import Base, LatestMetric, Plugin, PluginExecution, PluginMetric
+from unity.storage.models import Base, LatestMetric, PluginExecution, PluginMetric
 from unity.storage.pagination import decode_cursor, encode_cursor
 
 __all__ = [
     "MetricSample",
-    "finish_run",
     "insert_samples",
     "latest_documents",
+    "latest_upsert",
     "list_executions",
-    "purge_older_than",
     "query_metrics",
     "record_execution",
     "retention_cutoff",
@@ -78,7 +77,7 @@ _INSERT_EXECUTION = insert(_EXECUTIONS)
 
 
 @cache
-def _latest_upsert(dialect: str) -> Insert:
+def latest_upsert(dialect: str) -> Insert:
     """One upsert of the latest-value row, built once per dialect, run with many rows."""
     upsert_insert = dialect_insert(dialect)
     stmt = upsert_insert(_LATEST)
@@ -104,7 +103,7 @@ async def insert_samples(session: Executor, samples: Sequence[MetricSample]) -> 
         key = (row["plugin_id"], row["host"])
         if key not in newest or row["timestamp"] >= newest[key]["timestamp"]:
             newest[key] = row
-    await session.execute(_latest_upsert(_dialect(session)), list(newest.values()))
+    await session.execute(latest_upsert(_dialect(session)), list(newest.values()))
 
 
 async def record_execution(
@@ -132,49 +131,6 @@ async def record_execution(
             "trigger": trigger,
         },
     )
-
-
-async def finish_run(
-    session: AsyncSession,
-    *,
-    plugin_id: str,
-    started_at: datetime,
-    completed_at: datetime,
-    status: str,
-    duration_ms: float,
-    error: str | None,
-    samples: Sequence[MetricSample],
-    state: str,
-    consecutive_failures: int,
-    trigger: str,
-    health: dict[str, Any] | None = None,
-) -> None:
-    """Record one run: its execution row, its documents, the plugin's run state and,
-    when the run assessed it, its health (``health_status``, ``health_message``...)."""
-    await record_execution(
-        session,
-        plugin_id=plugin_id,
-        started_at=started_at,
-        completed_at=completed_at,
-        status=status,
-        duration_ms=duration_ms,
-        error=error,
-        metrics_count=len(samples),
-        trigger=trigger,
-    )
-    await insert_samples(session, samples)
-    values: dict[str, Any] = {
-        "last_run_at": started_at,
-        "run_count": Plugin.run_count + 1,
-        "state": state,
-        "consecutive_failures": consecutive_failures,
-        "last_error": error,
-        "updated_at": completed_at,
-    }
-    if error is None:
-        values["last_success_at"] = completed_at
-    values.update(health or {})
-    await session.execute(update(Plugin).where(Plugin.id == plugin_id).values(**values))
 
 
 def _keyset(stmt: Select[Any], time_col: Any, id_col: Any, cursor: str | None) -> Select[Any]:
@@ -238,27 +194,6 @@ async def latest_documents(
     if plugin_ids is not None:
         stmt = stmt.where(LatestMetric.plugin_id.in_(plugin_ids))
     return list((await session.scalars(stmt)).all())
-
-
-async def purge_older_than(
-    session: AsyncSession, *, plugin_id: str, cutoff: datetime
-) -> tuple[int, int]:
-    """Delete metrics and executions older than ``cutoff``; return both counts."""
-    metrics = await session.execute(
-        delete(PluginMetric).where(
-            PluginMetric.plugin_id == plugin_id, PluginMetric.timestamp < cutoff
-        )
-    )
-    executions = await session.execute(
-        delete(PluginExecution).where(
-            PluginExecution.plugin_id == plugin_id, PluginExecution.started_at < cutoff
-        )
-    )
-    return _rowcount(metrics), _rowcount(executions)
-
-
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def retention_cutoff(now: datetime, days: int) -> datetime:
