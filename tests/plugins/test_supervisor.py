@@ -226,6 +226,10 @@ async def test_health_checks_also_run_on_their_own_schedule(settings: Settings) 
     try:
         await manager.enable("counter")
         assert (await manager.row("counter")).health_checked_at is None
+        # Health is checked by the hub that holds the plugin's run lease: the first
+        # run takes it (on PostgreSQL a round trip the clock does not wait for).
+        await _until(lambda: _has(manager, "counter", 1), "the first run")
+        assert manager.leases.holds("counter")
         await clock.advance(300)
 
         async def checked() -> bool:
