@@ -292,7 +292,7 @@ def test_per_item_charts_state_timelines_and_facts(
     assert shown == min(len(items), 8) - 1
     first.check()
     options = page.locator("#chart-range option").evaluate_all("els => els.map(e => e.text)")
-    assert "All kept (30 days)" in options
+    assert "All kept (730 days)" in options  # the hour tier outlives raw documents
     _shoot_both(page, "disk-io")
     page.set_viewport_size(MOBILE)
     _no_horizontal_overflow(page)

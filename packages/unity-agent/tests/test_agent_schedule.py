@@ -104,9 +104,13 @@ async def test_first_runs_are_spread_over_the_first_interval() -> None:
     begun = loop.time()
     await eventually(lambda: sink.count("counter@testhost") >= 8, timeout=3)
     await asyncio.gather(*(i.stop() for i in instances))
+    # Where each first run was placed (a busy machine may run them late, bunched).
+    dues = sorted(i.first_due - begun for i in instances if i.first_due is not None)
+    assert len(dues) == 8
+    assert dues[-1] - dues[0] > 0.2, dues  # not all at once
+    assert dues[-1] < 1.0  # within the first interval
     firsts = sorted(t - begun for t, _ in sink.samples["counter@testhost"][:8])
-    assert firsts[-1] - firsts[0] > 0.2, firsts  # not all at once
-    assert firsts[-1] < 1.5
+    assert firsts[0] >= dues[0] - 0.01  # never before its place
 
 
 async def test_a_long_interval_still_runs_first_within_the_agents_spread() -> None:

@@ -121,6 +121,8 @@ class Instance:
         self.cpu_delay = 0.0
         self._cpu_mark = 0.0
         self._random = random.Random()
+        # When the first run was due (loop time), once the timer has started.
+        self.first_due: float | None = None
         self._timer: asyncio.Task[None] | None = None
         self._current: asyncio.Task[RunOutcome] | None = None
         self.enabled = False
@@ -180,7 +182,7 @@ class Instance:
         jitter = self.timing.jitter
         first = start_delay(self.interval, jitter, self._random.random(), spread=START_SPREAD)
         base = loop.time() + first
-        due = base
+        due = self.first_due = base
         while True:
             await asyncio.sleep(max(0.0, due - loop.time()))
             if self.busy:
