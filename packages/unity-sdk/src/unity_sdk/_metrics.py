@@ -83,7 +83,8 @@ def _is_number(value: Any) -> bool:
     if kind is float:
         return math.isfinite(value)
     if kind is int:
-        return INT_MIN <= value <= INT_MAX
+        number: int = value
+        return INT_MIN <= number <= INT_MAX
     return isinstance(value, int | float) and not isinstance(value, bool) and storable(value)
 
 
