@@ -230,3 +230,10 @@ def test_the_declared_metric_lookup_reads_mappings_and_reports_what_is_missing()
         "declared metric 'load.percent' is missing from the document",
     ]
     assert check_document(METADATA, {"load": 1}, require_all=False) == []
+    assert check_document(
+        METADATA, {"battery": float("inf"), "load": {"percent": -(2**63) - 1}}, numbers_checked=True
+    ) == [
+        "metric 'battery' is declared gauge but the value is inf",
+        "metric 'load.percent' is declared gauge but the value is -9223372036854775809",
+        "declared metric 'model' is missing from the document",
+    ]

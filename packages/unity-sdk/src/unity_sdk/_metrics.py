@@ -159,8 +159,26 @@ def document_checker(
             ]
         for field, path, numeric, plain in visited:
             if plain:
-                node = _lookup(document, path)
-                if node is _MISSING:
+                # _lookup and _is_number inlined for the common case: dicts, a
+                # float or an int at the end (this loop runs per field per sample).
+                node: Any = document
+                for head in path:
+                    if type(node) is dict:
+                        node = node.get(head, _MISSING)
+                        if node is _MISSING:
+                            break
+                    else:
+                        node = _lookup(node, (head,))
+                        if node is _MISSING:
+                            break
+                kind = type(node)
+                if kind is float:
+                    if numeric and not math.isfinite(node):
+                        problems.append(_not_a_number(field, (), node))
+                elif kind is int:
+                    if numeric and not INT_MIN <= node <= INT_MAX:
+                        problems.append(_not_a_number(field, (), node))
+                elif node is _MISSING:
                     if require_all:
                         problems.append(
                             f"declared metric {field.name!r} is missing from the document"
