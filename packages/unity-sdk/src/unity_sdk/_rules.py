@@ -227,7 +227,9 @@ def accept_batch_json(
     A body the one pass refuses is parsed with ``parse`` (which raises its
     own error for text that is not JSON) and judged by :func:`accept_batch`,
     so every refusal is exactly its answer; only accepted batches take the
-    fast path.
+    fast path. When a scan of the raw bytes proves every number storable
+    (:func:`unity_sdk._numbers.json_numbers_storable`) the samples skip
+    walking their data; a body the scan cannot vouch for is walked as usual.
     """
     context: dict[str, Any] = {"max_future_skew": max_future_skew}
     if isinstance(body, bytes) and json_numbers_storable(body):
