@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,11 +46,18 @@ import psutil
 from sqlalchemy import func, insert, select
 
 from benchmarks.harness import BenchmarkError, Context, Table, fresh_database, percentile
-from benchmarks.ingest_anchors import ROWS_PER_TRANSACTION, raw_driver
+from benchmarks.ingest_anchors import ROWS_PER_TRANSACTION, Points, raw_driver
 from unity.storage.db import Database
 from unity.storage.models import Base, BatchReceipt, PluginMetric
 from unity.storage.types import utcnow
-from unity_sdk import BatchAccepted, MetricBatch, RegisterRequest, RegisterResponse
+from unity_sdk import (
+    BatchAccepted,
+    MetricBatch,
+    PluginMetadata,
+    RegisterRequest,
+    RegisterResponse,
+    accept_batch_json,
+)
 
 NAME = "ingest"
 SUMMARY = "samples/s and latency of concurrent HTTP clients posting batches vs a raw bulk insert"
@@ -97,6 +104,9 @@ MEASURES: list[tuple[str, str]] = [
     (f"{FEW} clients: hub CPU per batch of 100", "ms"),
     (f"{FEW} clients: FastAPI POST of 100 validated points, storing nothing: CPU per batch", "ms"),
     (f"{FEW} clients: hub CPU per batch / FastAPI anchor", ""),
+    ("rulebook: accept_batch_json of one batch of 100, in process", "ms"),
+    ("anchor: the FastAPI anchor's model parsing the same body, in process", "ms"),
+    ("rulebook / anchor model", ""),
 ]
 
 
@@ -273,6 +283,46 @@ async def serving(
         raise BenchmarkError(f"the hub exited with {code}:\n{hub.output()[-3000:]}")
 
 
+def plugin_metadata(plan: Plan, client: int) -> dict[str, Any]:
+    """What client ``client`` registers: its plugin's metadata, eight declared metrics."""
+    return {
+        "id": plan.plugin_id(client),
+        "name": f"Bench external {client + 1:02d}",
+        "version": "1.0.0",
+        "description": "Benchmark external plugin posting node metrics.",
+        "metrics": METRICS,
+        "default_interval": 10,
+    }
+
+
+def _rulebook_cpu(rounds: int) -> tuple[float, float]:
+    """Milliseconds of CPU (best of five rounds) for the hub's check of one batch,
+    ``accept_batch_json``, and for the FastAPI anchor's pydantic model parsing the
+    same body; in this process, no HTTP."""
+    plan = Plan(1, base=utcnow().replace(microsecond=0) - timedelta(days=1))
+    metadata = PluginMetadata.model_validate(plugin_metadata(plan, 0))
+    body = plan.body(0, 0)
+    batch = accept_batch_json(metadata, body)
+    if len(batch.samples) != BATCH or batch.samples[0].data != document(0):
+        raise BenchmarkError(f"accept_batch_json read {len(batch.samples)} samples wrongly")
+    points = Points.model_validate_json(body)
+    if len(points.samples) != BATCH:
+        raise BenchmarkError(f"the anchor model read {len(points.samples)} samples")
+
+    def best(check: Callable[[], object]) -> float:
+        spent = []
+        for _ in range(5):
+            start = time.process_time()
+            for _ in range(rounds):
+                check()
+            spent.append(time.process_time() - start)
+        return min(spent) / rounds * 1000
+
+    return best(lambda: accept_batch_json(metadata, body)), best(
+        lambda: Points.model_validate_json(body)
+    )
+
+
 async def _enrol(hub: Hub, plan: Plan) -> list[str]:
     """One enrollment token for every client, then one registration (and key) each."""
     async with httpx.AsyncClient(
@@ -287,14 +337,7 @@ async def _enrol(hub: Hub, plan: Plan) -> list[str]:
         enrollment = str(response.json()["token"])
         keys: list[str] = []
         for client in range(plan.clients):
-            metadata = {
-                "id": plan.plugin_id(client),
-                "name": f"Bench external {client + 1:02d}",
-                "version": "1.0.0",
-                "description": "Benchmark external plugin posting node metrics.",
-                "metrics": METRICS,
-                "default_interval": 10,
-            }
+            metadata = plugin_metadata(plan, client)
             request = RegisterRequest(metadata=metadata, hostname=plan.host(client))
             response = await http.post(
                 "/api/plugins/v2/register",
@@ -502,8 +545,9 @@ async def run(ctx: Context) -> list[Table]:
     size = len(json.dumps(json.loads(Plan(clients, utcnow()).body(0, 0))["samples"][0]))
     measured = {dialect: await _measure(ctx, dialect, clients, seconds) for dialect in ctx.dialects}
     anchor = await _fastapi_anchor(ctx, min(seconds, 10.0))
+    rulebook, model = _rulebook_cpu(200 if ctx.quick else 1000)
     for values in measured.values():
-        values += [anchor, values[-1] / anchor]
+        values += [anchor, values[-1] / anchor, rulebook, model, rulebook / model]
     table = Table(
         title=f"ingest: {clients} clients posting {BATCH}-sample batches ({size} B a sample) "
         f"to unity serve for {seconds:g} s vs raw Core bulk insert",
@@ -524,6 +568,10 @@ async def run(ctx: Context) -> list[Table]:
         "FastAPI anchor: uvicorn serving one FastAPI route that validates the same bodies "
         "(pydantic) and stores nothing, the same clients and window; "
         "measured once, shown in every column.",
+        "rulebook: the CPU of accept_batch_json (the hub's whole check of a batch against "
+        "the plugin's metadata) on one body in this process, best of five rounds; anchor "
+        "model: Points.model_validate_json of the same body (the FastAPI anchor's pydantic "
+        "model, no rules); measured once, shown in every column.",
         "CPU in cores (1.0 = one core busy): the hub process, and this process "
         "(the clients and their JSON); both share this machine's cores.",
         "Checked: every answer 200 with all samples stored; the database holds exactly that; "

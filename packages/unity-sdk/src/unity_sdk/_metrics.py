@@ -7,10 +7,11 @@ plugin's declaration and document are read the same way everywhere.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from unity_sdk._numbers import number_problems, storable
+from unity_sdk._numbers import INT_MAX, INT_MIN, number_problems, storable
 from unity_sdk.errors import DocumentTooLargeError
 from unity_sdk.metadata import MetricField, PluginMetadata
 
@@ -77,22 +78,37 @@ def iter_metric_values(
 
 
 def _is_number(value: Any) -> bool:
+    # Exact types first (what a JSON parser makes); subclasses (bool is not a number) after.
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is int:
+        number: int = value
+        return INT_MIN <= number <= INT_MAX
     return isinstance(value, int | float) and not isinstance(value, bool) and storable(value)
 
 
-def _values(
-    field: MetricField, path: tuple[str, ...], document: Mapping[str, Any]
-) -> list[tuple[tuple[str, ...], Any]]:
-    if "*" in path:
-        return list(iter_metric_values(field, document))
-    # A plain path reaches at most one value: look it up directly.
-    node: Any = document
+_MISSING: Any = object()
+
+
+def _lookup(document: Any, path: tuple[str, ...]) -> Any:
+    """The one value a plain path (no ``*``) reaches in ``document``, else ``_MISSING``."""
+    node = document
     for head in path:
-        # dict first: the ABC check is several times slower.
-        if not isinstance(node, (dict, Mapping)) or head not in node:
-            return []
-        node = node[head]
-    return [((), node)]
+        if type(node) is dict:
+            node = node.get(head, _MISSING)
+            if node is _MISSING:
+                return _MISSING
+        elif isinstance(node, Mapping) and head in node:
+            node = node[head]
+        else:
+            return _MISSING
+    return node
+
+
+def _not_a_number(field: MetricField, keys: tuple[str, ...], value: Any) -> str:
+    where = f"{field.name}[{','.join(keys)}]" if keys else field.name
+    return f"metric {where!r} is declared {field.kind.value} but the value is {value!r}"
 
 
 def check_document(
@@ -123,6 +139,14 @@ def document_checker(
     # A declared gauge or counter gets its own message below.
     declared = [path for _, path, numeric in fields if numeric]
 
+    # What the loop below visits: a non-numeric field reports only when missing.
+    # A plain path (no ``*``) is looked up directly, a wildcard one walked.
+    visited = [
+        (field, path, numeric, "*" not in path)
+        for field, path, numeric in fields
+        if numeric or (require_all and "*" not in path)
+    ]
+
     def check(document: Any) -> list[str]:
         if not isinstance(document, (dict, Mapping)):
             return [f"collect_data returned {type(document).__name__}, expected a dict"]
@@ -133,17 +157,38 @@ def document_checker(
                 for path, problem in number_problems(document)
                 if not _covered(declared, path)
             ]
-        for field, path, numeric in fields:
-            values = _values(field, path, document)
-            if not values and require_all and "*" not in path:
-                problems.append(f"declared metric {field.name!r} is missing from the document")
-            for keys, value in values:
+        for field, path, numeric, plain in visited:
+            if plain:
+                # _lookup and _is_number inlined for the common case: dicts, a
+                # float or an int at the end (this loop runs per field per sample).
+                node: Any = document
+                for head in path:
+                    if type(node) is dict:
+                        node = node.get(head, _MISSING)
+                        if node is _MISSING:
+                            break
+                    else:
+                        node = _lookup(node, (head,))
+                        if node is _MISSING:
+                            break
+                kind = type(node)
+                if kind is float:
+                    if numeric and not math.isfinite(node):
+                        problems.append(_not_a_number(field, (), node))
+                elif kind is int:
+                    if numeric and not INT_MIN <= node <= INT_MAX:
+                        problems.append(_not_a_number(field, (), node))
+                elif node is _MISSING:
+                    if require_all:
+                        problems.append(
+                            f"declared metric {field.name!r} is missing from the document"
+                        )
+                elif numeric and not _is_number(node):
+                    problems.append(_not_a_number(field, (), node))
+                continue
+            for keys, value in iter_metric_values(field, document):
                 if numeric and not _is_number(value):
-                    where = f"{field.name}[{','.join(keys)}]" if keys else field.name
-                    problems.append(
-                        f"metric {where!r} is declared {field.kind.value} "
-                        f"but the value is {value!r}"
-                    )
+                    problems.append(_not_a_number(field, keys, value))
         return problems
 
     return check

@@ -18,7 +18,14 @@ import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-__all__ = ["INT_MAX", "INT_MIN", "number_problems", "require_storable_numbers", "storable"]
+__all__ = [
+    "INT_MAX",
+    "INT_MIN",
+    "json_numbers_storable",
+    "number_problems",
+    "require_storable_numbers",
+    "storable",
+]
 
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
@@ -109,3 +116,46 @@ def require_storable_numbers(value: T, *, name: str) -> T:
     if len(problems) > _LISTED:
         listed.append(f"and {len(problems) - _LISTED} more")
     raise ValueError("numbers must be finite doubles or 64-bit integers; " + "; ".join(listed))
+
+
+# Every digit read as "0" and "E" as "e", so one search finds a digit run or an
+# exponent of any kind; signs are dropped (``1e-400`` reads ``0e000``).
+_NUMBER_SHAPES = bytes(
+    0x30 if 0x30 <= code <= 0x39 else 0x65 if code == 0x45 else code for code in range(256)
+)
+_LONG_DIGIT_RUN = b"0" * 19
+_BIG_EXPONENT = b"0e000"
+# What may follow a JSON number: the end of its container, a comma, whitespace.
+_AFTER_NUMBER = frozenset(b",}] \t\r\n")
+
+
+def json_numbers_storable(body: bytes) -> bool:
+    """True when every number literal in the JSON text ``body`` is surely storable.
+
+    A cheap scan of the raw text, conservative: False whenever it cannot tell
+    (then walk the parsed value with :func:`number_problems`). The parser
+    makes a number that cannot be stored only from ``NaN``, ``Infinity``, an
+    integer of 19 digits or more, or a float beyond 1.8e308, which needs 309
+    digits or an exponent of at least three: without any of those every
+    integer fits 64 bits and every float is finite (18 digits times 1e99 is
+    about 1e117). Text inside strings can only make the answer False.
+    """
+    # One byte first: memchr, where a three-byte search is not.
+    if b"N" in body and b"NaN" in body:
+        return False
+    if b"I" in body and b"Infinity" in body:
+        return False
+    shapes = body.translate(_NUMBER_SHAPES, b"+-")
+    if _LONG_DIGIT_RUN in shapes:
+        return False
+    end = len(shapes)
+    at = shapes.find(_BIG_EXPONENT)
+    while at >= 0:
+        # A number's exponent ends at a delimiter; hex text such as "8e078f" does not.
+        after = at + len(_BIG_EXPONENT)
+        while after < end and shapes[after] == 0x30:
+            after += 1
+        if after == end or shapes[after] in _AFTER_NUMBER:
+            return False
+        at = shapes.find(_BIG_EXPONENT, after)
+    return True

@@ -37,9 +37,16 @@ from pydantic import ValidationError
 
 from unity_sdk._config import RESERVED_KEYS
 from unity_sdk._metrics import document_checker
+from unity_sdk._numbers import json_numbers_storable
 from unity_sdk._prometheus import prometheus_collisions
 from unity_sdk._schemas import reference_problems
-from unity_sdk._wire import DEFAULT_MAX_FUTURE_SKEW, MAX_BATCH_SAMPLES, MetricBatch, batch_problems
+from unity_sdk._wire import (
+    DEFAULT_MAX_FUTURE_SKEW,
+    MAX_BATCH_SAMPLES,
+    NUMBERS_CHECKED,
+    MetricBatch,
+    batch_problems,
+)
 from unity_sdk.errors import BatchRefusedError, MetadataError, error_details
 from unity_sdk.metadata import PluginMetadata
 from unity_sdk.plugin import PluginBase
@@ -220,9 +227,13 @@ def accept_batch_json(
     A body the one pass refuses is parsed with ``parse`` (which raises its
     own error for text that is not JSON) and judged by :func:`accept_batch`,
     so every refusal is exactly its answer; only accepted batches take the
-    fast path.
+    fast path. When a scan of the raw bytes proves every number storable
+    (:func:`unity_sdk._numbers.json_numbers_storable`) the samples skip
+    walking their data; a body the scan cannot vouch for is walked as usual.
     """
-    context = {"max_future_skew": max_future_skew}
+    context: dict[str, Any] = {"max_future_skew": max_future_skew}
+    if isinstance(body, bytes) and json_numbers_storable(body):
+        context[NUMBERS_CHECKED] = True
     try:
         batch = MetricBatch.model_validate_json(body, context=context)
     except ValidationError:
