@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support import sample_plugins
+from tests.support.postgres import PrivatePostgres, postgres_binaries
 from unity.app import create_app
 from unity.auth.tokens import Scope, create_token
 from unity.plugins.loader import PluginLoader
@@ -181,3 +182,17 @@ async def reader(app: FastAPI, read_token: str) -> AsyncIterator[httpx.AsyncClie
     headers = {"Authorization": f"Bearer {read_token}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://hub", headers=headers) as c:
         yield c
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of the test's own, to stop and start (outage tests)."""
+    binaries = postgres_binaries()
+    if binaries is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI requires the PostgreSQL server binaries (initdb, pg_ctl)")
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    server = PrivatePostgres(binaries)
+    server.start()
+    yield server
+    server.remove()

@@ -8,16 +8,14 @@ within seconds and every acknowledged sample is stored exactly once.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 from tests.e2e.ingest import Ingest, register, stored_sequence_numbers
-from tests.support.postgres import PrivatePostgres, postgres_binaries
+from tests.support.postgres import PrivatePostgres
 from tests.support.processes import Hub, hub_env, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres]
@@ -25,19 +23,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres]
 OUTAGES = 2
 OUTAGE_SECONDS = 6
 RECOVERY_SECONDS = 5
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    binaries = postgres_binaries()
-    if binaries is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI requires the PostgreSQL server binaries (initdb, pg_ctl)")
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    server = PrivatePostgres(binaries)
-    server.start()
-    yield server
-    server.remove()
 
 
 def test_a_database_outage_is_503_with_retry_after_and_loses_nothing(

@@ -8,8 +8,6 @@ again, and nothing answered 503 was stored.
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 from tests.support import sample_plugins
-from tests.support.postgres import PrivatePostgres, postgres_binaries
+from tests.support.postgres import PrivatePostgres
 
 from unity.app import create_app
 from unity.auth.tokens import Scope, create_token
@@ -38,19 +36,6 @@ METADATA = {
     "default_interval": 10,
 }
 METRICS = "/api/plugins/v2/pusher/metrics"
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    binaries = postgres_binaries()
-    if binaries is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI requires the PostgreSQL server binaries (initdb, pg_ctl)")
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    server = PrivatePostgres(binaries)
-    server.start()
-    yield server
-    server.remove()
 
 
 def _batch(name: str, start: int) -> dict[str, Any]:

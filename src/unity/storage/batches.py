@@ -14,21 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from unity.storage.models import Plugin
+from unity.storage.models import Plugin, table_of
 
 __all__ = ["PluginRow", "PushedState", "read_plugin"]
 
 
-def _table(model: Any) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-_PLUGINS = _table(Plugin)
+_PLUGINS = table_of(Plugin)
 
 _READ = select(_PLUGINS.c.external, _PLUGINS.c["metadata"], _PLUGINS.c.host_id).where(
     _PLUGINS.c.id == bindparam("plugin_id")

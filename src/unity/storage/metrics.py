@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import (
     Insert,
     Select,
-    Table,
     and_,
     insert,
     or_,
@@ -28,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from unity.storage.dialects import dialect_insert
-from unity.storage.models import Base, LatestMetric, PluginExecution, PluginMetric
+from unity.storage.models import LatestMetric, PluginExecution, PluginMetric, table_of
 from unity.storage.pagination import decode_cursor, encode_cursor
 
 __all__ = [
@@ -63,15 +62,9 @@ def _dialect(executor: Executor) -> str:
     return executor.get_bind().dialect.name
 
 
-def _table(model: type[Base]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-_METRICS = _table(PluginMetric)
-_EXECUTIONS = _table(PluginExecution)
-_LATEST = _table(LatestMetric)
+_METRICS = table_of(PluginMetric)
+_EXECUTIONS = table_of(PluginExecution)
+_LATEST = table_of(LatestMetric)
 _INSERT_METRICS = insert(_METRICS)
 _INSERT_EXECUTION = insert(_EXECUTIONS)
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,7 +49,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Insert, Table, Update, bindparam, delete, insert, select, update
+from sqlalchemy import Insert, Update, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from unity.storage.batches import PluginRow, PushedState
@@ -62,6 +63,7 @@ from unity.storage.models import (
     PluginEvent,
     PluginExecution,
     PluginMetric,
+    table_of,
 )
 
 __all__ = [
@@ -89,18 +91,12 @@ POSTGRES_WRITERS = 3
 T = TypeVar("T")
 
 
-def _table(model: Any) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-_PLUGINS = _table(Plugin)
-_METRICS = _table(PluginMetric)
-_LATEST = _table(LatestMetric)
-_EXECUTIONS = _table(PluginExecution)
-_EVENTS = _table(PluginEvent)
-_RECEIPTS = _table(BatchReceipt)
+_PLUGINS = table_of(Plugin)
+_METRICS = table_of(PluginMetric)
+_LATEST = table_of(LatestMetric)
+_EXECUTIONS = table_of(PluginExecution)
+_EVENTS = table_of(PluginEvent)
+_RECEIPTS = table_of(BatchReceipt)
 
 _INSERT_METRICS = insert(_METRICS)
 _INSERT_EXECUTIONS = insert(_EXECUTIONS)
@@ -232,7 +228,7 @@ class Group:
         self.claimed = claimed
 
 
-class WriteItem(Generic[T]):
+class WriteItem(ABC, Generic[T]):
     """One thing to store. ``rows`` bounds groups and the queue; ``receipt`` is the
     (plugin id, batch id) a batch claims; ``locks`` the plugin whose row
     :meth:`stage` needs (a batch's, locked for the group)."""
@@ -242,9 +238,9 @@ class WriteItem(Generic[T]):
     locks: str | None = None
     received_at: datetime | None = None
 
+    @abstractmethod
     def stage(self, group: Group) -> Staged[T]:
         """The rows this item writes and its answer; raising refuses it alone."""
-        raise NotImplementedError
 
 
 @dataclass

@@ -9,7 +9,7 @@ Every table of the hub is defined in this package, one module per area, and
 imported from here (``from unity.storage.models import Plugin``).
 """
 
-from unity.storage.models._base import Base
+from unity.storage.models._base import Base, table_of
 from unity.storage.models.access import ApiToken, BatchReceipt, EnrollmentToken, PluginApiKey
 from unity.storage.models.alerts import (
     AlertInstance,
@@ -70,4 +70,5 @@ __all__ = [
     "RollupMark",
     "RollupMinute",
     "Server",
+    "table_of",
 ]

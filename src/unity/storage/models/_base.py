@@ -1,4 +1,5 @@
-"""The declarative base, its naming convention and the big-integer key type."""
+"""The declarative base, its naming convention, the big-integer key type, and the
+Core table of a model."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Integer,
     MetaData,
+    Table,
 )
 from sqlalchemy.orm import DeclarativeBase
 
@@ -23,3 +25,10 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core :class:`~sqlalchemy.Table` of ``model`` (for statements built once)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
